@@ -1,0 +1,36 @@
+"""ament_python package: installs the Python package, launch/config files and the ament marker."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'zoedepth_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(include=[package_name, f'{package_name}.*']),
+    package_data={package_name: ['assets/*', 'assets/**/*']},
+    include_package_data=True,
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{package_name}']),
+        (f'share/{package_name}', ['package.xml']),
+        (f'share/{package_name}/launch', glob('launch/*.launch.py')),
+        (f'share/{package_name}/config', glob('config/*.yaml')),
+        (f'share/{package_name}/config/model', glob('config/model/*.yaml')),
+        (f'share/{package_name}/config/train', glob('config/train/*.yaml')),
+        (f'share/{package_name}/config/eval', glob('config/eval/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='zoedepth_ros developers',
+    maintainer_email='zoedepth-ros@example.org',
+    description='Monocular metric depth (ZoeDepth) for ROS 2: node, offline tools, training.',
+    license='MIT',
+    python_requires='>=3.10',
+    entry_points={
+        'console_scripts': [
+            'zoedepth = zoedepth_ros.cli.main:main',
+        ],
+    },
+)

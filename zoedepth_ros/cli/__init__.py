@@ -1,0 +1,1 @@
+"""Command-line adapters (argparse + logging + progress bars) over the core modules."""

@@ -1,0 +1,55 @@
+"""``zoedepth``: one command with subcommands; each lives in its own module.
+
+A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports stay inside ``run`` so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from zoedepth_ros import __version__
+from zoedepth_ros.errors import ZoeDepthError
+
+COMMANDS = {
+    'infer': 'zoedepth_ros.cli.infer',
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='zoedepth',
+        description='Monocular metric depth with ZoeDepth: inference, evaluation, training '
+                    'and rosbag tools.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return int(args._run(args) or 0)
+    except ZoeDepthError as err:
+        logging.getLogger('zoedepth').error('%s', err)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger('zoedepth').error('interrupted')
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())
