@@ -16,7 +16,6 @@ _worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
 _base = int(os.environ.get('ZOEDEPTH_TEST_DOMAIN_BASE', str(100 + os.getpid() % 60)))
 os.environ['ROS_DOMAIN_ID'] = str(_base + int(_worker.lstrip('gw') or 0))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
