@@ -1,0 +1,116 @@
+"""Metrics against hand-computed cases, and the evaluation masking rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zoedepth_ros.errors import InputError
+from zoedepth_ros.metrics import (
+    METRIC_KEYS,
+    DepthMetrics,
+    clamp_prediction,
+    compute_errors,
+    crop_mask,
+    image_metrics,
+    mri_theta,
+    valid_mask,
+)
+
+GT = np.array([[1.0, 2.0], [4.0, 8.0]])
+PRED = np.array([[1.0, 2.5], [3.0, 8.0]])
+
+
+def test_two_by_two_by_hand() -> None:
+    values = compute_errors(GT.ravel(), PRED.ravel())
+    # ratios max(d/p, p/d): 1, 1.25 (not < 1.25), 4/3, 1
+    assert values['a1'] == 0.5
+    assert values['a2'] == 1.0
+    assert values['a3'] == 1.0
+    assert values['abs_rel'] == pytest.approx((0.5 / 2 + 1 / 4) / 4)
+    assert values['sq_rel'] == pytest.approx((0.25 / 2 + 1 / 4) / 4)
+    assert values['rmse'] == pytest.approx(math.sqrt((0.25 + 1.0) / 4))
+    log_terms = [0.0, math.log(2 / 2.5), math.log(4 / 3), 0.0]
+    assert values['rmse_log'] == pytest.approx(math.sqrt(sum(t * t for t in log_terms) / 4))
+    assert values['log10'] == pytest.approx(
+        (abs(math.log10(2 / 2.5)) + abs(math.log10(4 / 3))) / 4)
+    errors = [-t for t in log_terms]
+    mean = sum(errors) / 4
+    assert values['silog'] == pytest.approx(
+        100 * math.sqrt(sum(e * e for e in errors) / 4 - mean * mean))
+
+
+def test_perfect_prediction_and_silog_scale_invariance() -> None:
+    values = compute_errors(GT.ravel(), GT.ravel())
+    assert values['a1'] == 1.0 and values['abs_rel'] == 0.0 and values['rmse'] == 0.0
+    scaled = compute_errors(GT.ravel(), 2.0 * GT.ravel())
+    assert scaled['silog'] == pytest.approx(0.0, abs=1e-6)
+    assert scaled['a1'] == 0.0 and scaled['abs_rel'] == pytest.approx(1.0)
+
+
+def test_clamp_rules() -> None:
+    pred = np.array([np.nan, np.inf, -np.inf, -1.0, 0.0, 5.0, 20.0])
+    out = clamp_prediction(pred, 1e-3, 10.0)
+    np.testing.assert_array_equal(out, [1e-3, 10.0, 1e-3, 1e-3, 1e-3, 5.0, 10.0])
+    assert np.isnan(pred[0]), 'input must not be modified'
+
+
+def test_valid_mask_is_strict_and_drops_nan() -> None:
+    gt = np.array([[0.0, 1e-3, 0.5], [10.0, 9.99, np.nan]])
+    np.testing.assert_array_equal(valid_mask(gt, 1e-3, 10.0),
+                                  [[False, False, True], [False, True, False]])
+
+
+def test_eigen_crop_fixed_indices() -> None:
+    mask = crop_mask(480, 640, 'eigen')
+    assert mask.sum() == (471 - 45) * (601 - 41)
+    assert mask[45, 41] and mask[470, 600] and not mask[44, 41] and not mask[45, 601]
+
+
+def test_garg_crop_fractions() -> None:
+    mask = crop_mask(375, 1242, 'garg')
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    assert (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) == (153, 371, 44, 1197)
+    with pytest.raises(InputError, match='expected one of'):
+        crop_mask(4, 4, 'middle')  # type: ignore[arg-type]
+
+
+def test_image_metrics_applies_clamp_mask_and_crop() -> None:
+    gt = np.array([[1.0, 2.0, 0.0], [4.0, 8.0, 50.0]])
+    pred = np.array([[1.0, 2.5, 7.0], [3.0, 100.0, 1.0]])  # 100 clamps to 10
+    values = image_metrics(torch.from_numpy(pred)[None, None], gt, 1e-3, 10.0)
+    expected = compute_errors([1.0, 2.0, 4.0, 8.0], [1.0, 2.5, 3.0, 10.0])
+    assert values == pytest.approx(expected)
+    assert image_metrics(pred, np.zeros_like(gt), 1e-3, 10.0) is None
+    with pytest.raises(InputError, match='resize the prediction'):
+        image_metrics(pred[:, :2], gt, 1e-3, 10.0)
+
+
+def test_depth_metrics_averages_images_not_pixels() -> None:
+    acc = DepthMetrics(1e-3, 10.0)
+    # image 1: one pixel, REL 0.5; image 2: three pixels, REL 0
+    acc.update(np.array([[3.0]]), np.array([[2.0]]))
+    acc.update(np.ones((1, 3)), np.ones((1, 3)))
+    assert acc.update(np.ones((2, 2)), np.zeros((2, 2))) is None
+    result = acc.compute()
+    assert result['abs_rel'] == pytest.approx(0.25)  # pooled would be 0.125
+    assert (acc.count, acc.skipped) == (2, 1)
+    other = DepthMetrics(1e-3, 10.0)
+    other.load_state(acc.state())
+    other.merge(acc)
+    assert other.compute()['abs_rel'] == pytest.approx(0.25) and other.count == 4
+    assert all(math.isnan(v) for v in DepthMetrics().compute().values())
+    assert set(result) == set(METRIC_KEYS)
+
+
+def test_mri_theta() -> None:
+    reference = {'a1': 0.8, 'abs_rel': 0.1, 'rmse': 0.4}
+    target = {'a1': 0.88, 'abs_rel': 0.08, 'rmse': 0.4}
+    # (0.88-0.8)/0.8 = 0.1, (0.1-0.08)/0.1 = 0.2, 0
+    assert mri_theta(target, reference) == pytest.approx(0.1)
+    with pytest.raises(InputError, match='missing'):
+        mri_theta({'a1': 1.0}, reference)

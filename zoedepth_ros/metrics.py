@@ -1,0 +1,248 @@
+"""Depth-estimation metrics and the evaluation masking rules of the ZoeDepth protocol.
+
+Pure numpy (torch tensors are accepted and converted). Definitions follow the design spec
+(zoedepth-model.md §10), with d = ground truth and p = prediction over the valid pixels:
+
+=========  =======================================================
+a1/a2/a3   fraction with max(d/p, p/d) < 1.25, 1.25**2, 1.25**3
+abs_rel    mean(|d - p| / d)
+sq_rel     mean((d - p)**2 / d)
+rmse       sqrt(mean((d - p)**2))
+rmse_log   sqrt(mean((ln d - ln p)**2))
+log10      mean(|log10 d - log10 p|)
+silog      100 * sqrt(mean(e**2) - mean(e)**2), e = ln p - ln d
+=========  =======================================================
+
+Evaluation rules: the prediction is clamped to [min_depth, max_depth] (+inf -> max, NaN -> min);
+valid pixels satisfy min_depth < d < max_depth and lie inside the crop. Metrics are computed per
+image and averaged over images (:class:`DepthMetrics`), never pooled over pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from zoedepth_ros.errors import InputError
+
+METRIC_KEYS: tuple[str, ...] = (
+    'a1', 'a2', 'a3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'silog')
+"""Every metric, in report order."""
+HIGHER_IS_BETTER: frozenset[str] = frozenset({'a1', 'a2', 'a3'})
+MRI_KEYS: tuple[str, ...] = ('a1', 'abs_rel', 'rmse')
+"""Metrics averaged by the paper's mRI_theta."""
+
+Crop = Literal['eigen', 'garg', 'none']
+CROPS: tuple[str, ...] = ('eigen', 'garg', 'none')
+
+EIGEN_ROWS = (45, 471)
+"""NYU Eigen crop rows [45, 471) of a 480x640 map; applied as fixed indices to any size."""
+EIGEN_COLS = (41, 601)
+GARG_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
+"""Garg crop (top, bottom, left, right) as fractions of the map size, floored."""
+
+
+def _to_numpy(array: Any) -> np.ndarray:
+    if hasattr(array, 'detach'):
+        array = array.detach().float().cpu().numpy()
+    return np.asarray(array, dtype=np.float64)
+
+
+def _as_map(array: Any, name: str) -> np.ndarray:
+    """A (H, W) float64 map from (H, W), (1, H, W) or (1, 1, H, W) input."""
+    values = _to_numpy(array)
+    while values.ndim > 2 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim != 2:
+        raise InputError(f'{name} must be one (H, W) depth map, got shape {values.shape}')
+    return values
+
+
+def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
+    """Boolean (H, W) mask of the evaluation crop.
+
+    Args:
+        height: map height in pixels.
+        width: map width in pixels.
+        crop: ``'eigen'`` (fixed pixel indices sized for 480x640, applied as-is, as the
+            original evaluation does for every indoor set), ``'garg'`` (fractions of the size)
+            or ``'none'``.
+    """
+    mask = np.zeros((height, width), dtype=bool)
+    if crop == 'none':
+        mask[:] = True
+    elif crop == 'eigen':
+        mask[EIGEN_ROWS[0]:EIGEN_ROWS[1], EIGEN_COLS[0]:EIGEN_COLS[1]] = True
+    elif crop == 'garg':
+        top, bottom, left, right = GARG_FRACTIONS
+        mask[int(top * height):int(bottom * height), int(left * width):int(right * width)] = True
+    else:
+        raise InputError(f'unknown crop {crop!r}; expected one of {list(CROPS)}')
+    return mask
+
+
+def clamp_prediction(pred: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
+    """Clamp to [min_depth, max_depth]; +inf becomes max_depth and NaN becomes min_depth."""
+    out = np.array(pred, dtype=np.float64, copy=True)
+    out[np.isnan(out)] = min_depth
+    return np.clip(out, min_depth, max_depth)
+
+
+def valid_mask(gt: np.ndarray, min_depth: float, max_depth: float,
+               crop: Crop = 'none') -> np.ndarray:
+    """Pixels that count: min_depth < gt < max_depth (NaN excluded), inside the crop."""
+    gt = np.asarray(gt, dtype=np.float64)
+    with np.errstate(invalid='ignore'):
+        mask = (gt > min_depth) & (gt < max_depth)
+    return mask & crop_mask(gt.shape[0], gt.shape[1], crop)
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """All metrics over matching 1-D arrays of valid, positive depths (metres).
+
+    Args:
+        gt: (N,) ground-truth depths, all > 0.
+        pred: (N,) predicted depths, all > 0.
+
+    Returns:
+        Mapping from each key of :data:`METRIC_KEYS` to its value.
+    """
+    gt = np.asarray(gt, dtype=np.float64).ravel()
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    if gt.shape != pred.shape or gt.size == 0:
+        raise InputError(f'need two equally sized non-empty arrays, got {gt.shape} and '
+                         f'{pred.shape}')
+    ratio = np.maximum(gt / pred, pred / gt)
+    diff = gt - pred
+    log_err = np.log(pred) - np.log(gt)
+    return {
+        'a1': float(np.mean(ratio < 1.25)),
+        'a2': float(np.mean(ratio < 1.25 ** 2)),
+        'a3': float(np.mean(ratio < 1.25 ** 3)),
+        'abs_rel': float(np.mean(np.abs(diff) / gt)),
+        'sq_rel': float(np.mean(diff ** 2 / gt)),
+        'rmse': float(np.sqrt(np.mean(diff ** 2))),
+        'rmse_log': float(np.sqrt(np.mean(log_err ** 2))),
+        'log10': float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
+        'silog': float(100.0 * np.sqrt(max(np.mean(log_err ** 2) - np.mean(log_err) ** 2,
+                                           0.0))),
+    }
+
+
+def image_metrics(pred: Any, gt: Any, min_depth: float, max_depth: float,
+                  crop: Crop = 'none') -> dict[str, float] | None:
+    """Metrics of one image under the evaluation rules (clamp, range mask, crop).
+
+    Args:
+        pred: (H, W) predicted depth in metres, already at the ground-truth size.
+        gt: (H, W) ground-truth depth in metres; values outside (min, max) or NaN are invalid.
+        min_depth: lower evaluation bound in metres.
+        max_depth: upper evaluation bound in metres.
+        crop: evaluation crop, see :func:`crop_mask`.
+
+    Returns:
+        The metrics, or None when the image has no valid pixel.
+    """
+    pred_map, gt_map = _as_map(pred, 'prediction'), _as_map(gt, 'ground truth')
+    if pred_map.shape != gt_map.shape:
+        raise InputError(f'prediction {pred_map.shape} and ground truth {gt_map.shape} differ '
+                         'in size; resize the prediction to the ground-truth size first')
+    mask = valid_mask(gt_map, min_depth, max_depth, crop)
+    if not mask.any():
+        return None
+    clamped = clamp_prediction(pred_map, min_depth, max_depth)
+    return compute_errors(gt_map[mask], clamped[mask])
+
+
+class DepthMetrics:
+    """Accumulates per-image metrics and averages them over images.
+
+    Args:
+        min_depth: lower evaluation bound in metres.
+        max_depth: upper evaluation bound in metres.
+        crop: evaluation crop, see :func:`crop_mask`.
+    """
+
+    def __init__(self, min_depth: float = 1e-3, max_depth: float = 10.0,
+                 crop: Crop = 'none') -> None:
+        if not 0 <= min_depth < max_depth:
+            raise InputError(f'need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}')
+        self.min_depth = min_depth
+        self.max_depth = max_depth
+        self.crop = crop
+        self._sums = dict.fromkeys(METRIC_KEYS, 0.0)
+        self.count = 0
+        self.skipped = 0
+        """Images without any valid pixel (not counted in the averages)."""
+
+    def update(self, pred: Any, gt: Any) -> dict[str, float] | None:
+        """Add one image; returns its metrics (None when it had no valid pixel)."""
+        values = image_metrics(pred, gt, self.min_depth, self.max_depth, self.crop)
+        if values is None:
+            self.skipped += 1
+            return None
+        self.add(values)
+        return values
+
+    def add(self, values: Mapping[str, float]) -> None:
+        """Add one image's precomputed metrics."""
+        for key in METRIC_KEYS:
+            self._sums[key] += float(values[key])
+        self.count += 1
+
+    def merge(self, other: DepthMetrics) -> None:
+        """Fold another accumulator (e.g. from another process) into this one."""
+        for key in METRIC_KEYS:
+            self._sums[key] += other._sums[key]
+        self.count += other.count
+        self.skipped += other.skipped
+
+    def compute(self) -> dict[str, float]:
+        """Per-image averages; NaN for every key when no image was valid."""
+        if self.count == 0:
+            return dict.fromkeys(METRIC_KEYS, math.nan)
+        return {key: self._sums[key] / self.count for key in METRIC_KEYS}
+
+    def state(self) -> list[float]:
+        """Sums, count and skipped as a flat list (for all-reduce across processes)."""
+        return [self._sums[key] for key in METRIC_KEYS] + [float(self.count),
+                                                           float(self.skipped)]
+
+    def load_state(self, values: Sequence[float]) -> None:
+        """Inverse of :meth:`state`."""
+        if len(values) != len(METRIC_KEYS) + 2:
+            raise InputError(f'expected {len(METRIC_KEYS) + 2} values, got {len(values)}')
+        for index, key in enumerate(METRIC_KEYS):
+            self._sums[key] = float(values[index])
+        self.count = int(round(values[len(METRIC_KEYS)]))
+        self.skipped = int(round(values[len(METRIC_KEYS) + 1]))
+
+
+def relative_improvement(target: float, reference: float, key: str) -> float:
+    """(r - t) / r for lower-is-better metrics, (t - r) / r for higher-is-better ones."""
+    if reference == 0:
+        raise InputError(f'reference value of {key!r} is 0; relative improvement is undefined')
+    if key in HIGHER_IS_BETTER:
+        return (target - reference) / reference
+    return (reference - target) / reference
+
+
+def mri_theta(target: Mapping[str, float], reference: Mapping[str, float],
+              keys: Sequence[str] = MRI_KEYS) -> float:
+    """Mean relative improvement of ``target`` over ``reference`` on one dataset.
+
+    Args:
+        target: metrics of the evaluated model.
+        reference: metrics of the baseline (the paper uses NeWCRFs).
+        keys: metrics to average; the paper's mRI_theta uses delta1, REL and RMSE.
+
+    Returns:
+        The mean relative improvement as a fraction (0.16 = 16 %).
+    """
+    missing = [k for k in keys if k not in target or k not in reference]
+    if missing:
+        raise InputError(f'mRI needs {list(keys)} in both results; missing {missing}')
+    return float(np.mean([relative_improvement(target[k], reference[k], k) for k in keys]))
