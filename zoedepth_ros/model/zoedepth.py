@@ -1,0 +1,192 @@
+"""The ZoeDepth network: MiDaS BEiT-DPT core + metric bins head(s) + optional router."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoedepth_ros.config import ModelConfig
+from zoedepth_ros.model.bins import (
+    AttractorLayer,
+    ConditionalLogBinomial,
+    HeadOutput,
+    MetricHead,
+    SeedBinRegressor,
+    pixel_mlp,
+)
+from zoedepth_ros.model.dpt import DecoderOutput, DPTDecoder, upsample
+from zoedepth_ros.model.encoder import BeitEncoder
+from zoedepth_ros.model.router import DOMAINS, DomainRouter, route
+
+# Upstream quirk (T2): a positional-argument slip gives every ZoeD_NK attractor layer the
+# default 16 attractors; the configured [16, 8, 4, 1] only applies to single-head models.
+NK_ATTRACTORS = 16
+
+
+def network_size(height: int, width: int, target: tuple[int, int], keep_aspect: bool,
+                 multiple: int = 32) -> tuple[int, int]:
+    """Network input size for an image (§2, T6): "minimal" keep-aspect or stretch.
+
+    Keep-aspect takes the scale factor closer to 1 (ties: height's); sides are rounded to
+    multiples of 32 with round-half-to-even, as numpy does upstream.
+    """
+    scale_h, scale_w = target[0] / height, target[1] / width
+    if keep_aspect:
+        if abs(1 - scale_w) < abs(1 - scale_h):
+            scale_h = scale_w
+        else:
+            scale_w = scale_h
+    new_h = int(np.round(scale_h * height / multiple) * multiple)
+    new_w = int(np.round(scale_w * width / multiple) * multiple)
+    return new_h, new_w
+
+
+@dataclass
+class DepthOutput:
+    """Model outputs at network resolution h x w.
+
+    Attributes:
+        metric_depth: (B, 1, h, w) metres.
+        depth_std: (B, 1, h, w) metres, spread of the bin distribution around the depth.
+        relative_depth: (B, h, w) MiDaS relative (disparity-like) depth.
+        bin_centers: (B, K, h, w) metres.
+        probs: (B, K, h, w) bin probabilities.
+        domain_logits: (B, 2) router logits (0 = nyu/indoor, 1 = kitti/outdoor) or None.
+        domain_index: (B,) int64 index into DOMAINS of the head used for each image.
+        decoder: intermediate decoder tensors.
+    """
+
+    metric_depth: torch.Tensor
+    depth_std: torch.Tensor
+    relative_depth: torch.Tensor
+    bin_centers: torch.Tensor
+    probs: torch.Tensor
+    domain_logits: torch.Tensor | None
+    domain_index: torch.Tensor
+    decoder: DecoderOutput
+
+    @property
+    def network_size(self) -> tuple[int, int]:
+        return int(self.metric_depth.shape[-2]), int(self.metric_depth.shape[-1])
+
+
+def _build_head(cfg: ModelConfig, index: int, features_in: int) -> MetricHead:
+    conf = cfg.heads[index]
+    nk = cfg.name == 'ZoeDepthNK'
+    embedding = cfg.bin_embedding_dim
+    bottleneck = cfg.trunk.features
+    seed_hidden = cfg.seed_mlp_dim or (embedding // 2 if nk else 256)
+    counts = (NK_ATTRACTORS,) * 4 if nk else cfg.n_attractors
+    seed = SeedBinRegressor(bottleneck, conf.n_bins, seed_hidden, cfg.bin_centers_type,
+                            conf.min_depth, conf.max_depth)
+    attractors = [
+        AttractorLayer(embedding, count, cfg.attractor_mlp_dim, cfg.bin_centers_type,
+                       cfg.attractor_kind == 'mean', cfg.attractor_type, cfg.memory_efficient,
+                       conf.min_depth, conf.max_depth)
+        for count in counts
+    ]
+    factor = cfg.clb_bottleneck_factor or (4 if nk else 2)
+    log_binomial = ConditionalLogBinomial(features_in, embedding, conf.n_bins, factor,
+                                          cfg.min_temp, cfg.max_temp)
+    return MetricHead(seed, attractors, log_binomial)
+
+
+class ZoeDepth(nn.Module):
+    """ZoeD_N / ZoeD_K (one head) and ZoeD_NK (two heads + router), built from a ModelConfig.
+
+    ``forward`` takes RGB in [0, 1] of any size, resizes and normalises it itself and
+    returns depth at the network resolution (resizing to the camera image is the caller's).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        trunk = cfg.trunk
+        nk = cfg.name == 'ZoeDepthNK'
+        embedding = cfg.bin_embedding_dim
+        projector_hidden = cfg.projector_mlp_dim or (embedding // 2 if nk else 128)
+        self.relative_conditioning = not nk
+        self.encoder = BeitEncoder(trunk)
+        self.decoder = DPTDecoder(trunk)
+        self.bottleneck = nn.Conv2d(trunk.features, trunk.features, kernel_size=1)
+        self.seed_projector = pixel_mlp(trunk.features, projector_hidden, embedding, None)
+        self.projectors = nn.ModuleList(
+            pixel_mlp(trunk.features, projector_hidden, embedding, None) for _ in range(4))
+        features_in = trunk.head_features + (1 if self.relative_conditioning else 0)
+        self.heads = nn.ModuleDict(
+            {conf.name: _build_head(cfg, i, features_in) for i, conf in enumerate(cfg.heads)})
+        self.router = DomainRouter(trunk.features) if nk else None
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Head names in this model ('nyu', 'kitti')."""
+        return tuple(self.heads.keys())
+
+    def prepare(self, image: torch.Tensor, keep_aspect: bool | None = None,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        """RGB (B, 3, H, W) in [0, 1] -> normalised network input (B, 3, h, w).
+
+        Resizes to ``size`` or to the size derived from ``cfg.img_size`` (bilinear,
+        align_corners=True, no antialiasing), then maps [0, 1] to [-1, 1] (mean=std=0.5).
+        """
+        if keep_aspect is None:
+            keep_aspect = self.cfg.force_keep_ar
+        if size is None:
+            size = network_size(image.shape[-2], image.shape[-1], self.cfg.img_size, keep_aspect)
+        if tuple(image.shape[-2:]) != tuple(size):
+            image = F.interpolate(image, size=size, mode='bilinear', align_corners=True)
+        return (image - 0.5) / 0.5
+
+    def forward(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
+                keep_aspect: bool | None = None, size: tuple[int, int] | None = None,
+                prepared: bool = False) -> DepthOutput:
+        """Predict metric depth.
+
+        Args:
+            image: (B, 3, H, W) RGB in [0, 1] (or a normalised network input if ``prepared``).
+            domain: force a head ('nyu' or 'kitti'); None routes automatically (NK).
+            routing: 'sample' (per image) or 'batch' (the original one-vote-per-batch rule).
+            keep_aspect: override ``cfg.force_keep_ar`` for the internal resize.
+            size: explicit network size (multiples of 32); overrides the derived one.
+        """
+        x = image if prepared else self.prepare(image, keep_aspect, size)
+        decoded = self.decoder(self.encoder(x))
+        bottleneck = self.bottleneck(decoded.bottleneck)
+        seed_embedding = self.seed_projector(bottleneck)
+        embeddings = [proj(f) for proj, f in zip(self.projectors, decoded.fused)]
+        features = decoded.head_features
+        if self.relative_conditioning:
+            relative = decoded.relative_depth.unsqueeze(1)
+            features = torch.cat([features, upsample(relative, features.shape[-2:])], dim=1)
+        logits = self.router(bottleneck) if self.router is not None else None
+        names = self.domains
+        if domain is not None:
+            if domain not in names:
+                raise ValueError(f'domain {domain!r} is not a head of this model: {names}')
+            names = (domain,)
+        outputs = [self.heads[name](bottleneck, seed_embedding, embeddings, features)
+                   for name in names]
+        batch = x.shape[0]
+        if len(names) == 1:
+            index = torch.full((batch,), DOMAINS.index(names[0]), dtype=torch.long,
+                               device=x.device)
+            chosen = outputs[0]
+        else:
+            assert logits is not None
+            index = route(logits, routing)
+            chosen = _select([outputs[names.index(name)] for name in DOMAINS], index)
+        return DepthOutput(chosen.depth, chosen.std, decoded.relative_depth, chosen.bin_centers,
+                           chosen.probs, logits, index, decoded)
+
+
+def _select(outputs: list[HeadOutput], index: torch.Tensor) -> HeadOutput:
+    """Per-sample choice between the nyu and kitti heads' outputs (index into DOMAINS)."""
+    pick = index.view(-1, 1, 1, 1).bool()
+    first, second = outputs
+    return HeadOutput(torch.where(pick, second.depth, first.depth),
+                      torch.where(pick, second.bin_centers, first.bin_centers),
+                      torch.where(pick, second.probs, first.probs))
