@@ -1,0 +1,1 @@
+"""Data access: message conversion, rosbag frames and datasets (ROS-free)."""
