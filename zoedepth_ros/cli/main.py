@@ -16,6 +16,7 @@ from zoedepth_ros.errors import ZoeDepthError
 
 COMMANDS = {
     'infer': 'zoedepth_ros.cli.infer',
+    'synth': 'zoedepth_ros.cli.synth',
 }
 
 

@@ -1,0 +1,27 @@
+"""Synthetic indoor rooms and outdoor streets with exact metric depth (trimesh + Embree).
+
+Public API::
+
+    from zoedepth_ros.synth import generate
+    summary = generate('both', 500, size=(160, 120), seed=0, output='data/synth')
+    # -> data/synth/indoor/ and data/synth/outdoor/ in the generic RGB-D folder format
+
+    generate('indoor', 200, size=(320, 240), seed=1, output='bags/room', fmt='bag',
+             storage='mcap')   # a rosbag2 with image, camera_info and depth topics
+
+``iter_frames`` yields the rendered frames in memory (see :mod:`.generator`).
+Importing this package pulls in trimesh and Embree; nothing else in the package needs them.
+"""
+
+from __future__ import annotations
+
+from zoedepth_ros.synth.generator import (
+    DOMAINS,
+    SynthFrame,
+    SynthSummary,
+    camera_for,
+    generate,
+    iter_frames,
+)
+
+__all__ = ['DOMAINS', 'SynthFrame', 'SynthSummary', 'camera_for', 'generate', 'iter_frames']
