@@ -179,6 +179,16 @@ def load_backbone_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> 
     return model
 
 
+def original_key_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Original-layout key -> shape of ``model`` (works on the meta device), index buffers
+    excluded."""
+    own = model.state_dict()
+    mapping, unmatched = to_original(list(own), model.cfg)
+    if unmatched:
+        raise CheckpointError(_summary('unmapped', unmatched))
+    return {mapping[k]: tuple(v.shape) for k, v in own.items()}
+
+
 def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict in the original layout, including the timm 0.6 index buffers.
 

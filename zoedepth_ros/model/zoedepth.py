@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoedepth_ros.config import ModelConfig
+from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.model.bins import (
     AttractorLayer,
     ConditionalLogBinomial,
@@ -155,6 +156,15 @@ class ZoeDepth(nn.Module):
         """
         x = image if prepared else self.prepare(image, keep_aspect, size)
         decoded = self.decoder(self.encoder(x))
+        # Under fp16/bf16 autocast only the trunk and decoder run in half precision: the bins
+        # (logs of clamped values, temperatures down to 0.02, sums over 64 bins) stay fp32.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._metric(x, decoded, domain, routing)
+
+    def _metric(self, x: torch.Tensor, decoded: DecoderOutput, domain: str | None,
+                routing: str) -> DepthOutput:
+        decoded = DecoderOutput(decoded.relative_depth.float(), decoded.head_features.float(),
+                                decoded.bottleneck.float(), [f.float() for f in decoded.fused])
         bottleneck = self.bottleneck(decoded.bottleneck)
         seed_embedding = self.seed_projector(bottleneck)
         embeddings = [proj(f) for proj, f in zip(self.projectors, decoded.fused)]
@@ -166,7 +176,7 @@ class ZoeDepth(nn.Module):
         names = self.domains
         if domain is not None:
             if domain not in names:
-                raise ValueError(f'domain {domain!r} is not a head of this model: {names}')
+                raise ConfigError(f'domain {domain!r} is not a head of this model: {names}')
             names = (domain,)
         outputs = [self.heads[name](bottleneck, seed_embedding, embeddings, features)
                    for name in names]

@@ -1,0 +1,256 @@
+"""DepthEstimator: numpy/tensor inference around a ZoeDepth model.
+
+Preprocessing presets:
+
+``eval`` (default)
+    What the paper's evaluation does: stretch to the training resolution, no padding,
+    optional flip averaging, bilinear (align_corners=True) upsampling to the input size.
+``keep_aspect``
+    Keep the aspect ratio (multiples of 32 near the training size), no padding, bilinear.
+``original_infer``
+    The original ``model.infer``: keep-aspect, reflect padding, flip averaging (on unless
+    ``flip=False``), bicubic (align_corners=False) upsampling, padding cropped off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoedepth_ros.config import ModelConfig, load_config
+from zoedepth_ros.errors import ConfigError, InputError
+from zoedepth_ros.model import ZoeDepth, build_model, get_config
+from zoedepth_ros.model.router import DOMAINS
+
+Preprocess = Literal['eval', 'keep_aspect', 'original_infer']
+PREPROCESS_PRESETS = ('eval', 'keep_aspect', 'original_infer')
+DOMAIN_NAMES = {'nyu': 'indoor', 'kitti': 'outdoor'}
+"""User-facing names of the heads."""
+_HEAD_OF = {'indoor': 'nyu', 'outdoor': 'kitti', 'nyu': 'nyu', 'kitti': 'kitti'}
+
+
+@dataclass
+class DepthResult:
+    """One image's prediction at the input resolution.
+
+    Attributes:
+        depth_m: (H, W) float32 z-depth in metres.
+        std_m: (H, W) float32 per-pixel standard deviation in metres.
+        domain: 'indoor' or 'outdoor' (the head that produced the depth).
+        domain_probs: router probability per domain (1.0 for a single-head model).
+        timings_ms: 'preprocess', 'model', 'postprocess' wall times.
+    """
+
+    depth_m: np.ndarray
+    std_m: np.ndarray
+    domain: str
+    domain_probs: dict[str, float]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DepthTensors:
+    """Batch prediction on the model's device: depth/std (B, 1, H, W), index (B,), probs (B, 2)."""
+
+    depth: torch.Tensor
+    std: torch.Tensor
+    domain_index: torch.Tensor
+    domain_probs: torch.Tensor
+
+
+def pick_device(device: str) -> torch.device:
+    """'auto' -> cuda if available else cpu; an explicit device must exist."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise ConfigError(f'device {device!r} requested but CUDA is not available; use cpu')
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f'invalid device {device!r}: {err}') from None
+
+
+def original_padding(height: int, width: int) -> tuple[int, int]:
+    """Reflect padding (pad_h, pad_w) of the original ``infer``: int(3 * sqrt(side / 2))."""
+    return int(math.sqrt(height / 2) * 3), int(math.sqrt(width / 2) * 3)
+
+
+class DepthEstimator:
+    """Metric depth from RGB images with a ZoeDepth model.
+
+    Args:
+        model: the network (weights already loaded).
+        device: 'auto', 'cpu', 'cuda', 'cuda:1', ...
+        precision: 'fp32', or 'fp16' / 'bf16' autocast on CUDA (heads stay fp32).
+        preprocess: one of PREPROCESS_PRESETS (see module docstring).
+        flip: average with the mirrored image's prediction (None: preset default).
+        pad: reflect-pad as the original ``infer`` (None: on for ``original_infer`` only).
+        domain: 'auto' (router), 'indoor' or 'outdoor' (force a head).
+        routing: 'sample' (per image) or 'batch' (one vote per batch, as the original).
+        name: label for logs and reports.
+    """
+
+    def __init__(self, model: ZoeDepth, device: str = 'auto', precision: str = 'fp32',
+                 preprocess: str = 'eval', flip: bool | None = None, domain: str = 'auto',
+                 routing: str = 'sample', name: str = '', pad: bool | None = None) -> None:
+        if preprocess not in PREPROCESS_PRESETS:
+            raise ConfigError(f'preprocess {preprocess!r} is not one of {PREPROCESS_PRESETS}')
+        if precision not in ('fp32', 'fp16', 'bf16'):
+            raise ConfigError(f"precision {precision!r} is not one of ['fp32', 'fp16', 'bf16']")
+        if routing not in ('sample', 'batch'):
+            raise ConfigError(f"routing {routing!r} is not one of ['sample', 'batch']")
+        self.device = pick_device(device)
+        if precision != 'fp32' and self.device.type != 'cuda':
+            raise ConfigError(f'precision {precision} needs a CUDA device; use fp32 on '
+                              f'{self.device.type}')
+        if domain != 'auto':
+            head = _HEAD_OF.get(domain)
+            if head not in model.domains:
+                raise ConfigError(f'domain {domain!r} is not available; this model has '
+                                  f'{[DOMAIN_NAMES[d] for d in model.domains]} (or auto)')
+        self.model = model.eval().to(self.device)
+        self.precision = precision
+        self.preprocess = preprocess
+        self.flip = (preprocess == 'original_infer') if flip is None else flip
+        self.pad = (preprocess == 'original_infer') if pad is None else pad
+        self.domain = domain
+        self.routing = routing
+        self.name = name or model.cfg.name
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_model(cls, model: ZoeDepth, **kwargs: object) -> DepthEstimator:
+        return cls(model, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_config(cls, preset_or_cfg: str | ModelConfig, seed: int = 0,
+                    **kwargs: object) -> DepthEstimator:
+        """Random weights (seeded): for tests, benchmarks and smoke runs only."""
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            model = build_model(preset_or_cfg)
+        finally:
+            torch.random.set_rng_state(generator_state)
+        name = preset_or_cfg if isinstance(preset_or_cfg, str) else preset_or_cfg.name
+        kwargs.setdefault('name', f'{name} (random weights)')
+        return cls(model, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, config: str | ModelConfig | None = None,
+                        **kwargs: object) -> DepthEstimator:
+        """Load named or local weights (see :func:`zoedepth_ros.loading.load_model`)."""
+        from zoedepth_ros.loading import load_model
+
+        model = load_model(name_or_path, config)
+        kwargs.setdefault('name', Path(name_or_path).name)
+        return cls(model, **kwargs)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- inference
+
+    def _autocast(self) -> torch.autocast:
+        dtype = torch.float16 if self.precision == 'fp16' else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.precision != 'fp32')
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                  torch.Tensor]:
+        """One pass at network resolution, upsampled to x's size (after any padding)."""
+        head = None if self.domain == 'auto' else _HEAD_OF[self.domain]
+        keep_aspect = self.preprocess != 'eval'
+        with self._autocast():
+            out = self.model(x, domain=head, routing=self.routing, keep_aspect=keep_aspect)
+        depth, std = out.metric_depth.float(), out.depth_std.float()
+        if depth.shape[-2:] != x.shape[-2:]:
+            if self.preprocess == 'original_infer':
+                depth = F.interpolate(depth, size=x.shape[-2:], mode='bicubic',
+                                      align_corners=False)
+                std = F.interpolate(std, size=x.shape[-2:], mode='bicubic',
+                                    align_corners=False).clamp_min(0)
+            else:
+                depth = F.interpolate(depth, size=x.shape[-2:], mode='bilinear',
+                                      align_corners=True)
+                std = F.interpolate(std, size=x.shape[-2:], mode='bilinear', align_corners=True)
+        if out.domain_logits is not None:
+            probs = torch.softmax(out.domain_logits.float(), dim=1)
+        else:
+            probs = F.one_hot(out.domain_index, len(DOMAINS)).float()
+        return depth, std, out.domain_index, probs
+
+    def _padded_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not self.pad:
+            return self._forward(x)
+        pad_h, pad_w = original_padding(x.shape[-2], x.shape[-1])
+        padded = F.pad(x, [pad_w, pad_w, pad_h, pad_h], mode='reflect')
+        depth, std, index, probs = self._forward(padded)
+        rows = slice(pad_h, depth.shape[-2] - pad_h)
+        cols = slice(pad_w, depth.shape[-1] - pad_w)
+        return depth[..., rows, cols], std[..., rows, cols], index, probs
+
+    @torch.inference_mode()
+    def predict_tensor(self, rgb: torch.Tensor) -> DepthTensors:
+        """RGB (B, 3, H, W) float in [0, 1] on the model's device -> predictions at H x W."""
+        if rgb.ndim != 4 or rgb.shape[1] != 3:
+            raise InputError(f'expected a (B, 3, H, W) tensor, got shape {tuple(rgb.shape)}')
+        depth, std, index, probs = self._padded_forward(rgb)
+        if self.flip:
+            depth_f, std_f, _, probs_f = self._padded_forward(torch.flip(rgb, dims=[3]))
+            depth = (depth + torch.flip(depth_f, dims=[3])) / 2
+            std = (std + torch.flip(std_f, dims=[3])) / 2
+            probs = (probs + probs_f) / 2
+        return DepthTensors(depth, std, index, probs)
+
+    def _to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        for image in images:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise InputError(f'expected an HxWx3 uint8 RGB image, got {image.dtype} '
+                                 f'array of shape {image.shape}')
+            if image.shape != images[0].shape:
+                raise InputError('all images of a batch must have the same size')
+        batch = torch.from_numpy(np.stack(images))
+        if self.device.type == 'cuda':
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[DepthResult]:
+        """Same-size HxWx3 uint8 RGB images -> one DepthResult each."""
+        if not images:
+            return []
+        sync = torch.cuda.synchronize if self.device.type == 'cuda' else (lambda: None)
+        start = time.perf_counter()
+        tensor = self._to_tensor(images)
+        sync()
+        prepared = time.perf_counter()
+        out = self.predict_tensor(tensor)
+        sync()
+        inferred = time.perf_counter()
+        depth = out.depth[:, 0].cpu().numpy()
+        std = out.std[:, 0].cpu().numpy()
+        index = out.domain_index.cpu().numpy()
+        probs = out.domain_probs.cpu().numpy()
+        done = time.perf_counter()
+        timings = {'preprocess': 1e3 * (prepared - start), 'model': 1e3 * (inferred - prepared),
+                   'postprocess': 1e3 * (done - inferred)}
+        return [DepthResult(depth[i], std[i], DOMAIN_NAMES[DOMAINS[int(index[i])]],
+                            {DOMAIN_NAMES[d]: float(probs[i, j]) for j, d in enumerate(DOMAINS)},
+                            dict(timings)) for i in range(len(images))]
+
+    def predict(self, rgb: np.ndarray) -> DepthResult:
+        """HxWx3 uint8 RGB image -> DepthResult at the same resolution."""
+        return self.predict_batch([rgb])[0]
+
+
+def resolve_config(config: str | ModelConfig) -> ModelConfig:
+    """A ModelConfig from itself, a preset name or a YAML file path."""
+    if isinstance(config, ModelConfig):
+        return config
+    if Path(config).is_file():
+        return load_config(config, ModelConfig)
+    return get_config(config)
