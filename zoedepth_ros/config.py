@@ -67,7 +67,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return tuple(_convert(v, args[0], f'{where}[{i}]') for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f'{where}: expected {len(args)} values, got {len(value)}')
-        return tuple(_convert(v, a, f'{where}[{i}]') for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_convert(v, a, f'{where}[{i}]') for i, (v, a) in enumerate(zip(value, args)))
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
