@@ -79,8 +79,9 @@ class FolderWriter:
     def close(self) -> None:
         """Write dataset.yaml and the split files."""
         camera = self.camera
-        meta = {'domain': self.domain, 'depth_scale': float(self.depth_scale),
-                'min_depth': 0.001, 'max_depth': float(self.max_depth_m),
+        meta = {'name': f'synth_{self.domain}', 'domain': self.domain,
+                'depth_scale': float(self.depth_scale), 'min_depth': 0.001,
+                'max_depth': float(self.max_depth_m),
                 'camera': {'fx': float(camera.fx), 'fy': float(camera.fy),
                            'cx': float(camera.cx), 'cy': float(camera.cy),
                            'width': camera.width, 'height': camera.height}}
