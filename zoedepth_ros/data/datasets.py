@@ -1,0 +1,423 @@
+"""Torch datasets over standard RGB-D layouts, all returning the same sample dictionary.
+
+Sample (what ``dataset[i]`` returns, before any transform)::
+
+    'image'   float32 tensor (3, H, W), RGB in [0, 1]
+    'depth'   float32 tensor (1, H, W), metres; 0 where the ground truth is missing
+    'mask'    bool tensor (1, H, W), True where min_depth < depth < max_depth (use this, not
+              depth > 0: depth may hold finite values beyond the dataset's range)
+    'domain'  'indoor' | 'outdoor'
+    'dataset' dataset name, e.g. 'nyu', 'kitti', 'diode_indoor', 'synth_indoor'
+    'stem'    identifier of the frame within the dataset (str)
+
+Each dataset carries a :class:`DatasetInfo` (``dataset.info``): name, domain, valid depth
+range and evaluation crop ('eigen', 'garg' or None, see ``transforms.eval_crop_mask``).
+A ``transform(sample, generator)`` callable may be given; the generator is a
+``torch.Generator`` seeded from (seed, epoch, index), so augmentation is reproducible whatever
+the number of DataLoader workers (call :meth:`DepthDataset.set_epoch` each epoch).
+
+Layouts: NYU Depth v2 and KITTI Eigen as in the BTS split files (``<rgb> <depth> <focal>``
+per line, paths relative to the data roots), DIODE (``<stem>.png``, ``<stem>_depth.npy``,
+``<stem>_depth_mask.npy``) and the generic folder format of the team brief. The rosbag
+dataset is in :mod:`zoedepth_ros.data.bag_dataset`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import Dataset
+
+from zoedepth_ros.errors import InputError
+from zoedepth_ros.geometry import PinholeCamera
+
+Sample = dict[str, Any]
+Transform = Callable[[Sample, torch.Generator], Sample]
+KB_HEIGHT, KB_WIDTH = 352, 1216
+NYU_FOCAL = 518.8579
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset.
+
+    Attributes:
+        name: short name used in samples and reports.
+        domain: 'indoor' or 'outdoor'.
+        min_depth_m: lower bound (exclusive) of valid ground truth.
+        max_depth_m: upper bound (exclusive) of valid ground truth.
+        eval_crop: 'eigen', 'garg' or None.
+    """
+
+    name: str
+    domain: str
+    min_depth_m: float
+    max_depth_m: float
+    eval_crop: str | None
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a PNG/JPG file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
+    if image is None:
+        raise InputError(f'cannot read image {path}; expected an 8-bit PNG or JPG file')
+    return image
+
+
+def read_depth_png(path: Path, scale: float) -> np.ndarray:
+    """(H, W) float32 metres from a uint16 PNG storing metres / ``scale``; 0 = invalid."""
+    stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if stored is None or stored.dtype != np.uint16 or stored.ndim != 2:
+        what = 'unreadable' if stored is None else f'{stored.dtype} with shape {stored.shape}'
+        raise InputError(f'depth image {path} is {what}; expected a single-channel uint16 PNG')
+    return stored.astype(np.float32) * np.float32(scale)
+
+
+def make_sample(rgb: np.ndarray, depth_m: np.ndarray, info: DatasetInfo, stem: str) -> Sample:
+    """Build the sample dictionary (see the module docstring) from numpy arrays.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB.
+        depth_m: (H, W) depth in metres; NaN, inf and values <= 0 are invalid.
+        info: the dataset's facts (range, domain, name).
+        stem: frame identifier.
+    """
+    if rgb.shape[:2] != depth_m.shape:
+        raise InputError(f'{info.name} {stem}: image is {rgb.shape[:2]} but depth is '
+                         f'{depth_m.shape}; expected equal sizes')
+    depth = np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    depth[depth < 0] = 0.0
+    mask = (depth > info.min_depth_m) & (depth < info.max_depth_m)
+    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
+    return {'image': image, 'depth': torch.from_numpy(depth)[None],
+            'mask': torch.from_numpy(mask)[None], 'domain': info.domain,
+            'dataset': info.name, 'stem': stem}
+
+
+class DepthDataset(Dataset):
+    """Base class: subclasses set ``info`` and implement ``__len__`` and :meth:`load`.
+
+    Args:
+        transform: optional ``transform(sample, generator) -> sample``.
+        seed: base seed of the per-sample generators given to ``transform``.
+    """
+
+    info: DatasetInfo
+
+    def __init__(self, transform: Transform | None = None, seed: int = 0) -> None:
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Vary the augmentation per epoch (deterministically)."""
+        self.epoch = epoch
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """(H, W, 3) uint8 RGB, (H, W) float32 depth in metres (0/NaN invalid), stem."""
+        raise NotImplementedError
+
+    def camera(self, index: int) -> PinholeCamera | None:
+        """Intrinsics of frame ``index`` at the size ``load`` returns, where known."""
+        return None
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self):
+            raise IndexError(f'{self.info.name}: index {index} out of range 0..{len(self) - 1}')
+        rgb, depth, stem = self.load(index)
+        sample = make_sample(rgb, depth, self.info, stem)
+        if self.transform is not None:
+            generator = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            sample = self.transform(sample, generator)
+        return sample
+
+
+def _existing_dir(root: Path | str, what: str) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f'{what}: root {root} is not a directory; expected {what} there')
+    return root
+
+
+def _check_files(paths: Sequence[Path], what: str, where: str) -> None:
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        shown = ', '.join(str(p) for p in missing[:3])
+        raise InputError(f'{what}: {len(missing)} of {len(paths)} files listed in {where} are '
+                         f'missing, e.g. {shown}; check the root directories')
+
+
+def read_split_lines(split_file: Path | str, what: str) -> list[list[str]]:
+    """Non-empty whitespace-split lines of a BTS-style split file."""
+    path = Path(split_file)
+    if not path.is_file():
+        raise InputError(f'{what}: split file {path} not found; expected a text file of '
+                         '"<rgb path> <depth path> <focal>" lines')
+    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+
+
+class NYUDepthV2(DepthDataset):
+    """NYU Depth v2 in the BTS layout: the "sync" training tree or the 654-image test set.
+
+    Args:
+        root: directory the split file's paths are relative to (``.../sync`` for training,
+            ``.../official_splits/test`` for the test set); a leading '/' is ignored.
+        split_file: e.g. nyudepthv2_train_files_with_gt.txt or
+            nyudepthv2_test_files_with_gt.txt. Without it, every ``rgb_*.jpg`` under
+            ``root`` paired with ``sync_depth_*.png`` in the same folder is used.
+        transform, seed: see :class:`DepthDataset`.
+
+    Depth PNGs store millimetres (value / 1000 = metres); valid 1e-3 < d < 10; Eigen crop.
+    """
+
+    info = DatasetInfo('nyu', 'indoor', 1e-3, 10.0, 'eigen')
+
+    def __init__(self, root: Path | str, split_file: Path | str | None = None,
+                 transform: Transform | None = None, seed: int = 0) -> None:
+        super().__init__(transform, seed)
+        self.root = _existing_dir(root, 'NYU Depth v2')
+        if split_file is not None:
+            lines = read_split_lines(split_file, 'NYU Depth v2')
+            self.pairs = [(self.root / rgb.lstrip('/'), self.root / depth.lstrip('/'),
+                           float(rest[0]) if rest else NYU_FOCAL)
+                          for rgb, depth, *rest in lines]
+            where = str(split_file)
+        else:
+            images = sorted(self.root.rglob('rgb_*.jpg'))
+            self.pairs = [(p, p.with_name(p.name.replace('rgb_', 'sync_depth_'))
+                           .with_suffix('.png'), NYU_FOCAL) for p in images]
+            where = f'{self.root} (rgb_*.jpg with sync_depth_*.png beside them)'
+        if not self.pairs:
+            raise InputError(f'NYU Depth v2: no frames found in {where}')
+        _check_files([p for pair in self.pairs for p in pair[:2]], 'NYU Depth v2', where)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        rgb_path, depth_path, _ = self.pairs[index]
+        stem = str(rgb_path.relative_to(self.root).with_suffix(''))
+        return read_rgb(rgb_path), read_depth_png(depth_path, 1e-3), stem
+
+    def camera(self, index: int) -> PinholeCamera:
+        """The Kinect intrinsics used by NYU (fx from the split file's focal column)."""
+        return PinholeCamera(self.pairs[index][2], 519.4696, 325.5824, 253.7362, 640, 480)
+
+
+def kb_crop(array: np.ndarray) -> np.ndarray:
+    """KITTI benchmark crop: the bottom 352 rows and the central 1216 columns."""
+    height, width = array.shape[:2]
+    if height < KB_HEIGHT or width < KB_WIDTH:
+        raise InputError(f'KITTI image of {width}x{height} is smaller than the '
+                         f'{KB_WIDTH}x{KB_HEIGHT} benchmark crop')
+    top, left = height - KB_HEIGHT, (width - KB_WIDTH) // 2
+    return array[top:top + KB_HEIGHT, left:left + KB_WIDTH]
+
+
+class KITTIEigen(DepthDataset):
+    """KITTI Eigen split: raw RGB images with annotated depth PNGs (value / 256 = metres).
+
+    Args:
+        root: raw data root (holds ``2011_09_26/2011_09_26_drive_0002_sync/image_02/...``).
+        split_file: BTS eigen list, lines ``<rgb> <depth or None> <focal>``.
+        depth_root: root of the annotated depth paths (default: ``root``).
+        transform, seed: see :class:`DepthDataset`.
+
+    Lines whose depth is ``None`` (no ground truth) are skipped, as in evaluation (697 test
+    lines, 652 with ground truth). Images and depth are KB-cropped to 352x1216.
+    Valid 1e-3 < d < 80; Garg crop.
+    """
+
+    info = DatasetInfo('kitti', 'outdoor', 1e-3, 80.0, 'garg')
+
+    def __init__(self, root: Path | str, split_file: Path | str,
+                 depth_root: Path | str | None = None, transform: Transform | None = None,
+                 seed: int = 0) -> None:
+        super().__init__(transform, seed)
+        self.root = _existing_dir(root, 'KITTI raw data')
+        self.depth_root = _existing_dir(depth_root or root, 'KITTI annotated depth')
+        lines = read_split_lines(split_file, 'KITTI Eigen')
+        self.skipped = sum(1 for line in lines if line[1] == 'None')
+        self.pairs = [(self.root / rgb.lstrip('/'), self.depth_root / depth.lstrip('/'),
+                       float(rest[0]) if rest else math.nan)
+                      for rgb, depth, *rest in lines if depth != 'None']
+        if not self.pairs:
+            raise InputError(f'KITTI Eigen: no lines with ground truth in {split_file}')
+        _check_files([p for pair in self.pairs for p in pair[:2]], 'KITTI Eigen',
+                     str(split_file))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        rgb_path, depth_path, _ = self.pairs[index]
+        stem = str(rgb_path.relative_to(self.root).with_suffix(''))
+        rgb = kb_crop(read_rgb(rgb_path))
+        return rgb, kb_crop(read_depth_png(depth_path, 1.0 / 256.0)), stem
+
+
+class DIODE(DepthDataset):
+    """DIODE (indoor or outdoor): ``<stem>.png``, ``<stem>_depth.npy``, ``<stem>_depth_mask.npy``.
+
+    Args:
+        root: a DIODE split folder (e.g. ``diode/val``) holding ``indoors/`` or ``outdoor/``,
+            or one of those folders itself; searched recursively.
+        domain: 'indoor' (valid 1e-3..10, Eigen crop) or 'outdoor' (1e-3..80, Garg crop).
+        transform, seed: see :class:`DepthDataset`.
+    """
+
+    def __init__(self, root: Path | str, domain: str = 'indoor',
+                 transform: Transform | None = None, seed: int = 0) -> None:
+        super().__init__(transform, seed)
+        if domain not in ('indoor', 'outdoor'):
+            raise InputError(f'DIODE domain {domain!r}; expected indoor or outdoor')
+        self.info = DatasetInfo(f'diode_{domain}', domain, 1e-3,
+                                10.0 if domain == 'indoor' else 80.0,
+                                'eigen' if domain == 'indoor' else 'garg')
+        root = _existing_dir(root, 'DIODE')
+        sub = root / ('indoors' if domain == 'indoor' else 'outdoor')
+        self.root = sub if sub.is_dir() else root
+        self.images = sorted(p for p in self.root.rglob('*.png'))
+        if not self.images:
+            raise InputError(f'DIODE: no <stem>.png images under {self.root}; expected the '
+                             'DIODE layout (scene_*/scan_*/<stem>.png + _depth.npy + '
+                             '_depth_mask.npy)')
+        _check_files([p.with_name(p.stem + suffix) for p in self.images
+                      for suffix in ('_depth.npy', '_depth_mask.npy')], 'DIODE',
+                     f'{self.root} (one _depth.npy and _depth_mask.npy per <stem>.png)')
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        path = self.images[index]
+        depth = np.load(path.with_name(path.stem + '_depth.npy')).astype(np.float32)
+        mask = np.load(path.with_name(path.stem + '_depth_mask.npy'))
+        depth = depth.reshape(depth.shape[:2])
+        depth[~(mask.reshape(depth.shape) > 0)] = 0.0
+        return read_rgb(path), depth, path.stem
+
+
+_FOLDER_KEYS = ('domain', 'depth_scale', 'min_depth', 'max_depth', 'camera', 'eval_crop', 'name')
+
+
+class GenericFolder(DepthDataset):
+    """The generic RGB-D folder format (see the team brief and ``zoedepth synth``).
+
+    Args:
+        root: folder with ``dataset.yaml``, ``rgb/<stem>.png|jpg`` and
+            ``depth/<stem>.png`` (uint16 x depth_scale) or ``depth/<stem>.npy`` (float metres).
+        split: None (every image in rgb/), or 'train' / 'test' (stems from ``<split>.txt``).
+        transform, seed: see :class:`DepthDataset`.
+
+    ``dataset.yaml`` keys: domain, depth_scale, min_depth, max_depth, camera (optional:
+    fx, fy, cx, cy, width, height), eval_crop (optional: eigen | garg | null, default null),
+    name (optional, default: the folder name).
+    """
+
+    def __init__(self, root: Path | str, split: str | None = None,
+                 transform: Transform | None = None, seed: int = 0) -> None:
+        super().__init__(transform, seed)
+        self.root = _existing_dir(root, 'RGB-D folder')
+        meta = self._read_meta(self.root / 'dataset.yaml')
+        self.depth_scale = float(meta.get('depth_scale', 1.0))
+        self.info = DatasetInfo(str(meta.get('name', self.root.name)), meta['domain'],
+                                float(meta.get('min_depth', 1e-3)),
+                                float(meta.get('max_depth', 10.0 if meta['domain'] == 'indoor'
+                                               else 80.0)), meta.get('eval_crop'))
+        cam = meta.get('camera')
+        self._camera = PinholeCamera(float(cam['fx']), float(cam['fy']), float(cam['cx']),
+                                     float(cam['cy']), int(cam['width']),
+                                     int(cam['height'])) if cam else None
+        self.stems = self._stems(split)
+        self.rgb_paths = [self._find(stem, 'rgb', ('.png', '.jpg', '.jpeg'))
+                          for stem in self.stems]
+        self.depth_paths = [self._find(stem, 'depth', ('.png', '.npy')) for stem in self.stems]
+
+    @staticmethod
+    def _read_meta(path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            raise InputError(f'RGB-D folder: {path} not found; expected a dataset.yaml with '
+                             f'keys {list(_FOLDER_KEYS)}')
+        meta = yaml.safe_load(path.read_text()) or {}
+        unknown = sorted(set(meta) - set(_FOLDER_KEYS))
+        if unknown or meta.get('domain') not in ('indoor', 'outdoor'):
+            raise InputError(f'{path}: unknown keys {unknown} or domain '
+                             f'{meta.get("domain")!r}; valid keys are {list(_FOLDER_KEYS)} '
+                             'and domain must be indoor or outdoor')
+        if meta.get('eval_crop') not in (None, 'eigen', 'garg'):
+            raise InputError(f'{path}: eval_crop {meta["eval_crop"]!r}; expected eigen, garg '
+                             'or null')
+        return meta
+
+    def _stems(self, split: str | None) -> list[str]:
+        if split is not None:
+            path = self.root / f'{split}.txt'
+            if not path.is_file():
+                raise InputError(f'RGB-D folder: split file {path} not found; expected one stem '
+                                 'per line (or use split=None for every image)')
+            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        stems = sorted(p.stem for p in (self.root / 'rgb').glob('*')
+                       if p.suffix.lower() in ('.png', '.jpg', '.jpeg'))
+        if not stems:
+            raise InputError(f'RGB-D folder: no images in {self.root / "rgb"}; expected '
+                             'rgb/<stem>.png or .jpg')
+        return stems
+
+    def _find(self, stem: str, folder: str, suffixes: tuple[str, ...]) -> Path:
+        for suffix in suffixes:
+            path = self.root / folder / f'{stem}{suffix}'
+            if path.is_file():
+                return path
+        raise InputError(f'RGB-D folder: missing {folder}/{stem} with one of {suffixes} '
+                         f'in {self.root}')
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        depth_path = self.depth_paths[index]
+        if depth_path.suffix == '.npy':
+            depth = np.load(depth_path).astype(np.float32)
+        else:
+            depth = read_depth_png(depth_path, self.depth_scale)
+        return read_rgb(self.rgb_paths[index]), depth, self.stems[index]
+
+    def camera(self, index: int) -> PinholeCamera | None:
+        return self._camera
+
+
+def build_dataset(name: str, root: Path | str, split: str | None = None,
+                  split_file: Path | str | None = None, **kwargs: Any) -> DepthDataset:
+    """Dataset by name: 'nyu', 'kitti', 'diode_indoor', 'diode_outdoor', 'folder', 'bag'.
+
+    ``split`` is used by 'folder' (train/test); ``split_file`` by 'nyu' and 'kitti'; extra
+    keyword arguments go to the dataset class (e.g. ``depth_root`` for KITTI, topics for bags).
+    """
+    if name == 'nyu':
+        return NYUDepthV2(root, split_file, **kwargs)
+    if name == 'kitti':
+        if split_file is None:
+            raise InputError('KITTI Eigen needs a split file (eigen_test_files_with_gt.txt)')
+        return KITTIEigen(root, split_file, **kwargs)
+    if name in ('diode_indoor', 'diode_outdoor'):
+        return DIODE(root, name.split('_')[1], **kwargs)
+    if name == 'folder':
+        return GenericFolder(root, split, **kwargs)
+    if name == 'bag':
+        from zoedepth_ros.data.bag_dataset import RosbagRGBD
+
+        return RosbagRGBD(root, **kwargs)
+    raise InputError(f'unknown dataset {name!r}; expected one of {list(DATASET_NAMES)}')
+
+
+DATASET_NAMES = ('nyu', 'kitti', 'diode_indoor', 'diode_outdoor', 'folder', 'bag')

@@ -1,0 +1,198 @@
+"""Training augmentation and evaluation crops/resizes on sample dictionaries (torch).
+
+Training augmentation follows the ZoeDepth metric fine-tuning recipe (zoedepth-model.md §9.2),
+in the original order: random rotation uniform in +-1 degree (bilinear image, nearest depth and
+mask, zero fill outside), optional random crop (off by default, as in the original),
+horizontal flip with p = 0.5, and with p = 0.5 a photometric change: gamma U(0.9, 1.1),
+brightness U(0.75, 1.25) for NYU or U(0.9, 1.1) otherwise, per-channel gain U(0.9, 1.1),
+clip to [0, 1]. Every random number comes from the ``torch.Generator`` passed in, so a sample
+is augmented identically for the same generator seed.
+
+Samples are the dictionaries of :mod:`zoedepth_ros.data.datasets` ('image' (3, H, W) in
+[0, 1], 'depth' (1, H, W) metres with 0 invalid, 'mask' (1, H, W) bool, plus metadata).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zoedepth_ros.errors import InputError
+
+Sample = dict[str, Any]
+# NYU Eigen crop of a 480 x 640 map: rows 45..470 and columns 41..600 inclusive.
+EIGEN_ROWS, EIGEN_COLUMNS, EIGEN_SIZE = (45, 471), (41, 601), (480, 640)
+# Garg crop as fractions of the (KB-cropped) height and width.
+GARG_ROWS, GARG_COLUMNS = (0.40810811, 0.99189189), (0.03594771, 0.96405229)
+EVAL_CROPS = ('eigen', 'garg')
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Parameters of :func:`augment` (defaults: the original recipe for non-NYU data).
+
+    Attributes:
+        rotation_deg: rotation drawn uniformly in [-rotation_deg, rotation_deg]; 0 = off.
+        flip_p: probability of a horizontal flip.
+        photometric_p: probability of the gamma/brightness/gain change.
+        gamma: range of the gamma exponent.
+        brightness: range of the brightness factor (NYU uses (0.75, 1.25)).
+        gain: range of the per-channel colour gain.
+        crop_size: (height, width) of a random crop, or None (off, as in the original).
+    """
+
+    rotation_deg: float = 1.0
+    flip_p: float = 0.5
+    photometric_p: float = 0.5
+    gamma: tuple[float, float] = (0.9, 1.1)
+    brightness: tuple[float, float] = (0.9, 1.1)
+    gain: tuple[float, float] = (0.9, 1.1)
+    crop_size: tuple[int, int] | None = None
+
+    @classmethod
+    def for_dataset(cls, name: str, **changes: Any) -> AugmentConfig:
+        """The recipe for dataset ``name`` ('nyu' gets the wider brightness range)."""
+        config = cls(brightness=(0.75, 1.25)) if name == 'nyu' else cls()
+        return replace(config, **changes)
+
+
+def _uniform(generator: torch.Generator, low: float, high: float, size: int = 1) -> torch.Tensor:
+    return low + (high - low) * torch.rand(size, generator=generator, dtype=torch.float64)
+
+
+def rotate(sample: Sample, angle_deg: float) -> Sample:
+    """Rotate counter-clockwise (as PIL) about the image centre; bilinear image, nearest depth.
+
+    Pixels coming from outside the image get image 0, depth 0 and mask False.
+    """
+    image, depth, mask = sample['image'], sample['depth'], sample['mask']
+    angle = math.radians(angle_deg)
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    height, width = image.shape[-2:]
+    aspect = height / width  # grid coordinates are normalised per axis
+    theta = torch.tensor([[cos_a, -sin_a * aspect, 0.0], [sin_a / aspect, cos_a, 0.0]],
+                         dtype=torch.float32)[None]
+    grid = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
+    kwargs = {'padding_mode': 'zeros', 'align_corners': False}
+    rotated = F.grid_sample(image[None], grid, mode='bilinear', **kwargs)[0]
+    stacked = torch.cat([depth, mask.to(depth.dtype)])[None]
+    nearest = F.grid_sample(stacked, grid, mode='nearest', **kwargs)[0]
+    return {**sample, 'image': rotated, 'depth': nearest[:1],
+            'mask': (nearest[1:] > 0.5) & (nearest[:1] > 0)}
+
+
+def hflip(sample: Sample) -> Sample:
+    """Mirror image, depth and mask left-right."""
+    return {**sample, **{key: sample[key].flip(-1) for key in ('image', 'depth', 'mask')}}
+
+
+def crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    """Crop image, depth and mask to the window at (top, left) of height x width."""
+    window = (slice(None), slice(top, top + height), slice(left, left + width))
+    return {**sample, **{key: sample[key][window] for key in ('image', 'depth', 'mask')}}
+
+
+def photometric(image: torch.Tensor, gamma: float, brightness: float,
+                gain: torch.Tensor) -> torch.Tensor:
+    """image ** gamma * brightness * gain (per channel, (3,)), clipped to [0, 1]."""
+    out = image.clamp(min=0.0) ** gamma * brightness * gain.to(image.dtype).view(3, 1, 1)
+    return out.clamp(0.0, 1.0)
+
+
+def augment(sample: Sample, generator: torch.Generator,
+            config: AugmentConfig = AugmentConfig()) -> Sample:
+    """Apply the training augmentation of ``config`` to ``sample``.
+
+    Args:
+        sample: a dataset sample (not modified).
+        generator: the only source of randomness.
+        config: which augmentations, with which ranges.
+
+    Returns:
+        A new sample; image, depth and mask stay pixel-aligned.
+    """
+    if config.rotation_deg > 0:
+        angle = float(_uniform(generator, -config.rotation_deg, config.rotation_deg))
+        sample = rotate(sample, angle)
+    if config.crop_size is not None:
+        crop_height, crop_width = config.crop_size
+        height, width = sample['image'].shape[-2:]
+        if crop_height > height or crop_width > width:
+            raise InputError(f'crop {crop_height}x{crop_width} is larger than the '
+                             f'{height}x{width} sample {sample.get("stem")}')
+        top = int(torch.randint(height - crop_height + 1, (1,), generator=generator))
+        left = int(torch.randint(width - crop_width + 1, (1,), generator=generator))
+        sample = crop(sample, top, left, crop_height, crop_width)
+    if float(_uniform(generator, 0.0, 1.0)) < config.flip_p:
+        sample = hflip(sample)
+    if float(_uniform(generator, 0.0, 1.0)) < config.photometric_p:
+        gamma = float(_uniform(generator, *config.gamma))
+        brightness = float(_uniform(generator, *config.brightness))
+        gain = _uniform(generator, *config.gain, size=3)
+        sample = {**sample, 'image': photometric(sample['image'], gamma, brightness, gain)}
+    return sample
+
+
+class TrainAugmentation:
+    """``transform(sample, generator)`` callable for the datasets, with one config.
+
+    Args:
+        config: the augmentation; default: the recipe for non-NYU data.
+    """
+
+    def __init__(self, config: AugmentConfig | None = None) -> None:
+        self.config = config or AugmentConfig()
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        return augment(sample, generator, self.config)
+
+
+def resize(sample: Sample, height: int, width: int) -> Sample:
+    """Resize to height x width: image bilinear (antialiased), depth and mask nearest."""
+    image = F.interpolate(sample['image'][None], size=(height, width), mode='bilinear',
+                          align_corners=False, antialias=True)[0]
+    stacked = torch.cat([sample['depth'], sample['mask'].to(sample['depth'].dtype)])[None]
+    nearest = F.interpolate(stacked, size=(height, width), mode='nearest-exact')[0]
+    return {**sample, 'image': image.clamp(0.0, 1.0), 'depth': nearest[:1],
+            'mask': nearest[1:] > 0.5}
+
+
+def eval_crop_mask(name: str | None, height: int, width: int) -> torch.Tensor:
+    """(H, W) bool evaluation crop.
+
+    Args:
+        name: 'eigen' (NYU: rows 45..470, columns 41..600 as fixed pixel indices, applied
+            as-is to any map of at least 471 x 601 pixels as the original code does; smaller
+            maps get the same window scaled to their size), 'garg' (fractions of the size,
+            for KB-cropped outdoor maps) or None (everything).
+        height, width: size of the ground-truth map.
+    """
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    if name is None:
+        mask[:] = True
+    elif name == 'eigen':
+        rows, columns = EIGEN_ROWS, EIGEN_COLUMNS
+        if height < rows[1] or width < columns[1]:
+            rows = tuple(round(r * height / EIGEN_SIZE[0]) for r in rows)
+            columns = tuple(round(c * width / EIGEN_SIZE[1]) for c in columns)
+        mask[rows[0]:rows[1], columns[0]:columns[1]] = True
+    elif name == 'garg':
+        top, bottom = (int(f * height) for f in GARG_ROWS)
+        left, right = (int(f * width) for f in GARG_COLUMNS)
+        mask[top:bottom, left:right] = True
+    else:
+        raise InputError(f'unknown evaluation crop {name!r}; expected one of {EVAL_CROPS} '
+                         'or None')
+    return mask
+
+
+def eval_mask(sample: Sample, crop_name: str | None, min_depth_m: float,
+              max_depth_m: float) -> torch.Tensor:
+    """(1, H, W) pixels to evaluate: min < depth < max, inside the crop, and the sample mask."""
+    depth = sample['depth']
+    valid = (depth > min_depth_m) & (depth < max_depth_m) & sample['mask']
+    return valid & eval_crop_mask(crop_name, depth.shape[-2], depth.shape[-1])[None]
