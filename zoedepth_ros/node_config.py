@@ -61,9 +61,9 @@ class NodeConfig:
     device: str = _param('auto', 'auto | cpu | cuda | cuda:N | mps.', read_only=True)
     precision: Literal['fp32', 'fp16', 'bf16'] = _param(
         'fp32', 'fp32 | fp16 | bf16 (fp16/bf16 on GPUs; stay fp32 on CPU).', read_only=True)
-    preprocess: Literal['eval', 'original_infer'] = _param(
-        'eval', 'eval | original_infer: resizing/padding preset of the estimator.',
-        read_only=True)
+    preprocess: Literal['eval', 'keep_aspect', 'original_infer'] = _param(
+        'eval', 'eval (stretch to the network size) | keep_aspect | original_infer (keep '
+        'aspect, reflect padding): preprocessing preset of the estimator.', read_only=True)
     flip: bool = _param(False, 'Average with the horizontally flipped prediction (2x cost).',
                         read_only=True)
     domain: Literal['auto', 'indoor', 'outdoor'] = _param(
