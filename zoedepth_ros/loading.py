@@ -44,8 +44,11 @@ def _shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 def guess_config(state: dict[str, torch.Tensor]) -> ModelConfig:
     """The preset whose original-layout key set and shapes equal those of ``state``."""
     wanted = _shapes(state)
+    width = wanted.get('core.core.pretrained.model.cls_token', (0,))[-1]
     for name in PRESETS:
         cfg = get_config(name)
+        if cfg.trunk.embed_dim != width:
+            continue  # cheap filter before building the candidate on the meta device
         with torch.device('meta'):
             candidate = ZoeDepth(cfg)
         if original_key_shapes(candidate) == wanted:
