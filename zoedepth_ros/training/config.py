@@ -1,0 +1,145 @@
+"""TrainConfig: one frozen dataclass per ``config/train/*.yaml`` recipe (two levels deep at most).
+
+Defaults follow the original ZoeDepth metric fine-tuning recipe (design spec §9.2): AdamW with
+weight decay 0.01, per-part learning-rate factors, OneCycleLR per step starting at the maximum
+(div_factor 1), pct_start 0.7, cosine annealing to max/1e4, beta1 cycled 0.95 -> 0.85, global
+gradient-norm clipping at 0.1, seed 43.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from zoedepth_ros.errors import ConfigError
+
+Stage = Literal['relative', 'metric', 'metric_nk']
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the samples come from (generic RGB-D folders, see the team brief's format)."""
+
+    train_roots: tuple[str, ...] = ()
+    """Training roots; for ``metric_nk`` each root's ``domain`` picks its round-robin side."""
+    train_weights: tuple[float, ...] = ()
+    """``relative`` stage: sampling weight per root (empty = equal weights)."""
+    val_roots: tuple[str, ...] = ()
+    train_split: str = 'train'
+    """Split file stem (``ROOT/<split>.txt``); a root without split files uses every sample."""
+    val_split: str = 'test'
+    augment: bool = True
+    """Original augmentation: rotation +-1 deg, flip p=0.5, photometric jitter p=0.5."""
+    num_workers: int = 0
+    max_val_samples: int = 0
+    """Cap on validation images per root (0 = all)."""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Which network to train and how to initialise it."""
+
+    preset: str = 'zoedepth_tiny_nk'
+    """A name of ``zoedepth_ros.model.PRESETS``, or a path to a model YAML (ModelConfig)."""
+    overrides: tuple[str, ...] = ()
+    """``key=value`` overrides applied to the model config (e.g. ``img_size=[128, 160]``)."""
+    init: str = 'scratch'
+    """``scratch``, ``midas:<path>`` (MiDaS v3.1 backbone) or ``zoedepth:<path>`` (full model)."""
+    gradient_checkpointing: bool = False
+    """Recompute backbone blocks in the backward pass (less memory, ~30 % slower)."""
+    route_by_label: bool = False
+    """``metric_nk``: train each head on its own domain's batches (the paper's "labeled" router
+    variant) instead of the router's choice (the original training)."""
+
+    def __post_init__(self) -> None:
+        kind, _, path = self.init.partition(':')
+        if kind not in ('scratch', 'midas', 'zoedepth') or (kind != 'scratch') != bool(path):
+            raise ConfigError(f'model.init {self.init!r}: expected scratch, midas:<path> or '
+                              'zoedepth:<path>')
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with per-part learning rates; ``lr`` is the metric heads' (maximum) rate."""
+
+    lr: float = 1.61e-4
+    weight_decay: float = 0.01
+    encoder_lr_factor: float = 0.1
+    """BEiT trunk and reassemble (readout) layers."""
+    pos_bias_lr_factor: float = 0.1
+    """``relative_position_bias_table`` parameters."""
+    decoder_lr_factor: float | None = None
+    """DPT decoder; None = 1.0 for one head, 0.1 for two heads (NK), as the original."""
+    beta2: float = 0.999
+    grad_clip: float = 0.1
+    """Global gradient-norm clip (0 = off)."""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Training length and OneCycleLR shape (stepped once per optimiser step)."""
+
+    epochs: int = 5
+    steps: int = 0
+    """Total optimiser steps; 0 = epochs x steps per epoch."""
+    div_factor: float = 1.0
+    pct_start: float = 0.7
+    final_div_factor: float = 1e4
+    anneal: Literal['cos', 'linear'] = 'cos'
+    cycle_momentum: bool = True
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights and variants."""
+
+    silog_beta: float = 0.15
+    router_weight: float = 100.0
+    ssi: Literal['trimmed', 'least_squares'] = 'trimmed'
+    """Relative stage: MiDaS trimmed MAE + gradient matching, or the least-squares variant."""
+    ssi_trim: float = 0.2
+    gradient_weight: float = 0.5
+    gradient_scales: int = 4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A complete training run."""
+
+    stage: Stage = 'metric'
+    output_dir: str = 'runs/train'
+    seed: int = 43
+    batch_size: int = 16
+    """Global batch size, divided across DDP processes."""
+    device: Literal['auto', 'cpu', 'cuda'] = 'auto'
+    amp: bool = False
+    """bfloat16 autocast on CUDA (ignored on CPU); the losses always run in fp32."""
+    eval_interval: int = 0
+    """Optimiser steps between validations (0 = four times per epoch, as the original)."""
+    log_interval: int = 10
+    checkpoint_interval: int = 0
+    """Steps between training-state checkpoints (0 = at every validation and at the end)."""
+    sample_images: int = 2
+    """Validation samples written to TensorBoard as images at each validation."""
+    tensorboard: bool = True
+    threads: int = 0
+    """torch CPU threads per process (0 = leave torch's default)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f'batch_size must be >= 1, got {self.batch_size}')
+        if not self.data.train_roots:
+            raise ConfigError('data.train_roots is empty; name at least one dataset root')
+        weights = self.data.train_weights
+        if weights and (len(weights) != len(self.data.train_roots) or min(weights) <= 0):
+            raise ConfigError(f'data.train_weights {list(weights)} must hold one positive '
+                              f'weight per train root ({len(self.data.train_roots)})')
+        if self.schedule.epochs < 1 and self.schedule.steps < 1:
+            raise ConfigError('set schedule.epochs or schedule.steps to a positive number')

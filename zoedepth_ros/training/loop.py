@@ -1,0 +1,242 @@
+"""One optimiser step, an epoch over an iterable of batches, and validation.
+
+Core functions take iterables and return or yield plain records; they never draw progress bars
+(the CLI does). Batches are dicts as described in :mod:`zoedepth_ros.training.batches`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from zoedepth_ros.metrics import Crop, DepthMetrics
+from zoedepth_ros.training.config import LossConfig, Stage
+from zoedepth_ros.training.distributed import DistInfo, all_reduce_sum, unwrap
+from zoedepth_ros.training.losses import (
+    LossResult,
+    least_squares_scale_shift,
+    router_loss,
+    silog_loss,
+    ssi_least_squares_loss,
+    ssi_trimmed_loss,
+)
+
+HEAD_NAMES = ('nyu', 'kitti')
+"""Head per batch domain index (0 = indoor/nyu, 1 = outdoor/kitti), as the router's classes."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one optimiser step did (losses averaged over processes)."""
+
+    step: int
+    loss: float
+    parts: dict[str, float]
+    skipped: bool
+    """No process had a valid pixel; the optimiser did not step."""
+    lr: float
+    grad_norm: float
+    source: int = 0
+
+
+class StageLoss:
+    """Forward pass and loss of one training stage.
+
+    ``relative``: SSI loss on disparity (1 / depth over valid pixels) against the model's
+    relative output. ``metric``: SILog on metric depth. ``metric_nk``: SILog + router_weight x
+    cross-entropy of the domain logits; with ``route_by_label`` the head is chosen by the
+    (single-domain) batch's label instead of the router.
+    """
+
+    def __init__(self, stage: Stage, cfg: LossConfig, route_by_label: bool = False) -> None:
+        self.stage = stage
+        self.cfg = cfg
+        self.route_by_label = route_by_label
+
+    def _domain(self, batch: dict[str, torch.Tensor]) -> str | None:
+        if self.stage != 'metric_nk' or not self.route_by_label:
+            return None
+        labels = batch['domain']
+        if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.min()) != int(labels.max()):
+            return None
+        return HEAD_NAMES[int(labels[0])]
+
+    def __call__(self, model: nn.Module,
+                 batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, LossResult]]:
+        output = model(batch['image'], domain=self._domain(batch))
+        if self.stage == 'relative':
+            disparity = torch.where(batch['mask'], 1.0 / batch['depth'].clamp_min(1e-8),
+                                    torch.zeros_like(batch['depth']))
+            ssi = ssi_trimmed_loss if self.cfg.ssi == 'trimmed' else ssi_least_squares_loss
+            kwargs = ({'trim': self.cfg.ssi_trim, 'gradient_weight': self.cfg.gradient_weight,
+                       'scales': self.cfg.gradient_scales} if self.cfg.ssi == 'trimmed' else {})
+            depth = ssi(output.relative_depth, disparity, batch['mask'], **kwargs)
+            return depth.value, {'ssi': depth}
+        depth = silog_loss(output.metric_depth, batch['depth'], batch['mask'],
+                           self.cfg.silog_beta)
+        parts = {'silog': depth}
+        total = depth.value
+        if self.stage == 'metric_nk':
+            router = router_loss(output.domain_logits, batch['domain'])
+            parts['router'] = router
+            total = total + self.cfg.router_weight * router.value
+        return total, parts
+
+
+def autocast_context(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA when ``amp``; a no-op elsewhere (AMP is CUDA-only here)."""
+    if amp and device.type == 'cuda':
+        return torch.autocast('cuda', dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute the backbone's forward in the backward pass instead of storing activations.
+
+    The encoder's own forward loops over its blocks inline, so the whole encoder (trunk and
+    readouts) is checkpointed as one segment; its parameters and state-dict keys are unchanged.
+    """
+    encoder = unwrap(model).encoder
+    if getattr(encoder, '_checkpointed', False):
+        return
+    inner = encoder.forward
+    encoder.forward = partial(checkpoint, inner, use_reentrant=False)
+    encoder._checkpointed = True
+
+
+def train_step(model: nn.Module, batch: dict[str, torch.Tensor], loss_fn: StageLoss,
+               optimizer: torch.optim.Optimizer, scheduler: Any, grad_clip: float,
+               info: DistInfo, amp_context: Callable[[], Any] = contextlib.nullcontext,
+               step: int = 0, source: int = 0) -> StepRecord:
+    """Forward, backward, clip, optimiser and scheduler step for one (per-process) batch.
+
+    When no process had a valid pixel the optimiser step is skipped (the original would
+    produce NaN); the scheduler still advances so the schedule stays tied to the step count.
+    """
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    with amp_context():
+        total, parts = loss_fn(model, batch)
+    total.backward()
+    depth_skipped = next(iter(parts.values())).skipped
+    sums = all_reduce_sum([float(total.detach()), float(depth_skipped), 1.0]
+                          + [float(p.value.detach()) for p in parts.values()], info)
+    processes = sums[2]
+    skipped = sums[1] >= processes
+    params = [p for group in optimizer.param_groups for p in group['params']]
+    grad_norm = math.nan
+    if not skipped:
+        limit = grad_clip if grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+        optimizer.step()
+    lr = max(group['lr'] for group in optimizer.param_groups)
+    with warnings.catch_warnings():  # a skipped first step triggers torch's order warning
+        warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()`')
+        scheduler.step()
+    part_means = {name: value / processes for name, value in zip(parts, sums[3:], strict=True)}
+    return StepRecord(step, sums[0] / processes, part_means, skipped, lr, grad_norm, source)
+
+
+def train_steps(model: nn.Module, batches: Iterable[tuple[int, dict[str, torch.Tensor]]],
+                loss_fn: StageLoss, optimizer: torch.optim.Optimizer, scheduler: Any,
+                grad_clip: float, info: DistInfo, device: torch.device, amp: bool = False,
+                start_step: int = 0) -> Iterator[StepRecord]:
+    """Run :func:`train_step` over (source, batch) pairs, yielding a record per step."""
+    context = partial(autocast_context, device, amp)
+    for offset, (source, batch) in enumerate(batches):
+        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+        yield train_step(model, batch, loss_fn, optimizer, scheduler, grad_clip, info,
+                         context, start_step + offset, source)
+
+
+def train_one_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
+                    loss_fn: StageLoss, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    grad_clip: float = 0.1, info: DistInfo | None = None,
+                    device: torch.device | str = 'cpu', amp: bool = False,
+                    start_step: int = 0) -> Iterator[StepRecord]:
+    """One pass over an iterable of batches (single source); yields a record per step."""
+    pairs = ((0, batch) for batch in batches)
+    yield from train_steps(model, pairs, loss_fn, optimizer, scheduler, grad_clip,
+                           info or DistInfo(), torch.device(device), amp, start_step)
+
+
+@dataclass
+class Validation:
+    """Validation of one dataset: depth metrics, router accuracy and a few samples."""
+
+    metrics: DepthMetrics
+    router_correct: int = 0
+    router_total: int = 0
+    samples: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        values = self.metrics.compute()
+        if self.router_total:
+            values['router_accuracy'] = self.router_correct / self.router_total
+        return values
+
+
+def _aligned_depth(relative: torch.Tensor, depth: torch.Tensor,
+                   mask: torch.Tensor) -> torch.Tensor:
+    """Relative prediction aligned to the GT disparity (least squares), as depth (B, 1, H, W)."""
+    batch = depth.shape[0]
+    disparity = torch.where(mask, 1.0 / depth.clamp_min(1e-8), torch.zeros_like(depth))
+    scale, shift, _ = least_squares_scale_shift(relative.reshape(batch, -1),
+                                                disparity.reshape(batch, -1),
+                                                mask.reshape(batch, -1).float())
+    aligned = scale.view(-1, 1, 1, 1) * relative + shift.view(-1, 1, 1, 1)
+    return 1.0 / aligned.clamp_min(1e-8)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
+             device: torch.device | str = 'cpu', stage: Stage = 'metric',
+             min_depth: float = 1e-3, max_depth: float | None = None, crop: Crop = 'none',
+             keep_samples: int = 0) -> Validation:
+    """Per-image metrics of a model over batches (no flip; for monitoring during training).
+
+    Predictions are upsampled bilinear (align_corners=True) to the ground-truth size and
+    evaluated with :class:`DepthMetrics` (clamp, range, crop). The ``relative`` stage is scored
+    after per-image least-squares alignment of its disparity to the ground truth.
+    """
+    model = unwrap(model)
+    model.eval()
+    device = torch.device(device)
+    result: Validation | None = None
+    for batch in batches:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        output = model(batch['image'])
+        cap = max_depth or float(batch['max_depth'].max())
+        result = result or Validation(DepthMetrics(min_depth, cap, crop))
+        size = batch['depth'].shape[-2:]
+        if stage == 'relative':
+            relative = F.interpolate(output.relative_depth.unsqueeze(1), size=size,
+                                     mode='bilinear', align_corners=True)
+            pred = _aligned_depth(relative, batch['depth'], batch['mask'])
+        else:
+            pred = F.interpolate(output.metric_depth, size=size, mode='bilinear',
+                                 align_corners=True)
+        gt = torch.where(batch['mask'], batch['depth'], torch.zeros_like(batch['depth']))
+        for index in range(gt.shape[0]):
+            result.metrics.update(pred[index, 0], gt[index, 0])
+        if output.domain_logits is not None:
+            labels = batch['domain']
+            known = labels >= 0
+            guess = output.domain_logits.argmax(dim=1)
+            result.router_correct += int((guess[known] == labels[known]).sum())
+            result.router_total += int(known.sum())
+        for index in range(gt.shape[0]):
+            if len(result.samples) < keep_samples:
+                result.samples.append({'image': batch['image'][index].cpu(),
+                                       'pred': pred[index, 0].cpu(), 'gt': gt[index, 0].cpu()})
+    return result or Validation(DepthMetrics(min_depth, max_depth or 80.0, crop))
