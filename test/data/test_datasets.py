@@ -248,3 +248,10 @@ def test_rosbag_pairs_by_stamp_within_tolerance(tmp_path: Path, storage: str) ->
         RosbagRGBD(tmp_path / 'bag')
     with pytest.raises(InputError, match='rosbag .* not found'):
         RosbagRGBD(tmp_path / 'missing')
+
+
+def test_dataset_exposes_domain_and_range_attributes(tmp_path: Path) -> None:
+    root = tmp_path / 'mine'
+    _generic(root, domain='outdoor', depth_scale=0.001, min_depth=0.5, max_depth=60.0)
+    dataset = GenericFolder(root)
+    assert (dataset.domain, dataset.min_depth, dataset.max_depth) == ('outdoor', 0.5, 60.0)

@@ -16,6 +16,7 @@ from zoedepth_ros.data.transforms import (
     photometric,
     resize,
     rotate,
+    train_augmentation,
 )
 from zoedepth_ros.errors import InputError
 
@@ -143,3 +144,23 @@ def test_resize_keeps_depth_values_and_mask_alignment() -> None:
     values = set(np.unique(small['depth'].numpy()).tolist())
     assert values <= set(np.unique(sample['depth'].numpy()).tolist())
     torch.testing.assert_close(small['depth'][0, ::4, ::4], sample['depth'][0, ::8, ::8])
+
+
+def test_numpy_adapter_matches_torch_path_and_is_seeded() -> None:
+    sample = _blocky_sample()
+    image = (sample['image'].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    depth = sample['depth'][0].numpy().copy()
+    depth[0, 0] = np.nan
+    first = train_augmentation(image, depth, np.random.default_rng(4))
+    again = train_augmentation(image, depth, np.random.default_rng(4))
+    other = train_augmentation(image.transpose(2, 0, 1), depth[None], np.random.default_rng(5))
+    assert first[0].shape == (48, 64, 3) and first[1].shape == (48, 64)
+    assert first[0].dtype == np.float32 and 0.0 <= first[0].min() and first[0].max() <= 1.0
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert other[0].shape == (48, 64, 3) and not np.array_equal(first[0], other[0])
+    assert np.isfinite(first[1]).all() and (first[1] == 0).sum() >= 1
+    values = set(np.unique(first[1][first[1] > 0]).tolist())
+    assert values <= set(np.unique(sample['depth'].numpy()).tolist())
+    with pytest.raises(InputError, match='expected HxWx3'):
+        train_augmentation(np.zeros((4, 5)), np.zeros((4, 5)), np.random.default_rng(0))

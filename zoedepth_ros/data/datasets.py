@@ -121,6 +121,21 @@ class DepthDataset(Dataset):
         """Vary the augmentation per epoch (deterministically)."""
         self.epoch = epoch
 
+    @property
+    def domain(self) -> str:
+        """'indoor' or 'outdoor' (same as ``info.domain``)."""
+        return self.info.domain
+
+    @property
+    def min_depth(self) -> float:
+        """Lower bound of valid depth in metres (``info.min_depth_m``)."""
+        return self.info.min_depth_m
+
+    @property
+    def max_depth(self) -> float:
+        """Upper bound of valid depth in metres (``info.max_depth_m``)."""
+        return self.info.max_depth_m
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(H, W, 3) uint8 RGB, (H, W) float32 depth in metres (0/NaN invalid), stem."""
         raise NotImplementedError

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -153,6 +154,37 @@ class TrainAugmentation:
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
         return augment(sample, generator, self.config)
+
+
+def train_augmentation(image: np.ndarray, depth: np.ndarray, rng: np.random.Generator,
+                       config: AugmentConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """numpy adapter of :func:`augment` for callers that hold arrays and a numpy Generator.
+
+    Args:
+        image: (H, W, 3) or (3, H, W) RGB, uint8 or float in [0, 1].
+        depth: (H, W) or (1, H, W) metres; NaN, inf and <= 0 are invalid.
+        rng: the only source of randomness (one integer is drawn to seed torch).
+        config: the augmentation (default: the recipe for non-NYU data).
+
+    Returns:
+        image (H, W, 3) float32 in [0, 1] and depth (H, W) float32 metres, 0 where invalid
+        (including the corners a rotation brings in from outside).
+    """
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
+        array = array.transpose(1, 2, 0)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise InputError(f'image of shape {array.shape}; expected HxWx3 or 3xHxW RGB')
+    scale = 255.0 if array.dtype == np.uint8 else 1.0
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), np.float32)) / scale
+    values = np.asarray(depth, dtype=np.float32).reshape(1, *array.shape[:2])
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    sample = {'image': tensor, 'depth': torch.from_numpy(values),
+              'mask': torch.from_numpy(values > 0)}
+    generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+    out = augment(sample, generator, config or AugmentConfig())
+    depth_out = torch.where(out['mask'], out['depth'], torch.zeros_like(out['depth']))
+    return out['image'].permute(1, 2, 0).numpy(), depth_out[0].numpy()
 
 
 def resize(sample: Sample, height: int, width: int) -> Sample:
