@@ -53,9 +53,9 @@ class DiagnosticsConfig:
 class NodeConfig:
     """Every parameter of ``depth_node`` with its default."""
 
-    model: str = _param(DEFAULT_MODEL, 'Weights registry name (e.g. ZoeD_M12_NK) or model preset '
-                        '(e.g. ZoeD_NK, zoedepth_tiny_nk: random weights unless checkpoint).',
-                        read_only=True)
+    model: str = _param(DEFAULT_MODEL, 'Weights registry name (e.g. ZoeD_M12_NK), or a model '
+                        'preset (e.g. ZoeD_NK, zoedepth_tiny_nk) or ModelConfig YAML file: '
+                        'random weights unless checkpoint is set.', read_only=True)
     checkpoint: str = _param('', 'Checkpoint file (original ZoeDepth .pt layout); empty = '
                              'resolve weights by the model name.', read_only=True)
     device: str = _param('auto', 'auto | cpu | cuda | cuda:N | mps.', read_only=True)

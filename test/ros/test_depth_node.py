@@ -1,0 +1,328 @@
+"""depth_node over real DDS: outputs, parameters, bad input, overload, sync modes, shutdown.
+
+Two node processes boot together: A (raw input, cached camera_info, fov fallback off) and B
+(compressed input, approximate stamp matching, fov fallback on). Tests in this module run in
+order and share them; the last one stops both with SIGINT.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from node_harness import (
+    WAIT_S,
+    K,
+    NodeProcess,
+    P,
+    Probe,
+    make_compressed,
+    make_image,
+    make_info,
+    stamp_header,
+    test_image,
+    wait_until,
+)
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import String
+
+A_OUTPUTS = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'points': PointCloud2,
+             'depth/std': Image, 'depth/preview': Image, 'domain': String}
+
+
+@pytest.fixture(scope='module')
+def nodes(tmp_path_factory: pytest.TempPathFactory, tiny_model_yaml: Path) -> Iterator[dict]:
+    logs = tmp_path_factory.mktemp('node_logs')
+    common = {'model': str(tiny_model_yaml), 'device': 'cpu', 'diagnostics.period_s': 0.3}
+    node_a = NodeProcess(logs / 'a.log', '/a', {**common, 'fov_deg': 0.0,
+                                                 'publish_preview': True})
+    node_b = NodeProcess(logs / 'b.log', '/b', {**common, 'input_transport': 'compressed',
+                                                 'sync_mode': 'approx', 'sync_slop_s': 0.05,
+                                                 'fov_deg': 90.0},
+                         remaps={'image': '/b/cam/image', 'camera_info': '/b/cam/info'})
+    yield {'a': node_a, 'b': node_b}
+    node_a.stop()
+    node_b.stop()
+
+
+@pytest.fixture(scope='module')
+def probe(nodes: dict) -> Iterator[Probe]:
+    probe = Probe('probe')
+    probe.image = probe.publisher(Image, '/a/image')
+    probe.info = probe.publisher(CameraInfo, '/a/camera_info')
+    probe.subscribe(DiagnosticArray, '/diagnostics')
+    subscriptions = [probe.subscribe(kind, f'/a/{topic}') for topic, kind in A_OUTPUTS.items()]
+    assert len(subscriptions) == len(A_OUTPUTS)
+    wait_until(lambda: probe.image.get_subscription_count() and
+               probe.info.get_subscription_count(), what='node A to subscribe')
+    wait_until(lambda: all(probe.node.count_publishers(f'/a/{topic}') for topic in A_OUTPUTS),
+               what='node A publishers to match')
+    yield probe
+    probe.close()
+
+
+def same_stamp(header: Any) -> Any:
+    return lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
+        header.stamp.sec, header.stamp.nanosec)
+
+
+def serve(probe: Probe, image: Any, info: Any | None, image_pub: Any, info_pub: Any | None,
+          topic: str, retry_s: float = 3.0) -> Any:
+    """Publish (info, image) until ``topic`` carries an output with the image's stamp."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if info is not None:
+            info_pub.publish(info)
+        image_pub.publish(image)
+        try:
+            return wait_until(lambda: probe.latest(topic, same_stamp(image.header)),
+                              timeout_s=retry_s, what=f'{topic} output')
+        except AssertionError:
+            continue
+    raise AssertionError(f'no output on {topic} for stamp {image.header.stamp}')
+
+
+def diagnostics(probe: Probe, node_name: str) -> tuple[DiagnosticStatus, dict[str, str]]:
+    """Latest diagnostics status of ``node_name`` and its key/values."""
+    def find() -> Any:
+        array = probe.latest('/diagnostics', lambda m: any(
+            s.name == f'{node_name}: depth' for s in m.status))
+        return array and next(s for s in array.status if s.name == f'{node_name}: depth')
+
+    status = wait_until(find, what=f'diagnostics of {node_name}')
+    return status, {kv.key: kv.value for kv in status.values}
+
+
+def wait_counter(probe: Probe, node_name: str, key: str, above: int) -> int:
+    def check() -> int | None:
+        value = int(diagnostics(probe, node_name)[1][key])
+        return value if value > above else None
+    return wait_until(check, what=f'{key} > {above} on {node_name}')
+
+
+def set_parameters(probe: Probe, node: str, values: dict[str, Any]) -> list[Any]:
+    client = probe.node.create_client(SetParameters, f'{node}/set_parameters')
+    assert client.wait_for_service(timeout_sec=WAIT_S)
+    request = SetParameters.Request(parameters=[
+        ParameterMsg(name=name, value=Parameter(name, value=value).get_parameter_value())
+        for name, value in values.items()])
+    future = client.call_async(request)
+    wait_until(future.done, what='set_parameters response')
+    probe.node.destroy_client(client)
+    return future.result().results
+
+
+RGB = test_image(64, 48)
+
+
+def test_outputs_carry_input_header_and_follow_the_formulas(nodes: dict, probe: Probe) -> None:
+    header = stamp_header(1000, 5)
+    serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
+          '/a/depth/image')
+    match = same_stamp(header)
+    depth_msg = probe.latest('/a/depth/image', match)
+    info = wait_until(lambda: probe.latest('/a/depth/camera_info', match), what='camera_info')
+    cloud = wait_until(lambda: probe.latest('/a/points', match), what='points')
+    std_msg = wait_until(lambda: probe.latest('/a/depth/std', match), what='std')
+    preview = wait_until(lambda: probe.latest('/a/depth/preview', match), what='preview')
+    domain = wait_until(lambda: probe.latest('/a/domain'), what='domain')
+    for msg in (depth_msg, info, cloud, std_msg, preview):
+        assert msg.header == header  # stamp and frame_id of the input, never now()
+    assert (depth_msg.encoding, depth_msg.width, depth_msg.height, depth_msg.step,
+            depth_msg.is_bigendian) == ('32FC1', 64, 48, 256, 0)
+    depth = np.frombuffer(bytes(depth_msg.data), '<f4').reshape(48, 64)
+    finite = depth[np.isfinite(depth)]
+    assert finite.size > 0 and finite.min() >= 0.1 and finite.max() <= 80.0
+    assert (info.width, info.height, list(info.k), list(info.p)) == (64, 48, K, P)
+    assert list(info.d) == [0.0] * 5 and info.distortion_model == 'plumb_bob'
+    std = np.frombuffer(bytes(std_msg.data), '<f4').reshape(48, 64)
+    assert std_msg.encoding == '32FC1' and np.all(np.isfinite(std)) and np.all(std >= 0)
+    assert (preview.encoding, preview.width, preview.height) == ('bgr8', 64, 48)
+    assert domain.data in ('indoor', 'outdoor')
+    # Cloud: stride 2, organised, xyz + rgb, depth_image_proc's formula with P.
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+        ('x', 0, 7, 1), ('y', 4, 7, 1), ('z', 8, 7, 1), ('rgb', 12, 7, 1)]
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (24, 32, 16, 512)
+    assert cloud.is_dense is False and cloud.is_bigendian is False
+    points = np.frombuffer(bytes(cloud.data), np.dtype(
+        {'names': list('xyz') + ['rgb'], 'formats': ['<f4'] * 3 + ['<u4'],
+         'offsets': [0, 4, 8, 12], 'itemsize': 16})).reshape(24, 32)
+    z = depth[::2, ::2]
+    u, v = np.meshgrid(np.arange(0, 64, 2), np.arange(0, 48, 2))
+    np.testing.assert_allclose(points['z'], z, equal_nan=True)
+    np.testing.assert_allclose(points['x'], (u - P[2]) * z / P[0], rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(points['y'], (v - P[6]) * z / P[5], rtol=1e-5, equal_nan=True)
+    rgb = RGB[::2, ::2].astype(np.uint32)
+    np.testing.assert_array_equal(points['rgb'], (rgb[..., 0] << 16) | (rgb[..., 1] << 8)
+                                  | rgb[..., 2])
+    probe.depth_32fc1 = depth
+
+
+def test_runtime_parameters_are_validated_and_applied(nodes: dict, probe: Probe) -> None:
+    results = set_parameters(probe, '/a/depth_node', {'min_range': 100.0})
+    assert not results[0].successful and 'must be smaller than max_range' in results[0].reason
+    results = set_parameters(probe, '/a/depth_node', {'model': 'ZoeD_NK'})
+    assert not results[0].successful
+    results = set_parameters(probe, '/a/depth_node', {'cloud.stride': 0})
+    assert not results[0].successful
+    changes = {'output_encoding': '16UC1', 'cloud.organized': False, 'cloud.color': False}
+    try:
+        assert all(r.successful for r in set_parameters(probe, '/a/depth_node', changes))
+        header = stamp_header(1001)
+        serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
+              '/a/depth/image')
+        match = same_stamp(header)
+        depth_msg = probe.latest('/a/depth/image', match)
+        cloud = wait_until(lambda: probe.latest('/a/points', match), what='points')
+    finally:
+        set_parameters(probe, '/a/depth_node', {'output_encoding': '32FC1',
+                                                'cloud.organized': True, 'cloud.color': True})
+    assert (depth_msg.encoding, depth_msg.step) == ('16UC1', 128)
+    millimetres = np.frombuffer(bytes(depth_msg.data), '<u2').reshape(48, 64)
+    expected = np.nan_to_num(np.rint(probe.depth_32fc1 * 1000.0), nan=0.0)
+    np.testing.assert_array_equal(millimetres, expected.astype(np.uint16))
+    # Dense cloud of the valid strided pixels, x y z only.
+    valid = np.isfinite(probe.depth_32fc1[::2, ::2])
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (
+        1, int(valid.sum()), 12, True)
+    assert [f.name for f in cloud.fields] == ['x', 'y', 'z']
+
+
+def test_bad_input_is_dropped_and_counted_then_good_input_served(nodes: dict,
+                                                                 probe: Probe) -> None:
+    assert set_parameters(probe, '/a/depth_node', {'max_input_pixels': 5000})[0].successful
+    bad_step = make_image(RGB, stamp_header(2002))
+    bad_step.step = 64 * 3 + 1
+    truncated = make_image(RGB, stamp_header(2003))
+    truncated.data = bytes(truncated.data)[:-10]
+    bayer = make_image(RGB[..., 0], stamp_header(2001), encoding='bayer_rggb8')
+    cases = [
+        (probe.image, bayer),
+        (probe.image, bad_step),
+        (probe.image, truncated),
+        (probe.image, Image(header=stamp_header(2004), encoding='rgb8')),  # 0 x 0
+        (probe.image, make_image(test_image(100, 60), stamp_header(2005))),  # > 5000 pixels
+        (probe.info, make_info(stamp_header(2006), k=[0.0] * 9, p=[0.0] * 12)),
+        (probe.image, make_image(RGB, stamp_header(1999))),  # stamp goes backwards
+    ]
+    count = int(diagnostics(probe, '/a/depth_node')[1]['malformed_total'])
+    for publisher, message in cases:
+        publisher.publish(message)
+        count = wait_counter(probe, '/a/depth_node', 'malformed_total', count)
+        assert nodes['a'].process.poll() is None
+    # CameraInfo of another size than the image: refused when paired with the image.
+    probe.info.publish(make_info(stamp_header(2007), width=640, height=480))
+    wait_until(lambda: (probe.image.publish(make_image(RGB, stamp_header(2008))) or
+                        int(diagnostics(probe, '/a/depth_node')[1]['malformed_total']) > count),
+               what='wrong-size camera_info refused')
+    assert set_parameters(probe, '/a/depth_node', {'max_input_pixels': 8294400})[0].successful
+    header = stamp_header(3000)
+    serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
+          '/a/depth/image')
+    assert "unsupported image encoding 'bayer_rggb8'" in nodes['a'].log()
+
+
+def test_diagnostics_report_rates_timings_and_model(nodes: dict, probe: Probe) -> None:
+    wait_counter(probe, '/a/depth_node', 'published_total', 2)
+    status, values = diagnostics(probe, '/a/depth_node')
+    assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN)
+    assert isinstance(status.level, bytes) and status.hardware_id == 'cpu'
+    assert values['device'] == 'cpu' and 'ZoeDepthNK' in values['model']
+    assert int(values['published_total']) >= 3 and int(values['malformed_total']) >= 8
+    assert float(values['inference_ms_mean']) > 0
+    assert float(values['inference_ms_p95']) >= float(values['inference_ms_mean']) * 0.5
+    assert float(values['input_rate_hz']) >= 0 and float(values['stamp_age_s']) > 0
+    assert values['domain'] in ('indoor', 'outdoor') and values['fallback_intrinsics'] == 'False'
+    for key in ('output_rate_hz', 'dropped_total', 'idle_skipped_total', 'domain_probability'):
+        assert key in values
+
+
+def test_overload_keeps_lag_bounded_drops_frames_and_memory_flat(nodes: dict,
+                                                                 probe: Probe) -> None:
+    rss_before = nodes['a'].rss_kib()
+    dropped_before = int(diagnostics(probe, '/a/depth_node')[1]['dropped_total'])
+    outputs = probe.received['/a/depth/image']
+    first_output = len(outputs)
+    sent, start = 0, time.monotonic()
+    info = make_info(stamp_header(0))
+    while time.monotonic() - start < 6.0:  # ~100 Hz, far above the inference rate
+        now_ns = time.time_ns()
+        header = stamp_header(now_ns // 10**9, now_ns % 10**9)
+        info.header = header
+        probe.info.publish(info)
+        probe.image.publish(make_image(RGB, header))
+        sent += 1
+        time.sleep(0.01)
+    wait_until(lambda: len(outputs) > first_output + 3, what='outputs under overload')
+    served = [(received, msg) for received, msg in outputs[first_output:]
+              if msg.header.stamp.sec > 3000]
+    lags = [received_wall - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)
+            for received_wall, m in _wall_times(served)]
+    dropped = wait_counter(probe, '/a/depth_node', 'dropped_total', dropped_before)
+    rss_after = nodes['a'].rss_kib()
+    intervals = np.diff([received for received, _ in served])
+    inference_s = float(np.median(intervals)) if intervals.size else 1.0
+    print(f'overload: sent {sent}, served {len(served)}, dropped {dropped - dropped_before}, '
+          f'lag median {np.median(lags):.3f} s max {max(lags):.3f} s, inference ~'
+          f'{inference_s:.3f} s, RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB')
+    assert len(served) >= 3 and dropped - dropped_before >= sent // 2
+    # Newest frame wins: a frame waits at most one inference, then takes one.
+    assert np.median(lags[1:]) <= 2.0 * inference_s + 0.3
+    assert max(lags[len(lags) // 2:]) <= 3.0 * inference_s + 0.5
+    assert rss_after - rss_before < 40 * 1024
+
+
+def _wall_times(served: list) -> list:
+    """Convert monotonic receive times to wall-clock times (the stamps are wall clock)."""
+    offset = time.time() - time.monotonic()
+    return [(received + offset, msg) for received, msg in served]
+
+
+def test_compressed_input_approx_sync_and_fov_fallback(nodes: dict, probe: Probe) -> None:
+    image_pub = probe.publisher(CompressedImage, '/b/cam/image/compressed')
+    info_pub = probe.publisher(CameraInfo, '/b/cam/info')
+    wait_until(lambda: image_pub.get_subscription_count() and info_pub.get_subscription_count(),
+               what='node B to subscribe')
+    # Nobody listens to B's outputs yet: frames are skipped without inference.
+    image_pub.publish(make_compressed(RGB, stamp_header(10)))
+    wait_counter(probe, '/b/depth_node', 'idle_skipped_total', 0)
+    assert diagnostics(probe, '/b/depth_node')[1]['published_total'] == '0'
+    probe.subscribe(Image, '/b/depth/image')
+    probe.subscribe(CameraInfo, '/b/depth/camera_info')
+    wait_until(lambda: probe.node.count_publishers('/b/depth/camera_info'), what='B matched')
+    # No camera_info ever: intrinsics from fov_deg 90 (fx = 0.5 w / tan 45 deg).
+    header = stamp_header(11)
+    serve(probe, make_compressed(RGB, header), None, image_pub, None, '/b/depth/camera_info')
+    info = probe.latest('/b/depth/camera_info', same_stamp(header))
+    assert info.p[0] == pytest.approx(32.0) and (info.p[2], info.p[6]) == (31.5, 23.5)
+    assert diagnostics(probe, '/b/depth_node')[1]['fallback_intrinsics'] == 'True'
+    # Approximate matching: the image pairs with the camera_info within 50 ms of its stamp.
+    p_far = [70.0, 0, 30, 0, 0, 70, 22, 0, 0, 0, 1, 0]
+    p_near = [60.0, 0, 30, 0, 0, 60, 22, 0, 0, 0, 1, 0]
+    image_header = stamp_header(20, 0)
+    deadline = time.monotonic() + WAIT_S
+    while not probe.latest('/b/depth/camera_info', same_stamp(image_header)):
+        assert time.monotonic() < deadline, 'approx-synchronised output never came'
+        info_pub.publish(make_info(stamp_header(20, 200_000_000), p=p_far))  # 200 ms off
+        info_pub.publish(make_info(stamp_header(19, 980_000_000), p=p_near))  # 20 ms off
+        image_pub.publish(make_compressed(RGB, image_header))
+        time.sleep(0.5)
+    info = probe.latest('/b/depth/camera_info', same_stamp(image_header))
+    assert list(info.p) == p_near and info.header == image_header
+    depth = probe.latest('/b/depth/image', same_stamp(image_header))
+    assert (depth.width, depth.height, depth.encoding) == (64, 48, '32FC1')
+
+
+def test_sigint_exits_cleanly(nodes: dict, probe: Probe) -> None:
+    for name in ('a', 'b'):
+        assert nodes[name].process.poll() is None, nodes[name].log()
+        assert nodes[name].stop() == 0, nodes[name].log()
+        assert 'Traceback' not in nodes[name].log()

@@ -1,0 +1,38 @@
+"""Field dataclasses from the ROS-free core -> sensor_msgs messages (byte fields via bytes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+from zoedepth_ros.data.messages import CameraInfoFields, ImageFields
+from zoedepth_ros.pointcloud import PackedCloud
+
+
+def stamp_ns(header: Any) -> int:
+    """Nanoseconds of a header stamp."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def image_message(fields: ImageFields, header: Any) -> Image:
+    """Image with ``header`` (the input's: same stamp and frame id) and the given fields."""
+    return Image(header=header, height=fields.height, width=fields.width,
+                 encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step,
+                 data=fields.data)
+
+
+def camera_info_message(fields: CameraInfoFields, header: Any) -> CameraInfo:
+    """CameraInfo with ``header``; binning and roi left zero."""
+    return CameraInfo(header=header, width=fields.width, height=fields.height,
+                      distortion_model=fields.distortion_model, d=list(fields.d),
+                      k=list(fields.k), r=list(fields.r), p=list(fields.p))
+
+
+def point_cloud_message(cloud: PackedCloud, header: Any) -> PointCloud2:
+    """PointCloud2 with ``header`` from a packed cloud."""
+    fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+              for f in cloud.fields]
+    return PointCloud2(header=header, height=cloud.height, width=cloud.width, fields=fields,
+                       is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
+                       row_step=cloud.row_step, data=cloud.data, is_dense=cloud.is_dense)

@@ -1,0 +1,295 @@
+"""ROS 2 depth node: camera image in; metric depth, CameraInfo, cloud, std, domain out.
+
+Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``; publishes, with the input
+header, ``depth/image``, ``depth/camera_info``, ``points``, ``depth/std``, ``depth/preview``,
+``domain`` and ``/diagnostics``. Callbacks only convert and hand the newest frame to one worker
+thread (newest frame wins: a waiting frame that gets replaced counts as dropped), which runs
+the model and publishes. Run: ``depth_node --ros-args --params-file config/depth.yaml
+-r image:=/camera/image_raw -r camera_info:=/camera/camera_info``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import String
+
+from zoedepth_ros.data.messages import (
+    CameraInfoFields,
+    camera_info_fields,
+    camera_info_from_camera,
+    camera_info_to_camera,
+    compressed_to_rgb,
+    encode_depth,
+    encode_float_image,
+    encode_preview,
+    image_to_rgb,
+    scale_camera_info,
+)
+from zoedepth_ros.errors import InputError, ZoeDepthError
+from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.node_config import NodeConfig
+from zoedepth_ros.pointcloud import CloudOptions, gate_depth, pack_point_cloud
+from zoedepth_ros.ros.convert import (
+    camera_info_message,
+    image_message,
+    point_cloud_message,
+    stamp_ns,
+)
+from zoedepth_ros.ros.diagnostics import NodeStats, diagnostic_array
+from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_parameters
+from zoedepth_ros.ros.sync import LatestSlot, StampMatcher
+
+OUTPUTS = {'depth': (Image, 'depth/image'), 'info': (CameraInfo, 'depth/camera_info'),
+           'points': (PointCloud2, 'points'), 'std': (Image, 'depth/std'),
+           'preview': (Image, 'depth/preview'), 'domain': (String, 'domain')}
+
+
+@dataclass
+class Frame:
+    """A converted input waiting for the worker."""
+
+    header: Any
+    stamp_ns: int
+    rgb: np.ndarray
+    info: Any | None = None
+
+
+def load_estimator(cfg: NodeConfig) -> tuple[Any, bool]:
+    """The DepthEstimator of ``cfg`` and whether its weights are random (a bare preset)."""
+    from zoedepth_ros.inference import DepthEstimator, resolve_config
+    from zoedepth_ros.model import PRESETS
+
+    options = dict(device=cfg.device, precision=cfg.precision, preprocess=cfg.preprocess,
+                   flip=cfg.flip, domain=cfg.domain)
+    is_config = cfg.model in PRESETS or cfg.model.endswith(('.yaml', '.yml'))
+    if cfg.checkpoint:
+        config = cfg.model if is_config else None
+        return DepthEstimator.from_pretrained(cfg.checkpoint, config=config, **options), False
+    if is_config:
+        return DepthEstimator.from_config(resolve_config(cfg.model), **options), True
+    return DepthEstimator.from_pretrained(cfg.model, **options), False
+
+
+class DepthNode(Node):
+    """Monocular metric depth node (see module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('depth_node', **kwargs)
+        self.config = declare_node_parameters(self)
+        self.add_on_set_parameters_callback(
+            on_set_parameters(lambda: self.config, self._set_config))
+        cfg = self.config
+        self.estimator, random_weights = load_estimator(cfg)
+        if random_weights:
+            self.get_logger().warning(f'model {cfg.model!r} has RANDOM weights (no checkpoint): '
+                                      'depth is meaningless; set checkpoint or a weights name')
+        self.stats = NodeStats()
+        self._slot: LatestSlot[Frame] = LatestSlot()
+        self._matcher = (StampMatcher(int(cfg.sync_slop_s * 1e9))
+                         if cfg.sync_mode == 'approx' else None)
+        self._info: Any | None = None
+        self._last_stamp: int | None = None
+        self._warned: set[str] = set()
+        self._stop = threading.Event()
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._pubs = {key: self.create_publisher(kind, topic, reliable,
+                                                 qos_overriding_options=overrides)
+                      for key, (kind, topic) in OUTPUTS.items()}
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        sensor = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                            durability=qos_profile_sensor_data.durability)
+        image_topic = self.resolve_topic_name('image')
+        if cfg.input_transport == 'compressed':
+            image_topic += '/compressed'
+        kind = CompressedImage if cfg.input_transport == 'compressed' else Image
+        self.create_subscription(kind, image_topic, self._on_image, sensor)
+        self.create_subscription(CameraInfo, 'camera_info', self._on_info,
+                                 qos_profile_sensor_data)
+        self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name='depth_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'model {self.estimator.name} on {self.estimator.device} ({cfg.precision}); '
+            f'{image_topic} + {self.resolve_topic_name("camera_info")} ({cfg.sync_mode}) -> '
+            f'{self.resolve_topic_name("depth/image")} ({cfg.output_encoding}), '
+            f'{self.resolve_topic_name("points")}, {self.resolve_topic_name("domain")}')
+
+    def _set_config(self, config: NodeConfig) -> None:
+        self.config = config
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(message)
+
+    def _reject(self, err: ZoeDepthError) -> None:
+        self.stats.count('malformed')
+        self.get_logger().warning(f'dropped input: {err}', throttle_duration_sec=2.0)
+
+    def _wanted(self, key: str) -> bool:
+        return self._pubs[key].get_subscription_count() > 0
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _on_image(self, msg: Any) -> None:
+        self.stats.count('received')
+        cfg = self.config
+        if not cfg.always_run and not any(self._wanted(key) for key in OUTPUTS):
+            self.stats.count('idle_skipped')
+            return
+        try:
+            stamp = stamp_ns(msg.header)
+            last, self._last_stamp = self._last_stamp, stamp
+            if last is not None and stamp < last:
+                raise InputError(f'image stamp {stamp * 1e-9:.6f} s is older than the previous '
+                                 f'{last * 1e-9:.6f} s (stamps must not go backwards)')
+            convert = compressed_to_rgb if isinstance(msg, CompressedImage) else image_to_rgb
+            frame = Frame(msg.header, stamp, convert(msg, cfg.max_input_pixels))
+        except ZoeDepthError as err:
+            self._reject(err)
+            return
+        if not msg.header.frame_id.endswith(('_optical_frame', '_optical')):
+            self._warn_once('frame', f'frame_id {msg.header.frame_id!r} is not an optical frame '
+                            '(z forward, x right, y down); clouds will look rotated')
+        if self._matcher is None or (not self._matcher.has_infos and cfg.fov_deg > 0):
+            frame.info = self._info  # None until a camera_info arrives (then fov_deg serves)
+            self._hand_over(frame)
+            return
+        before = self._matcher.unmatched
+        pair = self._matcher.add_image(stamp, frame)
+        self.stats.count('dropped', self._matcher.unmatched - before)
+        if pair is not None:
+            pair[0].info = pair[1]
+            self._hand_over(pair[0])
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        try:
+            camera_info_fields(msg)
+        except ZoeDepthError as err:
+            self._reject(err)
+            return
+        if self._matcher is None:
+            self._info = msg
+            return
+        pair = self._matcher.add_info(stamp_ns(msg.header), msg)
+        if pair is not None:
+            pair[0].info = pair[1]
+            self._hand_over(pair[0])
+
+    def _hand_over(self, frame: Frame) -> None:
+        if self._slot.put(frame):
+            self.stats.count('dropped')
+
+    # ------------------------------------------------------------------ worker
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            frame = self._slot.take(0.2)
+            if frame is None:
+                continue
+            try:
+                self._process(frame)
+            except ZoeDepthError as err:
+                self._reject(err)
+            except Exception as err:  # noqa: BLE001 - the worker must outlive one bad frame
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                self.get_logger().error(f'processing a frame failed: {err!r}',
+                                        throttle_duration_sec=2.0)
+
+    def _camera_info(self, frame: Frame, width: int, height: int) -> CameraInfoFields | None:
+        cfg = self.config
+        self.stats.fallback_intrinsics = frame.info is None and cfg.fov_deg > 0
+        if frame.info is None:
+            if cfg.fov_deg <= 0:
+                self.stats.count('no_camera_info')
+                self.get_logger().warning('no camera_info received yet (fov_deg is 0.0): '
+                                          'dropping images', throttle_duration_sec=5.0)
+                return None
+            self._warn_once('fov', f'no camera_info yet: intrinsics from fov_deg {cfg.fov_deg}')
+            return camera_info_from_camera(PinholeCamera.from_fov(width, height, cfg.fov_deg))
+        camera_info_to_camera(frame.info, width, height)  # refuses another size
+        fields = camera_info_fields(frame.info)
+        if any(fields.d):
+            self._warn_once('distortion', 'camera_info has non-zero distortion: feed a '
+                            'rectified image (image_rect) or clouds will bend')
+        return fields
+
+    def _process(self, frame: Frame) -> None:
+        cfg = self.config
+        height, width = frame.rgb.shape[:2]
+        fields = self._camera_info(frame, width, height)
+        if fields is None:
+            return
+        fields = scale_camera_info(fields, width, height)
+        result = self.estimator.predict(frame.rgb)
+        depth = gate_depth(result.depth_m, cfg.min_range, cfg.max_range, result.std_m,
+                           cfg.max_rel_std)
+        header, pubs = frame.header, self._pubs
+        pubs['depth'].publish(image_message(encode_depth(depth, cfg.output_encoding), header))
+        pubs['info'].publish(camera_info_message(fields, header))
+        if cfg.publish_std and self._wanted('std'):
+            pubs['std'].publish(image_message(encode_float_image(result.std_m), header))
+        if cfg.publish_preview and self._wanted('preview'):
+            preview = encode_preview(depth, cfg.min_range, cfg.max_range)
+            pubs['preview'].publish(image_message(preview, header))
+        if cfg.cloud.enabled and self._wanted('points'):
+            options = CloudOptions(cfg.cloud.stride, cfg.cloud.organized, cfg.cloud.color)
+            cloud = pack_point_cloud(depth, fields.camera, options, rgb=frame.rgb)
+            pubs['points'].publish(point_cloud_message(cloud, header))
+        pubs['domain'].publish(String(data=result.domain))
+        age_s = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
+        self.stats.record_output(result.timings_ms.get('model', float('nan')), age_s,
+                                 result.domain, result.domain_probs.get(result.domain, 1.0))
+
+    def _publish_diagnostics(self) -> None:
+        device = self.estimator.device
+        info = {'model': self.estimator.name, 'device': str(device),
+                'precision': self.config.precision, 'sync_mode': self.config.sync_mode}
+        snapshot = self.stats.snapshot(self.config.diagnostics.period_s)
+        self._diagnostics.publish(diagnostic_array(
+            snapshot, f'{self.get_fully_qualified_name()}: depth', str(device), info,
+            self.get_clock().now().to_msg()))
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._slot.close()
+        self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point ``depth_node``: 0 on SIGINT/SIGTERM, 2 on a bad parameter or checkpoint."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ZoeDepthError, ParameterException) as err:
+        rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

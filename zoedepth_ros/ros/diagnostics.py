@@ -1,0 +1,115 @@
+"""Node statistics and their ``diagnostic_msgs/DiagnosticArray`` (diagnostic_updater stand-in).
+
+``NodeStats`` is updated from the subscription callbacks and the worker thread (all methods
+take its lock); ``diagnostic_array`` turns one period's snapshot into the message published on
+``/diagnostics``. Levels are the ``DiagnosticStatus`` bytes constants.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+COUNTERS = ('received', 'published', 'dropped', 'malformed', 'idle_skipped', 'no_camera_info')
+
+
+@dataclass
+class Snapshot:
+    """Statistics over one diagnostics period."""
+
+    period_s: float
+    counts: dict[str, int]
+    totals: dict[str, int]
+    inference_ms: list[float]
+    stamp_age_s: float | None
+    domain: str
+    domain_probability: float
+    fallback_intrinsics: bool
+
+
+@dataclass
+class NodeStats:
+    """Thread-safe counters, timings and last values of the depth node."""
+
+    window: int = 200
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _marks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    _inference_ms: deque = field(default_factory=deque)
+    _stamp_age_s: float | None = None
+    _domain: str = ''
+    _domain_probability: float = float('nan')
+    fallback_intrinsics: bool = False
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.totals[name] += amount
+
+    def record_output(self, inference_ms: float, stamp_age_s: float, domain: str,
+                      probability: float) -> None:
+        with self._lock:
+            self.totals['published'] += 1
+            self._inference_ms.append(inference_ms)
+            while len(self._inference_ms) > self.window:
+                self._inference_ms.popleft()
+            self._stamp_age_s = stamp_age_s
+            self._domain, self._domain_probability = domain, probability
+
+    def snapshot(self, period_s: float) -> Snapshot:
+        """Counts since the previous snapshot plus totals and recent timings."""
+        with self._lock:
+            counts = {name: self.totals[name] - self._marks[name] for name in COUNTERS}
+            self._marks = dict(self.totals)
+            return Snapshot(period_s, counts, dict(self.totals), list(self._inference_ms),
+                            self._stamp_age_s, self._domain, self._domain_probability,
+                            self.fallback_intrinsics)
+
+
+def _level(snapshot: Snapshot) -> tuple[bytes, str]:
+    if not snapshot.totals['received']:
+        return DiagnosticStatus.STALE, 'no input image yet'
+    if snapshot.counts['malformed']:
+        return DiagnosticStatus.WARN, f'{snapshot.counts["malformed"]} malformed input(s)'
+    if snapshot.fallback_intrinsics:
+        return DiagnosticStatus.WARN, 'no camera_info: intrinsics from fov_deg'
+    if not snapshot.counts['received']:
+        return DiagnosticStatus.WARN, 'no input in the last period'
+    return DiagnosticStatus.OK, 'running'
+
+
+def diagnostic_array(snapshot: Snapshot, name: str, hardware_id: str, info: dict[str, Any],
+                     stamp: Any) -> DiagnosticArray:
+    """DiagnosticArray with one status describing the node over ``snapshot``'s period.
+
+    Args:
+        snapshot: statistics of the period.
+        name: status name, e.g. ``depth_node: depth``.
+        hardware_id: device the model runs on.
+        info: fixed key/values (model, device, precision, ...), listed first.
+        stamp: ``builtin_interfaces/Time`` for the header.
+    """
+    period = max(snapshot.period_s, 1e-9)
+    timings = np.asarray(snapshot.inference_ms, dtype=np.float64)
+    values: dict[str, Any] = dict(info)
+    values['input_rate_hz'] = f'{snapshot.counts["received"] / period:.2f}'
+    values['output_rate_hz'] = f'{snapshot.counts["published"] / period:.2f}'
+    age = snapshot.stamp_age_s
+    values['stamp_age_s'] = 'n/a' if age is None else f'{age:.3f}'
+    values['inference_ms_mean'] = f'{timings.mean():.1f}' if timings.size else 'n/a'
+    values['inference_ms_p95'] = f'{np.percentile(timings, 95):.1f}' if timings.size else 'n/a'
+    for counter in COUNTERS:
+        values[f'{counter}_total'] = snapshot.totals[counter]
+    values['domain'] = snapshot.domain or 'n/a'
+    values['domain_probability'] = f'{snapshot.domain_probability:.3f}'
+    values['fallback_intrinsics'] = snapshot.fallback_intrinsics
+    level, message = _level(snapshot)
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array
