@@ -41,7 +41,7 @@ def _ground(builder: SceneBuilder, rng: np.random.Generator, road_half: float,
                                      rng.uniform(0.05, 0.3)))
     walk = builder.material(Material(_grey(rng, 0.3, 0.55), _grey(rng, 0.2, 0.4),
                                      int(rng.choice([NOISE, BRICKS])), rng.uniform(0.3, 0.8)))
-    grass = builder.material(Material(random_color(rng, (0.3, 0.6), (0.15, 0.35)),
+    grass = builder.material(Material(random_color(rng, (0.3, 0.6), (0.15, 0.35), (0.1, 0.4)),
                                       _grey(rng, 0.1, 0.2), NOISE, 1.0))
     paint = builder.material(Material((0.85, 0.85, 0.8), (0.7, 0.7, 0.65), SOLID, 1.0))
     builder.box((-300.0, -300.0, -0.2), (500.0, 300.0, -0.02), grass)
@@ -109,10 +109,12 @@ def _street_furniture(builder: SceneBuilder, rng: np.random.Generator, road_half
             builder.cylinder((x, y, 0.15), rng.uniform(0.06, 0.12), height, metal, sections=8)
             builder.box((x - 0.08, min(y, y - side * 1.5), height - 0.1),
                         (x + 0.08, max(y, y - side * 1.5), height + 0.05), metal)
-        bark = builder.material(Material(random_color(rng, (0.3, 0.6), (0.1, 0.3)), (0, 0, 0)))
-        leaves = builder.material(Material(random_color(rng, (0.4, 0.8), (0.15, 0.45)),
-                                           random_color(rng, (0.4, 0.8), (0.05, 0.3)), NOISE,
-                                           rng.uniform(0.15, 0.5)))
+        bark = builder.material(Material(random_color(rng, (0.3, 0.6), (0.1, 0.3),
+                                                      (0.05, 0.12)), (0, 0, 0)))
+        foliage = (0.12, 0.4)  # yellow-green to green
+        leaves = builder.material(Material(random_color(rng, (0.4, 0.8), (0.15, 0.45), foliage),
+                                           random_color(rng, (0.4, 0.8), (0.05, 0.3), foliage),
+                                           NOISE, rng.uniform(0.15, 0.5)))
         for x in np.arange(rng.uniform(-20.0, 0.0), 150.0, rng.uniform(7.0, 25.0)):
             if rng.uniform() < 0.4:
                 continue

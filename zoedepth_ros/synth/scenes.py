@@ -226,12 +226,13 @@ class SceneBuilder:
 
 
 def random_color(rng: np.random.Generator, saturation: tuple[float, float] = (0.1, 0.6),
-                 value: tuple[float, float] = (0.3, 0.9)) -> tuple[float, float, float]:
-    """A random linear-RGB albedo from hue/saturation/value ranges."""
-    hue = rng.uniform(0.0, 1.0)
+                 value: tuple[float, float] = (0.3, 0.9),
+                 hue: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:
+    """A random linear-RGB albedo from hue (0 red, 1/3 green, 2/3 blue)/saturation/value."""
+    hue_value = rng.uniform(*hue)
     sat = rng.uniform(*saturation)
     val = rng.uniform(*value)
-    rgb = np.clip(np.abs(((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0) - 3.0) - 1.0, 0, 1)
+    rgb = np.clip(np.abs(((hue_value * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0) - 3.0) - 1.0, 0, 1)
     color = val * (1.0 - sat + sat * rgb)
     return float(color[0]), float(color[1]), float(color[2])
 

@@ -13,19 +13,22 @@ from zoedepth_ros.synth.scenes import BRICKS, CHECKER, NOISE, STRIPES, WINDOWS, 
 
 
 def _hash(ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
-    """Deterministic pseudo-random values in [0, 1) per integer lattice point."""
-    value = np.sin(ix * 12.9898 + iy * 78.233) * 43758.5453
-    return value - np.floor(value)
+    """Deterministic pseudo-random float32 values in [0, 1) per integer lattice point."""
+    h = (ix * 374761393 + iy * 668265263) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * 1274126177) & 0xFFFFFFFF
+    h ^= h >> 16
+    return (h & 0xFFFFFF).astype(np.float32) * np.float32(1.0 / (1 << 24))
 
 
 def value_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Smooth value noise in [0, 1] with unit lattice spacing."""
-    iu, iv = np.floor(u), np.floor(v)
-    fu, fv = u - iu, v - iv
+    """Smooth value noise in [0, 1] with unit lattice spacing (float32 result)."""
+    floor_u, floor_v = np.floor(u), np.floor(v)
+    fu, fv = (u - floor_u).astype(np.float32), (v - floor_v).astype(np.float32)
     fu = fu * fu * (3.0 - 2.0 * fu)
     fv = fv * fv * (3.0 - 2.0 * fv)
-    a, b = _hash(iu, iv), _hash(iu + 1.0, iv)
-    c, d = _hash(iu, iv + 1.0), _hash(iu + 1.0, iv + 1.0)
+    iu, iv = floor_u.astype(np.int64), floor_v.astype(np.int64)
+    a, b = _hash(iu, iv), _hash(iu + 1, iv)
+    c, d = _hash(iu, iv + 1), _hash(iu + 1, iv + 1)
     return (a + (b - a) * fu) * (1.0 - fv) + (c + (d - c) * fu) * fv
 
 
