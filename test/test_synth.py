@@ -110,6 +110,15 @@ def test_generated_frames_are_deterministic_and_in_range() -> None:
     assert max(np.nanmax(d) for d in outdoor) < 80.0
 
 
+def test_parallel_workers_give_the_same_frames() -> None:
+    serial = list(iter_frames('indoor', 5, (32, 24), seed=9, frames_per_scene=2))
+    parallel = list(iter_frames('indoor', 5, (32, 24), seed=9, frames_per_scene=2, workers=2))
+    assert [f.stem for f in parallel] == [f.stem for f in serial]
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+        np.testing.assert_array_equal(a.depth_m, b.depth_m)
+
+
 def test_views_of_one_scene_differ_photometrically_and_geometrically() -> None:
     a, b = iter_frames('indoor', 2, (48, 32), seed=3, frames_per_scene=2)
     assert a.rgb.std() > 5.0  # textured, shaded, not flat

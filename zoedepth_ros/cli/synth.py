@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='views per random scene (default 4 for folders, 40 for bags)')
     parser.add_argument('--test-fraction', type=float, default=0.1,
                         help='share of scenes listed in test.txt (default 0.1)')
+    parser.add_argument('--workers', type=int, default=1,
+                        help='rendering processes (default 1; output does not depend on it)')
     parser.add_argument('--overwrite', action='store_true', help='replace a non-empty OUTPUT')
     parser.add_argument('--output', required=True, help='directory to create')
 
@@ -61,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         summary = generate(args.domain, args.count, size, args.seed, args.output, args.fmt,
                            args.storage, frames_per_scene=args.frames_per_scene,
                            test_fraction=args.test_fraction, overwrite=args.overwrite,
-                           progress=bar.update)
+                           workers=args.workers, progress=bar.update)
     print(summary)
     return 0

@@ -9,11 +9,13 @@ shorter run is a prefix of a longer one with the same ``frames_per_scene``.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +107,7 @@ def camera_for(domain: str, size: tuple[int, int]) -> PinholeCamera:
 
 
 def iter_frames(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: int = 0,
-                frames_per_scene: int = 4) -> Iterator[SynthFrame]:
+                frames_per_scene: int = 4, workers: int = 1) -> Iterator[SynthFrame]:
     """Render ``count`` frames of ``domain``, ``frames_per_scene`` views per random scene.
 
     Args:
@@ -114,33 +116,55 @@ def iter_frames(domain: str, count: int, size: tuple[int, int] = (160, 120), see
         size: (width, height) in pixels.
         seed: non-negative integer seed.
         frames_per_scene: views along each scene's camera path (>= 1).
+        workers: processes rendering scenes in parallel (results are identical and in order).
 
     Yields:
         :class:`SynthFrame` in order.
     """
     _check_domain(domain)
-    if frames_per_scene < 1 or count < 0 or seed < 0:
-        raise InputError(f'need count >= 0, seed >= 0 and frames_per_scene >= 1; got '
-                         f'count={count}, seed={seed}, frames_per_scene={frames_per_scene}')
+    if frames_per_scene < 1 or count < 0 or seed < 0 or workers < 1:
+        raise InputError(f'need count >= 0, seed >= 0, frames_per_scene >= 1 and workers >= 1;'
+                         f' got count={count}, seed={seed}, frames_per_scene={frames_per_scene},'
+                         f' workers={workers}')
+    size = (int(size[0]), int(size[1]))
+    jobs = [(domain, scene, min(frames_per_scene, count - scene * frames_per_scene), size, seed,
+             frames_per_scene) for scene in range(math.ceil(count / frames_per_scene))]
+    if workers == 1 or len(jobs) < 2:
+        for job in jobs:
+            yield from render_scene(*job)
+        return
+    context = multiprocessing.get_context('spawn')  # safe beside torch/ROS threads
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context)
+    try:
+        for frames in pool.map(render_scene, *zip(*jobs), chunksize=1):
+            yield from frames
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def render_scene(domain: str, scene_index: int, views: int, size: tuple[int, int], seed: int,
+                 frames_per_scene: int) -> list[SynthFrame]:
+    """Build scene ``scene_index`` of ``domain`` and render its first ``views`` frames."""
+    rng = np.random.default_rng([seed, DOMAINS.index(domain), scene_index])
+    scene, path = _BUILDERS[domain](rng)
     camera = camera_for(domain, size)
-    for scene_index in range(math.ceil(count / frames_per_scene)):
-        rng = np.random.default_rng([seed, DOMAINS.index(domain), scene_index])
-        scene, path = _BUILDERS[domain](rng)
-        renderer = Renderer(scene, camera)
-        first = scene_index * frames_per_scene
-        for view in range(min(frames_per_scene, count - first)):
-            index = first + view
-            pose = path.pose(view / max(1, frames_per_scene - 1))
-            rgb, depth = renderer.render(pose, rng)
-            yield SynthFrame(index=index, stem=f'{domain}_{index:06d}', rgb=rgb, depth_m=depth,
-                             camera=camera, pose=pose, scene_index=scene_index,
-                             stamp_ns=FIRST_STAMP_NS + index * FRAME_PERIOD_NS)
+    renderer = Renderer(scene, camera)
+    frames = []
+    for view in range(views):
+        index = scene_index * frames_per_scene + view
+        pose = path.pose(view / max(1, frames_per_scene - 1))
+        rgb, depth = renderer.render(pose, rng)
+        frames.append(SynthFrame(index=index, stem=f'{domain}_{index:06d}', rgb=rgb,
+                                 depth_m=depth, camera=camera, pose=pose,
+                                 scene_index=scene_index,
+                                 stamp_ns=FIRST_STAMP_NS + index * FRAME_PERIOD_NS))
+    return frames
 
 
 def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: int = 0,
              output: Path | str | None = None, fmt: str = 'folder', storage: str = 'sqlite3',
              *, frames_per_scene: int | None = None, test_fraction: float = 0.1,
-             overwrite: bool = False,
+             overwrite: bool = False, workers: int = 1,
              progress: Callable[[int], None] | None = None) -> SynthSummary:
     """Generate a synthetic RGB-D dataset (folder format) or a rosbag2.
 
@@ -160,6 +184,7 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
             (4 s of smooth motion at 10 Hz).
         test_fraction: share of scenes listed in test.txt (whole scenes; folder only).
         overwrite: replace an existing non-empty ``output``.
+        workers: rendering processes (the output does not depend on it).
         progress: called with the number of frames just finished (for a progress bar).
 
     Returns:
@@ -189,7 +214,7 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
         for name in domains:
             target = staging if domain != 'both' else staging / name
             _write_domain(name, count, size, seed, target, fmt, storage, per_scene,
-                          test_fraction, progress)
+                          test_fraction, workers, progress)
             datasets.append(output if domain != 'both' else output / name)
         _move_into_place(staging, output)
     except BaseException:
@@ -202,7 +227,7 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
 
 def _write_domain(domain: str, count: int, size: tuple[int, int], seed: int, target: Path,
                   fmt: str, storage: str, frames_per_scene: int, test_fraction: float,
-                  progress: Callable[[int], None] | None) -> None:
+                  workers: int, progress: Callable[[int], None] | None) -> None:
     camera = camera_for(domain, size)
     if fmt == 'folder':
         writer: FolderWriter | BagWriter = FolderWriter(target, domain, camera,
@@ -212,7 +237,7 @@ def _write_domain(domain: str, count: int, size: tuple[int, int], seed: int, tar
             target.rmdir()
         writer = BagWriter(target, camera, storage)
     period = max(2, round(1.0 / test_fraction)) if test_fraction > 0 else 0
-    for frame in iter_frames(domain, count, size, seed, frames_per_scene):
+    for frame in iter_frames(domain, count, size, seed, frames_per_scene, workers):
         test = period > 0 and frame.scene_index % period == period - 1
         writer.write(frame.stem, frame.rgb, frame.depth_m, 'test' if test else 'train',
                      frame.stamp_ns)
