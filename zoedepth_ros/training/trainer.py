@@ -151,9 +151,10 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg.optim, cfg.schedule, self.num_heads)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.total_steps)
         self.model = model
-        unused = cfg.stage == 'relative' or (cfg.stage == 'metric_nk'
-                                             and cfg.model.route_by_label)
-        self.train_model = wrap_model(model, self.info, self.device, unused)
+        # Some parameters never get gradients: the unused ImageNet head kept for checkpoint
+        # compatibility, the metric heads in the relative stage, the other head when routing
+        # by label. DDP must be told to look for them.
+        self.train_model = wrap_model(model, self.info, self.device, find_unused_parameters=True)
         self.loss_fn = StageLoss(cfg.stage, cfg.loss, cfg.model.route_by_label)
         self.step = 0
         self.best_score = math.inf
