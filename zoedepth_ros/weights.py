@@ -122,7 +122,8 @@ def resolve_weights(name_or_path: str, progress: ProgressCallback | None = None,
     if spec is None:
         raise CheckpointError(
             f'{name_or_path!r} is neither an existing file nor a known weights name; known '
-            f'names: {sorted(REGISTRY)}')
+            f'names: {sorted(REGISTRY)}. Official weights: {RELEASES} (ZoeD_M12_N.pt, '
+            f'ZoeD_M12_K.pt, ZoeD_M12_NK.pt)')
     if spec.bundled:
         return bundled_path(spec.bundled)
     target = cache_dir() / Path(spec.url).name

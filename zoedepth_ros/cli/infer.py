@@ -1,0 +1,176 @@
+"""Predict metric depth for image files, folders, globs or videos.
+
+For each image writes <stem>_depth.npy (float32 metres), <stem>_depth.png (uint16
+millimetres, 0 = invalid), <stem>_depth_color.png (colour map with a metre scale bar) and,
+with --ply, <stem>.ply (coloured points in the camera optical frame).
+
+Examples:
+  zoedepth infer --output out/ photos/*.jpg
+  zoedepth infer --model ZoeD_M12_NK --device cuda --precision fp16 --output out/ video.mp4
+  zoedepth infer --weights ZoeD_M12_N.pt --ply --fov-deg 60 --output out/ room.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from zoedepth_ros.errors import InputError, ZoeDepthError
+
+if TYPE_CHECKING:
+    from zoedepth_ros.inference import DepthEstimator
+
+HELP = 'predict metric depth for images, folders, globs or videos'
+DEFAULT_MODEL = 'zoedepth_demo_nk'
+logger = logging.getLogger('zoedepth.infer')
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs a model."""
+    group = parser.add_argument_group('model')
+    source = group.add_mutually_exclusive_group()
+    source.add_argument('--model', default=DEFAULT_MODEL,
+                        help='weights name (ZoeD_M12_N, ZoeD_M12_K, ZoeD_M12_NK, '
+                             f'{DEFAULT_MODEL}) or a preset for random weights '
+                             f'(default: %(default)s)')
+    source.add_argument('--weights', type=Path, help='checkpoint file or transformers folder')
+    group.add_argument('--config', help='model config YAML or preset name for --weights')
+    group.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
+    group.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
+    group.add_argument('--preprocess', default='eval',
+                       choices=['eval', 'keep_aspect', 'original_infer'])
+    group.add_argument('--flip', action='store_true', help='average with the mirrored image')
+    group.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('inputs', nargs='+', help='image files, folders, globs or videos')
+    parser.add_argument('-o', '--output', type=Path, required=True, help='output folder')
+    add_model_arguments(parser)
+    camera = parser.add_argument_group('point cloud (--ply)')
+    camera.add_argument('--ply', action='store_true', help='also write a coloured PLY cloud')
+    camera.add_argument('--fov-deg', type=float, default=60.0,
+                        help='horizontal field of view when fx is not given (default 60)')
+    for name in ('fx', 'fy', 'cx', 'cy'):
+        camera.add_argument(f'--{name}', type=float, help=f'intrinsics {name} in pixels')
+    parser.add_argument('--max-depth', type=float, default=None,
+                        help='colour-map range upper end in metres (default: per image)')
+
+
+def build_estimator(args: argparse.Namespace) -> DepthEstimator:
+    """DepthEstimator from the shared model options."""
+    from zoedepth_ros.inference import DepthEstimator
+    from zoedepth_ros.model import PRESETS
+    from zoedepth_ros.weights import REGISTRY
+
+    options = dict(device=args.device, precision=args.precision, preprocess=args.preprocess,
+                   flip=args.flip or None, domain=args.domain)
+    if args.weights is not None:
+        return DepthEstimator.from_pretrained(str(args.weights), config=args.config, **options)
+    if args.model in PRESETS and args.model not in REGISTRY:
+        logger.warning('%s has no weights: using RANDOM weights (for smoke tests only)',
+                       args.model)
+        return DepthEstimator.from_config(args.model, **options)
+    return DepthEstimator.from_pretrained(args.model, config=args.config, **options)
+
+
+def iter_frames(inputs: list[str]) -> Iterator[tuple[str, np.ndarray | Exception]]:
+    """(stem, RGB image or the error reading it) for every input image / video frame."""
+    import cv2
+
+    from zoedepth_ros.outputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            paths = [path]
+        else:
+            paths = [Path(p) for p in sorted(glob.glob(item))]
+            if not paths:
+                yield path.name, InputError(f'{item}: no such file, folder or glob match')
+        for file in paths:
+            if file.suffix.lower() in VIDEO_SUFFIXES:
+                capture = cv2.VideoCapture(str(file))
+                index = 0
+                while True:
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    yield f'{file.stem}_{index:06d}', cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    index += 1
+                capture.release()
+                if index == 0:
+                    yield file.stem, InputError(f'{file}: no frames could be read')
+                continue
+            try:
+                yield file.stem, read_rgb(file)
+            except ZoeDepthError as err:
+                yield file.stem, err
+
+
+def write_outputs(args: argparse.Namespace, stem: str, rgb: np.ndarray, depth: np.ndarray
+                  ) -> None:
+    from zoedepth_ros.data.messages import depth_to_millimetres
+    from zoedepth_ros.geometry import PinholeCamera, depth_to_points
+    from zoedepth_ros.outputs import write_npy, write_ply, write_png
+    from zoedepth_ros.visualize import colorize_depth, with_scale_bar
+
+    out = args.output
+    write_npy(out / f'{stem}_depth.npy', depth.astype(np.float32))
+    write_png(out / f'{stem}_depth.png', depth_to_millimetres(depth))
+    finite = depth[np.isfinite(depth)]
+    low = float(finite.min()) if finite.size else 0.1
+    high = args.max_depth or (float(finite.max()) if finite.size else 10.0)
+    write_png(out / f'{stem}_depth_color.png',
+              with_scale_bar(colorize_depth(depth, low, high), low, high))
+    if args.ply:
+        height, width = depth.shape
+        if args.fx is not None:
+            camera = PinholeCamera(args.fx, args.fy or args.fx,
+                                   args.cx if args.cx is not None else (width - 1) / 2,
+                                   args.cy if args.cy is not None else (height - 1) / 2,
+                                   width, height)
+        else:
+            camera = PinholeCamera.from_fov(width, height, args.fov_deg)
+        points = depth_to_points(depth, camera).reshape(-1, 3)
+        valid = np.isfinite(points).all(axis=1)
+        write_ply(out / f'{stem}.ply', points[valid], rgb.reshape(-1, 3)[valid])
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    estimator = build_estimator(args)
+    logger.info('model %s on %s (%s, preprocess %s)', estimator.name, estimator.device,
+                estimator.precision, estimator.preprocess)
+    done, failed, domains, model_ms = 0, 0, Counter(), []
+    start = time.perf_counter()
+    with logging_redirect_tqdm():
+        for stem, frame in tqdm(iter_frames(args.inputs), desc='infer', unit='img',
+                                disable=None):
+            if isinstance(frame, Exception):
+                logger.error('skipped %s: %s', stem, frame)
+                failed += 1
+                continue
+            result = estimator.predict(frame)
+            write_outputs(args, stem, frame, result.depth_m)
+            done += 1
+            domains[result.domain] += 1
+            model_ms.append(result.timings_ms['model'])
+    elapsed = time.perf_counter() - start
+    summary = ', '.join(f'{name} {count}' for name, count in sorted(domains.items()))
+    logger.info('%d image(s) -> %s in %.1f s (model %.0f ms/image; %s)%s', done, args.output,
+                elapsed, float(np.mean(model_ms)) if model_ms else 0.0, summary or 'none',
+                f'; {failed} failed' if failed else '')
+    return 1 if failed or not done else 0
