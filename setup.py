@@ -31,6 +31,7 @@ setup(
     entry_points={
         'console_scripts': [
             'zoedepth = zoedepth_ros.cli.main:main',
+            'depth_node = zoedepth_ros.ros.depth_node:main',
         ],
     },
 )

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
+import traceback
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
@@ -26,61 +25,20 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
-from zoedepth_ros.data.messages import (
-    CameraInfoFields,
-    camera_info_fields,
-    camera_info_from_camera,
-    camera_info_to_camera,
-    compressed_to_rgb,
-    encode_depth,
-    encode_float_image,
-    encode_preview,
-    image_to_rgb,
-    scale_camera_info,
-)
+from zoedepth_ros.data import messages
 from zoedepth_ros.errors import InputError, ZoeDepthError
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.node_config import NodeConfig
 from zoedepth_ros.pointcloud import CloudOptions, gate_depth, pack_point_cloud
-from zoedepth_ros.ros.convert import (
-    camera_info_message,
-    image_message,
-    point_cloud_message,
-    stamp_ns,
-)
+from zoedepth_ros.ros import convert
 from zoedepth_ros.ros.diagnostics import NodeStats, diagnostic_array
+from zoedepth_ros.ros.loading import load_estimator
 from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_parameters
-from zoedepth_ros.ros.sync import LatestSlot, StampMatcher
+from zoedepth_ros.ros.sync import Frame, LatestSlot, StampMatcher
 
 OUTPUTS = {'depth': (Image, 'depth/image'), 'info': (CameraInfo, 'depth/camera_info'),
            'points': (PointCloud2, 'points'), 'std': (Image, 'depth/std'),
            'preview': (Image, 'depth/preview'), 'domain': (String, 'domain')}
-
-
-@dataclass
-class Frame:
-    """A converted input waiting for the worker."""
-
-    header: Any
-    stamp_ns: int
-    rgb: np.ndarray
-    info: Any | None = None
-
-
-def load_estimator(cfg: NodeConfig) -> tuple[Any, bool]:
-    """The DepthEstimator of ``cfg`` and whether its weights are random (a bare preset)."""
-    from zoedepth_ros.inference import DepthEstimator, resolve_config
-    from zoedepth_ros.model import PRESETS
-
-    options = dict(device=cfg.device, precision=cfg.precision, preprocess=cfg.preprocess,
-                   flip=cfg.flip, domain=cfg.domain)
-    is_config = cfg.model in PRESETS or cfg.model.endswith(('.yaml', '.yml'))
-    if cfg.checkpoint:
-        config = cfg.model if is_config else None
-        return DepthEstimator.from_pretrained(cfg.checkpoint, config=config, **options), False
-    if is_config:
-        return DepthEstimator.from_config(resolve_config(cfg.model), **options), True
-    return DepthEstimator.from_pretrained(cfg.model, **options), False
 
 
 class DepthNode(Node):
@@ -130,6 +88,8 @@ class DepthNode(Node):
 
     def _set_config(self, config: NodeConfig) -> None:
         self.config = config
+        if self._matcher is not None:
+            self._matcher.slop_ns = int(config.sync_slop_s * 1e9)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -152,13 +112,14 @@ class DepthNode(Node):
             self.stats.count('idle_skipped')
             return
         try:
-            stamp = stamp_ns(msg.header)
+            stamp = convert.stamp_ns(msg.header)
             last, self._last_stamp = self._last_stamp, stamp
             if last is not None and stamp < last:
                 raise InputError(f'image stamp {stamp * 1e-9:.6f} s is older than the previous '
                                  f'{last * 1e-9:.6f} s (stamps must not go backwards)')
-            convert = compressed_to_rgb if isinstance(msg, CompressedImage) else image_to_rgb
-            frame = Frame(msg.header, stamp, convert(msg, cfg.max_input_pixels))
+            decode = (messages.compressed_to_rgb if isinstance(msg, CompressedImage)
+                      else messages.image_to_rgb)
+            frame = Frame(msg.header, stamp, decode(msg, cfg.max_input_pixels))
         except ZoeDepthError as err:
             self._reject(err)
             return
@@ -178,14 +139,14 @@ class DepthNode(Node):
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:
-            camera_info_fields(msg)
+            messages.camera_info_fields(msg)
         except ZoeDepthError as err:
             self._reject(err)
             return
         if self._matcher is None:
             self._info = msg
             return
-        pair = self._matcher.add_info(stamp_ns(msg.header), msg)
+        pair = self._matcher.add_info(convert.stamp_ns(msg.header), msg)
         if pair is not None:
             pair[0].info = pair[1]
             self._hand_over(pair[0])
@@ -208,10 +169,11 @@ class DepthNode(Node):
             except Exception as err:  # noqa: BLE001 - the worker must outlive one bad frame
                 if self._stop.is_set() or not self.context.ok():
                     return
-                self.get_logger().error(f'processing a frame failed: {err!r}',
-                                        throttle_duration_sec=2.0)
+                self.get_logger().error(f'processing a frame failed: {err!r}\n'
+                                        f'{traceback.format_exc()}', throttle_duration_sec=2.0)
 
-    def _camera_info(self, frame: Frame, width: int, height: int) -> CameraInfoFields | None:
+    def _camera_info(self, frame: Frame, width: int,
+                     height: int) -> messages.CameraInfoFields | None:
         cfg = self.config
         self.stats.fallback_intrinsics = frame.info is None and cfg.fov_deg > 0
         if frame.info is None:
@@ -221,9 +183,10 @@ class DepthNode(Node):
                                           'dropping images', throttle_duration_sec=5.0)
                 return None
             self._warn_once('fov', f'no camera_info yet: intrinsics from fov_deg {cfg.fov_deg}')
-            return camera_info_from_camera(PinholeCamera.from_fov(width, height, cfg.fov_deg))
-        camera_info_to_camera(frame.info, width, height)  # refuses another size
-        fields = camera_info_fields(frame.info)
+            camera = PinholeCamera.from_fov(width, height, cfg.fov_deg)
+            return messages.camera_info_from_camera(camera)
+        messages.camera_info_to_camera(frame.info, width, height)  # refuses another size
+        fields = messages.camera_info_fields(frame.info)
         if any(fields.d):
             self._warn_once('distortion', 'camera_info has non-zero distortion: feed a '
                             'rectified image (image_rect) or clouds will bend')
@@ -235,26 +198,29 @@ class DepthNode(Node):
         fields = self._camera_info(frame, width, height)
         if fields is None:
             return
-        fields = scale_camera_info(fields, width, height)
+        fields = messages.scale_camera_info(fields, width, height)
         result = self.estimator.predict(frame.rgb)
         depth = gate_depth(result.depth_m, cfg.min_range, cfg.max_range, result.std_m,
                            cfg.max_rel_std)
         header, pubs = frame.header, self._pubs
-        pubs['depth'].publish(image_message(encode_depth(depth, cfg.output_encoding), header))
-        pubs['info'].publish(camera_info_message(fields, header))
+        depth_fields = messages.encode_depth(depth, cfg.output_encoding)
+        pubs['depth'].publish(convert.image_message(depth_fields, header))
+        pubs['info'].publish(convert.camera_info_message(fields, header))
         if cfg.publish_std and self._wanted('std'):
-            pubs['std'].publish(image_message(encode_float_image(result.std_m), header))
+            std_fields = messages.encode_float_image(result.std_m)
+            pubs['std'].publish(convert.image_message(std_fields, header))
         if cfg.publish_preview and self._wanted('preview'):
-            preview = encode_preview(depth, cfg.min_range, cfg.max_range)
-            pubs['preview'].publish(image_message(preview, header))
+            preview = messages.encode_preview(depth, cfg.min_range, cfg.max_range)
+            pubs['preview'].publish(convert.image_message(preview, header))
         if cfg.cloud.enabled and self._wanted('points'):
             options = CloudOptions(cfg.cloud.stride, cfg.cloud.organized, cfg.cloud.color)
             cloud = pack_point_cloud(depth, fields.camera, options, rgb=frame.rgb)
-            pubs['points'].publish(point_cloud_message(cloud, header))
+            pubs['points'].publish(convert.point_cloud_message(cloud, header))
         pubs['domain'].publish(String(data=result.domain))
         age_s = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         self.stats.record_output(result.timings_ms.get('model', float('nan')), age_s,
                                  result.domain, result.domain_probs.get(result.domain, 1.0))
+        self.get_logger().debug(f'frame {frame.stamp_ns}: {result.timings_ms}, age {age_s:.3f} s')
 
     def _publish_diagnostics(self) -> None:
         device = self.estimator.device

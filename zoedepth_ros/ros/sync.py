@@ -9,9 +9,22 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 T = TypeVar('T')
+
+
+@dataclass
+class Frame:
+    """A converted input waiting for the worker."""
+
+    header: Any
+    stamp_ns: int
+    rgb: np.ndarray
+    info: Any | None = None
 
 
 class LatestSlot(Generic[T]):

@@ -1,0 +1,54 @@
+"""Newest-frame-wins slot and image/camera_info stamp matching (no DDS needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from zoedepth_ros.ros.sync import LatestSlot, StampMatcher
+
+MS = 1_000_000
+
+
+def test_slot_keeps_only_the_newest_and_reports_drops() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True and slot.put(3) is True  # 1 and 2 dropped
+    assert slot.take(0.01) == 3
+    assert slot.take(0.01) is None
+
+
+def test_slot_wakes_a_waiting_taker_and_closes() -> None:
+    slot: LatestSlot[str] = LatestSlot()
+    taken: list = []
+    worker = threading.Thread(target=lambda: taken.append(slot.take(5.0)))
+    worker.start()
+    slot.put('frame')
+    worker.join(2.0)
+    assert taken == ['frame']
+    start = time.monotonic()
+    closer = threading.Thread(target=lambda: taken.append(slot.take(5.0)))
+    closer.start()
+    slot.close()
+    closer.join(2.0)
+    assert taken == ['frame', None] and time.monotonic() - start < 2.0
+
+
+def test_matcher_pairs_closest_info_within_slop() -> None:
+    matcher = StampMatcher(slop_ns=50 * MS)
+    assert not matcher.has_infos
+    assert matcher.add_info(1000 * MS, 'far') is None
+    assert matcher.add_info(1980 * MS, 'near') is None
+    assert matcher.add_info(2100 * MS, 'later') is None
+    assert matcher.has_infos
+    assert matcher.add_image(2000 * MS, 'image') == ('image', 'near')
+
+
+def test_matcher_waits_for_late_info_and_counts_replaced_images() -> None:
+    matcher = StampMatcher(slop_ns=50 * MS)
+    assert matcher.add_image(3000 * MS, 'first') is None
+    assert matcher.add_image(3100 * MS, 'second') is None  # replaces 'first'
+    assert matcher.unmatched == 1
+    assert matcher.add_info(3300 * MS, 'too far') is None
+    assert matcher.add_info(3120 * MS, 'match') == ('second', 'match')
+    assert matcher.add_info(3120 * MS, 'again') is None  # nothing waiting any more
