@@ -68,6 +68,10 @@ def test_eigen_crop_fixed_indices() -> None:
     mask = crop_mask(480, 640, 'eigen')
     assert mask.sum() == (471 - 45) * (601 - 41)
     assert mask[45, 41] and mask[470, 600] and not mask[44, 41] and not mask[45, 601]
+    assert crop_mask(500, 700, 'eigen').sum() == mask.sum()  # fixed indices, as-is
+    small = crop_mask(120, 160, 'eigen')  # scaled window: rows 11..117, columns 10..150
+    rows, cols = np.flatnonzero(small.any(axis=1)), np.flatnonzero(small.any(axis=0))
+    assert (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) == (11, 118, 10, 150)
 
 
 def test_garg_crop_fractions() -> None:

@@ -39,7 +39,7 @@ Crop = Literal['eigen', 'garg', 'none']
 CROPS: tuple[str, ...] = ('eigen', 'garg', 'none')
 
 EIGEN_ROWS = (45, 471)
-"""NYU Eigen crop rows [45, 471) of a 480x640 map; applied as fixed indices to any size."""
+"""NYU Eigen crop rows [45, 471) of a 480x640 map; fixed indices on maps at least that big."""
 EIGEN_COLS = (41, 601)
 GARG_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 """Garg crop (top, bottom, left, right) as fractions of the map size, floored."""
@@ -67,15 +67,21 @@ def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
     Args:
         height: map height in pixels.
         width: map width in pixels.
-        crop: ``'eigen'`` (fixed pixel indices sized for 480x640, applied as-is, as the
-            original evaluation does for every indoor set), ``'garg'`` (fractions of the size)
+        crop: ``'eigen'`` (fixed pixel indices sized for 480x640, applied as-is to any map
+            of at least 471x601 pixels, as the original evaluation does for every indoor set;
+            smaller maps get the same window scaled to their size, as
+            ``data.transforms.eval_crop_mask``), ``'garg'`` (fractions of the size, floored)
             or ``'none'``.
     """
     mask = np.zeros((height, width), dtype=bool)
     if crop == 'none':
         mask[:] = True
     elif crop == 'eigen':
-        mask[EIGEN_ROWS[0]:EIGEN_ROWS[1], EIGEN_COLS[0]:EIGEN_COLS[1]] = True
+        rows, cols = EIGEN_ROWS, EIGEN_COLS
+        if height < rows[1] or width < cols[1]:
+            rows = (round(rows[0] * height / 480), round(rows[1] * height / 480))
+            cols = (round(cols[0] * width / 640), round(cols[1] * width / 640))
+        mask[rows[0]:rows[1], cols[0]:cols[1]] = True
     elif crop == 'garg':
         top, bottom, left, right = GARG_FRACTIONS
         mask[int(top * height):int(bottom * height), int(left * width):int(right * width)] = True

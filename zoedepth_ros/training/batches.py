@@ -111,9 +111,9 @@ class SeededView(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, depth = self.transform(np.asarray(_field(item, 'image')),
                                           np.asarray(_field(item, 'depth'), np.float32), rng)
-            base = item if isinstance(item, Mapping) else {
-                k: _field(item, k) for k in ('mask', 'domain', 'min_depth', 'max_depth')}
-            item = {**base, 'image': image, 'depth': depth}
+            # the transform zeroes invalid depth itself; the item's mask no longer lines up
+            item = {k: _field(item, k) for k in ('domain', 'min_depth', 'max_depth')}
+            item.update(image=image, depth=depth)
         return to_sample(item, self.domain, self.depth_range)
 
 
