@@ -64,11 +64,9 @@ def _camera_path(rng: np.random.Generator, size: np.ndarray) -> CameraPath:
     heading = rng.uniform(0.0, 2.0 * math.pi)
     step = rng.uniform(0.3, 1.5) * np.array([math.cos(heading), math.sin(heading)])
     end_xy = np.clip(start_xy + step, low, high)
-    target = rng.uniform([0.0, 0.0], [width, depth])
-    for _ in range(10):  # look across the room rather than at the nearest wall
-        if np.linalg.norm(target - start_xy) >= 0.5 * max(width, depth):
-            break
-        target = rng.uniform([0.0, 0.0], [width, depth])
+    candidates = rng.uniform([0.0, 0.0], [width, depth], size=(6, 2))
+    distances = np.linalg.norm(candidates - start_xy, axis=1)
+    target = candidates[int(np.argmax(distances))]  # look across the room, not at a near wall
     yaw = math.atan2(target[1] - start_xy[1], target[0] - start_xy[0])
     height_m = rng.uniform(1.0, 1.6)
     pitch = rng.uniform(-0.3, 0.1)
@@ -79,13 +77,19 @@ def _camera_path(rng: np.random.Generator, size: np.ndarray) -> CameraPath:
                       sway_rad=rng.uniform(0.0, 0.05))
 
 
+def _keep_clear(path: CameraPath) -> np.ndarray:
+    """(N, 2) floor points to keep free: the path and 1.5 m of the view ahead of its ends."""
+    points = [(1.0 - s) * path.start[:2] + s * path.end[:2] for s in np.linspace(0, 1, 6)]
+    for position, yaw in ((path.start[:2], path.yaw[0]), (path.end[:2], path.yaw[1])):
+        heading = np.array([math.cos(yaw), math.sin(yaw)])
+        points += [position + distance * heading for distance in (0.5, 1.0, 1.5)]
+    return np.array(points)
+
+
 def _clear_of_path(path: CameraPath, center: np.ndarray, radius: float) -> bool:
-    """Whether a footprint circle keeps ``_CLEARANCE_M`` from the camera path (xy)."""
-    for s in np.linspace(0.0, 1.0, 6):
-        point = (1.0 - s) * path.start[:2] + s * path.end[:2]
-        if np.linalg.norm(point - center) < radius + _CLEARANCE_M:
-            return False
-    return True
+    """Whether a footprint circle keeps ``_CLEARANCE_M`` from the path and the near view."""
+    distances = np.linalg.norm(_keep_clear(path) - center, axis=1)
+    return bool((distances >= radius + _CLEARANCE_M).all())
 
 
 def _table(builder: SceneBuilder, rng: np.random.Generator, center: np.ndarray,
@@ -129,7 +133,7 @@ def _round_thing(builder: SceneBuilder, rng: np.random.Generator, center: np.nda
 def _furniture(builder: SceneBuilder, rng: np.random.Generator, size: np.ndarray,
                path: CameraPath) -> None:
     width, depth, height = size
-    for _ in range(int(rng.integers(4, 12))):
+    for _ in range(int(rng.integers(6, 16))):
         half = rng.uniform([0.2, 0.2], [min(1.1, width / 4), min(1.1, depth / 4)])
         if rng.uniform() < 0.6:  # against a wall
             wall = rng.integers(4)
