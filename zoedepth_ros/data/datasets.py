@@ -380,7 +380,10 @@ class GenericFolder(DepthDataset):
             if not path.is_file():
                 raise InputError(f'RGB-D folder: split file {path} not found; expected one stem '
                                  'per line (or use split=None for every image)')
-            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            stems = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            if not stems:
+                raise InputError(f'RGB-D folder: split file {path} lists no stems')
+            return stems
         stems = sorted(p.stem for p in (self.root / 'rgb').glob('*')
                        if p.suffix.lower() in ('.png', '.jpg', '.jpeg'))
         if not stems:

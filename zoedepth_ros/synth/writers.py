@@ -8,7 +8,8 @@ Folder format (see the team brief)::
     ROOT/dataset.yaml      domain, depth_scale, min_depth, max_depth, camera
     ROOT/rgb/<stem>.png    8-bit RGB
     ROOT/depth/<stem>.png  uint16, metres = value * depth_scale, 0 = invalid
-    ROOT/train.txt, ROOT/test.txt  one stem per line (split by scene, never within a scene)
+    ROOT/train.txt, ROOT/test.txt  one stem per line (split by scene, never within a scene;
+                                   a split without frames gets no file)
 
 Bag topics: ``/camera/image_raw`` (sensor_msgs/Image rgb8), ``/camera/camera_info``
 (sensor_msgs/CameraInfo, plumb_bob with zero distortion) and ``/camera/depth/image``
@@ -87,7 +88,8 @@ class FolderWriter:
                            'width': camera.width, 'height': camera.height}}
         (self.root / 'dataset.yaml').write_text(yaml.safe_dump(meta, sort_keys=False))
         for split, stems in self._splits.items():
-            (self.root / f'{split}.txt').write_text(''.join(f'{s}\n' for s in stems))
+            if stems:  # no empty split files: an empty test set is not a test set
+                (self.root / f'{split}.txt').write_text(''.join(f'{s}\n' for s in stems))
 
 
 def depth_to_uint16(depth_m: np.ndarray, depth_scale: float) -> np.ndarray:
