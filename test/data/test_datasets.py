@@ -198,6 +198,8 @@ def _write_bag(path: Path, storage: str) -> list[int]:
         rgb_c = writer.add_connection('/rgb', 'sensor_msgs/msg/Image', typestore=store)
         depth_c = writer.add_connection('/depth', 'sensor_msgs/msg/Image', typestore=store)
         info_c = writer.add_connection('/info', 'sensor_msgs/msg/CameraInfo', typestore=store)
+        png_c = writer.add_connection('/png', 'sensor_msgs/msg/CompressedImage',
+                                      typestore=store)
         for k, stamp in enumerate(stamps):
             def header(ns: int) -> object:
                 time = types['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
@@ -221,6 +223,9 @@ def _write_bag(path: Path, storage: str) -> list[int]:
                     binning_x=0, binning_y=0, roi=types['sensor_msgs/msg/RegionOfInterest'](
                         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))),
             ]
+            encoded = cv2.imencode('.png', bgr)[1].reshape(-1)
+            messages.append((png_c, stamp, types['sensor_msgs/msg/CompressedImage'](
+                header=header(stamp), format='png', data=encoded)))
             for connection, bag_time, message in messages:
                 writer.write(connection, bag_time, store.serialize_cdr(message,
                                                                        message.__msgtype__))
@@ -244,6 +249,10 @@ def test_rosbag_pairs_by_stamp_within_tolerance(tmp_path: Path, storage: str) ->
     assert (camera.fx, camera.fy, camera.cx, camera.cy) == (5.0, 6.0, 3.5, 2.5)
     assert len(RosbagRGBD(tmp_path / 'bag', rgb_topic='/rgb', depth_topic='/depth',
                           info_topic='/info', tolerance_s=0.1)) == 4
+    compressed = RosbagRGBD(tmp_path / 'bag', rgb_topic='/png', depth_topic='/depth',
+                            info_topic=None, tolerance_s=0.01)
+    assert compressed.camera(0) is None
+    torch.testing.assert_close(compressed[1]['image'], sample['image'])
     with pytest.raises(BagError, match=r'no topic /camera/image_raw; it has: /depth'):
         RosbagRGBD(tmp_path / 'bag')
     with pytest.raises(InputError, match='rosbag .* not found'):

@@ -13,6 +13,7 @@ from zoedepth_ros.data.transforms import (
     eval_crop_mask,
     eval_mask,
     hflip,
+    kb_crop_sample,
     photometric,
     resize,
     rotate,
@@ -164,3 +165,16 @@ def test_numpy_adapter_matches_torch_path_and_is_seeded() -> None:
     assert values <= set(np.unique(sample['depth'].numpy()).tolist())
     with pytest.raises(InputError, match='expected HxWx3'):
         train_augmentation(np.zeros((4, 5)), np.zeros((4, 5)), np.random.default_rng(0))
+
+
+def test_kb_crop_sample_takes_the_bottom_centre() -> None:
+    depth = torch.arange(375 * 1242, dtype=torch.float32).reshape(1, 375, 1242)
+    sample = {'image': torch.zeros(3, 375, 1242), 'depth': depth,
+              'mask': torch.ones(1, 375, 1242, dtype=torch.bool)}
+    cropped = kb_crop_sample(sample)
+    assert cropped['depth'].shape == (1, 352, 1216)
+    assert cropped['depth'][0, 0, 0] == depth[0, 23, 13] and cropped['depth'][0, -1, -1] == \
+        depth[0, -1, 1228]
+    with pytest.raises(InputError, match='smaller than'):
+        kb_crop_sample({'image': torch.zeros(3, 10, 10), 'depth': torch.zeros(1, 10, 10),
+                        'mask': torch.zeros(1, 10, 10, dtype=torch.bool)})

@@ -119,7 +119,9 @@ class RosbagRGBD(DepthDataset):
         return sorted(entries, key=lambda entry: entry[:2])
 
     def _cameras(self, reader: Any, connections: list[Any]) -> list[tuple[int, PinholeCamera]]:
-        cameras = []
+        cameras: list[tuple[int, PinholeCamera]] = []
+        if not connections:  # (an empty filter would make rosbags yield every message)
+            return cameras
         for connection, _, raw in reader.messages(connections=connections):
             message = reader.deserialize(raw, connection.msgtype)
             cameras.append((_stamp_ns(message), camera_info_to_camera(message)))

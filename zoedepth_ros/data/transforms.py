@@ -30,6 +30,7 @@ EIGEN_ROWS, EIGEN_COLUMNS, EIGEN_SIZE = (45, 471), (41, 601), (480, 640)
 # Garg crop as fractions of the (KB-cropped) height and width.
 GARG_ROWS, GARG_COLUMNS = (0.40810811, 0.99189189), (0.03594771, 0.96405229)
 EVAL_CROPS = ('eigen', 'garg')
+KB_SIZE = (352, 1216)  # KITTI benchmark crop (height, width)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,15 @@ def resize(sample: Sample, height: int, width: int) -> Sample:
     nearest = F.interpolate(stacked, size=(height, width), mode='nearest-exact')[0]
     return {**sample, 'image': image.clamp(0.0, 1.0), 'depth': nearest[:1],
             'mask': nearest[1:] > 0.5}
+
+
+def kb_crop_sample(sample: Sample) -> Sample:
+    """KITTI benchmark crop of a sample: bottom 352 rows, central 1216 columns (vKITTI2, DDAD)."""
+    height, width = sample['image'].shape[-2:]
+    if height < KB_SIZE[0] or width < KB_SIZE[1]:
+        raise InputError(f'sample of {width}x{height} is smaller than the {KB_SIZE[1]}x'
+                         f'{KB_SIZE[0]} KITTI benchmark crop')
+    return crop(sample, height - KB_SIZE[0], (width - KB_SIZE[1]) // 2, *KB_SIZE)
 
 
 def eval_crop_mask(name: str | None, height: int, width: int) -> torch.Tensor:

@@ -196,8 +196,9 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
     if fmt not in FORMATS or storage not in STORAGES:
         raise InputError(f'format {fmt!r} / storage {storage!r}: expected a format in '
                          f'{FORMATS} and a storage in {STORAGES}')
-    if output is None:
-        raise InputError('generate() needs an output directory')
+    if output is None or count < 1:
+        raise InputError(f'generate() needs an output directory and count >= 1; got '
+                         f'output={output}, count={count}')
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise InputError(f'output {output} exists and is not empty; choose a new directory '
