@@ -107,8 +107,9 @@ def test_kitti_eigen_kb_crop_and_none_lines(tmp_path: Path) -> None:
     np.testing.assert_array_equal((sample['image'].numpy().transpose(1, 2, 0) * 255).round(),
                                   rgb[top:, left:left + 1216])
     assert dataset.info.eval_crop == 'garg' and dataset.info.max_depth_m == 80.0
+    assert KITTIEigen(raw, listing).depth_root == gts  # kitti/raw + kitti/gts found
     with pytest.raises(InputError, match='missing, e.g. .*0000000069.png'):
-        KITTIEigen(raw, listing)  # depth paths resolved against the raw root: missing
+        KITTIEigen(raw, listing, depth_root=raw)
 
 
 def test_diode_indoor_and_outdoor(tmp_path: Path) -> None:

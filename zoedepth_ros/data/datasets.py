@@ -244,7 +244,8 @@ class KITTIEigen(DepthDataset):
     Args:
         root: raw data root (holds ``2011_09_26/2011_09_26_drive_0002_sync/image_02/...``).
         split_file: BTS eigen list, lines ``<rgb> <depth or None> <focal>``.
-        depth_root: root of the annotated depth paths (default: ``root``).
+        depth_root: root of the annotated depth paths (default: ``root``, or a sibling
+            ``gts/`` or ``data_depth_annotated/`` folder that holds them).
         transform, seed: see :class:`DepthDataset`.
 
     Lines whose depth is ``None`` (no ground truth) are skipped, as in evaluation (697 test
@@ -259,8 +260,10 @@ class KITTIEigen(DepthDataset):
                  seed: int = 0) -> None:
         super().__init__(transform, seed)
         self.root = _existing_dir(root, 'KITTI raw data')
-        self.depth_root = _existing_dir(depth_root or root, 'KITTI annotated depth')
         lines = read_split_lines(split_file, 'KITTI Eigen')
+        first_depth = next((line[1] for line in lines if line[1] != 'None'), '')
+        self.depth_root = _existing_dir(depth_root or _find_depth_root(self.root, first_depth),
+                                        'KITTI annotated depth')
         self.skipped = sum(1 for line in lines if line[1] == 'None')
         self.pairs = [(self.root / rgb.lstrip('/'), self.depth_root / depth.lstrip('/'),
                        float(rest[0]) if rest else math.nan)
@@ -278,6 +281,16 @@ class KITTIEigen(DepthDataset):
         stem = str(rgb_path.relative_to(self.root).with_suffix(''))
         rgb = kb_crop(read_rgb(rgb_path))
         return rgb, kb_crop(read_depth_png(depth_path, 1.0 / 256.0)), stem
+
+
+def _find_depth_root(raw_root: Path, depth_path: str) -> Path:
+    """Where the annotated depth lives: the raw root itself or a sibling 'gts' tree
+    (ZoeDepth's kitti/raw + kitti/gts layout); the raw root when neither has the file."""
+    for candidate in (raw_root, raw_root.parent / 'gts', raw_root / 'gts',
+                      raw_root.parent / 'data_depth_annotated'):
+        if (candidate / depth_path.lstrip('/')).is_file():
+            return candidate
+    return raw_root
 
 
 class DIODE(DepthDataset):
