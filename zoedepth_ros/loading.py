@@ -74,7 +74,7 @@ def load_model(name_or_path: str, config: str | ModelConfig | None = None,
         cfg = load_config(path.with_suffix('.yaml'), ModelConfig)
     else:
         state = read_state_dict(path)
-        model = build_model(guess_config(state))
+        model = build_model(guess_config(state), initialize=False)
         load_original_state(model, state, source=str(path))
         return model
-    return load_checkpoint(build_model(cfg), path).eval()
+    return load_checkpoint(build_model(cfg, initialize=False), path).eval()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+
 from zoedepth_ros.config import BackboneConfig, BinConf, ModelConfig
 from zoedepth_ros.errors import ConfigError
+from zoedepth_ros.model.bins import LogBinomial
 from zoedepth_ros.model.zoedepth import DepthOutput, ZoeDepth, network_size
 
 __all__ = ['PRESETS', 'DepthOutput', 'ZoeDepth', 'build_model', 'get_config', 'network_size']
@@ -70,7 +73,23 @@ def get_config(name: str) -> ModelConfig:
                           ) from None
 
 
-def build_model(name_or_cfg: str | ModelConfig) -> ZoeDepth:
-    """Build a randomly initialised model (load weights with model.checkpoint)."""
+def build_model(name_or_cfg: str | ModelConfig, initialize: bool = True) -> ZoeDepth:
+    """Build a model in eval mode (load weights with model.checkpoint).
+
+    Args:
+        name_or_cfg: preset name or ModelConfig.
+        initialize: random initialisation (timm's scheme). False allocates the parameters
+            uninitialised, which is several times faster for BEiT-L; only for callers that
+            load every weight right after (constant buffers are filled either way).
+    """
     cfg = get_config(name_or_cfg) if isinstance(name_or_cfg, str) else name_or_cfg
-    return ZoeDepth(cfg).eval()
+    if initialize:
+        return ZoeDepth(cfg).eval()
+    with torch.device('meta'):
+        model = ZoeDepth(cfg)
+    model = model.to_empty(device='cpu')
+    model.encoder.reset_buffers()
+    for module in model.modules():
+        if isinstance(module, LogBinomial):
+            module.reset_buffers()
+    return model.eval()

@@ -129,8 +129,18 @@ class LogBinomial(nn.Module):
 
     def __init__(self, n_bins: int) -> None:
         super().__init__()
-        self.register_buffer('k_idx', torch.arange(n_bins).view(1, -1, 1, 1))
-        self.register_buffer('K_minus_1', torch.tensor([float(n_bins - 1)]).view(1, 1, 1, 1))
+        self.n_bins = n_bins
+        self.register_buffer('k_idx', torch.empty(1, n_bins, 1, 1, dtype=torch.long))
+        self.register_buffer('K_minus_1', torch.empty(1, 1, 1, 1))
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """Fill the constant buffers (also after allocation without initialisation)."""
+        if self.k_idx.is_meta:
+            return
+        with torch.no_grad():
+            self.k_idx.copy_(torch.arange(self.n_bins).view(1, -1, 1, 1))
+            self.K_minus_1.fill_(float(self.n_bins - 1))
 
     def forward(self, q: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
         """q, temperature: (B, 1, h, w) -> probabilities (B, K, h, w)."""

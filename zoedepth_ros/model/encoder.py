@@ -76,6 +76,15 @@ class BeitEncoder(nn.Module):
         self._index_cache: dict[tuple[int, int, str], torch.Tensor] = {}
         self._bias_cache: dict[tuple[int, int, int, str, torch.dtype], torch.Tensor] = {}
 
+    def reset_buffers(self) -> None:
+        """Refill timm's constant (non-persistent) buffers after uninitialised allocation."""
+        window = self.cfg.img_size // self.cfg.patch_size
+        index = gen_relative_position_index((window, window))
+        with torch.no_grad():
+            for block in self.backbone.blocks:
+                block.attn.k_bias.zero_()
+                block.attn.relative_position_index.copy_(index)
+
     def train(self, mode: bool = True) -> BeitEncoder:
         self._bias_cache.clear()
         return super().train(mode)

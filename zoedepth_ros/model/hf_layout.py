@@ -176,6 +176,10 @@ def load_hf_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
             f'{path} ({style} key style) does not fit model {model.cfg.name}: '
             f'{len(missing)} missing e.g. {missing[:5]}; {len(unexpected)} unexpected e.g. '
             f'{unexpected[:5]}')
+    for key in state:
+        if '.fc_norm.' in key or '.model.head.' in key:  # unused ImageNet head, not shipped
+            state[key] = torch.ones_like(state[key]) if key.endswith('fc_norm.weight') else (
+                torch.zeros_like(state[key]))
     sliced: dict[str, list[tuple[slice, torch.Tensor]]] = {}
     for orig, rows_slice, hf in rows:
         if rows_slice is None:
