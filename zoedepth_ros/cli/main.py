@@ -17,6 +17,8 @@ from zoedepth_ros.errors import ZoeDepthError
 COMMANDS = {
     'infer': 'zoedepth_ros.cli.infer',
     'synth': 'zoedepth_ros.cli.synth',
+    'train': 'zoedepth_ros.cli.train',
+    'eval': 'zoedepth_ros.cli.eval',
 }
 
 

@@ -21,7 +21,9 @@ class DataConfig:
     """Where the samples come from (generic RGB-D folders, see the team brief's format)."""
 
     train_roots: tuple[str, ...] = ()
-    """Training roots; for ``metric_nk`` each root's ``domain`` picks its round-robin side."""
+    """Training sets: a generic RGB-D folder ``ROOT``, or ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]``
+    for nyu, kitti, diode_indoor, diode_outdoor. For ``metric_nk`` each set's domain picks its
+    round-robin side."""
     train_weights: tuple[float, ...] = ()
     """``relative`` stage: sampling weight per root (empty = equal weights)."""
     val_roots: tuple[str, ...] = ()

@@ -92,11 +92,24 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
-def open_folder(root: str, split: str) -> Any:
-    """A generic RGB-D folder dataset (``ROOT/dataset.yaml``, ``rgb/``, ``depth/``)."""
-    from zoedepth_ros.data.datasets import GenericFolder
+def open_dataset(spec: str, split: str) -> Any:
+    """A dataset from a ``data.train_roots`` / ``val_roots`` entry.
 
-    return GenericFolder(root, split=split)
+    ``ROOT`` is a generic RGB-D folder (``ROOT/<split>.txt`` selects the split when present,
+    else every frame is used); ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]`` opens a standard layout
+    of the data package (``nyu``, ``kitti``, ``diode_indoor``, ``diode_outdoor``).
+    """
+    from zoedepth_ros.data.datasets import DATASET_NAMES, build_dataset
+
+    name, sep, rest = spec.partition(':')
+    if sep and name in DATASET_NAMES and name not in ('folder', 'bag'):
+        root, _, rest = rest.partition(':')
+        split_file, _, depth_root = rest.partition(':')
+        kwargs = {'depth_root': depth_root} if depth_root else {}
+        return build_dataset(name, root, split_file=split_file or None, **kwargs)
+    root = Path(spec)
+    return build_dataset('folder', root,
+                         split=split if (root / f'{split}.txt').is_file() else None)
 
 
 def _dataset_info(dataset: Any) -> tuple[str | None, tuple[float, float]]:
@@ -141,10 +154,10 @@ class Trainer:
             enable_gradient_checkpointing(model)
         self.local_batch = per_rank_batch(cfg.batch_size, self.info)
         train_sets = list(train_sets) if train_sets is not None else [
-            open_folder(root, cfg.data.train_split) for root in cfg.data.train_roots]
+            open_dataset(root, cfg.data.train_split) for root in cfg.data.train_roots]
         self.stream = self._build_stream(train_sets)
         self.val_sets = list(val_sets) if val_sets is not None else [
-            open_folder(root, cfg.data.val_split) for root in cfg.data.val_roots]
+            open_dataset(root, cfg.data.val_split) for root in cfg.data.val_roots]
         self.steps_per_epoch = self.stream.steps_per_epoch()
         self.total_steps = cfg.schedule.steps or cfg.schedule.epochs * self.steps_per_epoch
         self.eval_interval = cfg.eval_interval or max(1, self.steps_per_epoch // 4)

@@ -1,0 +1,121 @@
+"""Evaluate a model on an RGB-D dataset with the ZoeDepth protocol; table on stdout, JSON on disk.
+
+Protocol (paper): stretch to the training resolution, flip averaging (``--no-flip`` turns it
+off), bilinear upsampling to the ground truth, clamp to the depth range, dataset crop (NYU
+Eigen, KITTI Garg), per-image metrics averaged over images.
+
+Examples:
+  zoedepth eval --dataset folder --root data/synth/indoor --split test
+  zoedepth eval --weights ZoeD_M12_N.pt --dataset nyu --root nyu_test \\
+      --split-file nyu_test.txt --baseline newcrfs_nyu.json
+  zoedepth eval --eval-config config/eval/kitti.yaml --model ZoeD_M12_NK --root kitti
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+HELP = 'evaluate a model on a dataset (delta1-3, REL, RMSE, ...; mRI against a baseline)'
+DEFAULT_MODEL = 'zoedepth_demo_nk'
+DATASETS = ('nyu', 'kitti', 'diode', 'diode_indoor', 'diode_outdoor', 'folder')
+logger = logging.getLogger('zoedepth.eval')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--model', default=DEFAULT_MODEL,
+                        help='weights name or preset (random weights) (default: %(default)s)')
+    source.add_argument('--weights', type=Path, help='checkpoint file')
+    parser.add_argument('--model-config', help='model config YAML or preset for --weights')
+    parser.add_argument('--eval-config', type=Path, help='EvalConfig YAML (config/eval/)')
+    parser.add_argument('--dataset', choices=DATASETS,
+                        help="dataset layout ('diode' = diode_indoor)")
+    parser.add_argument('--root', type=Path, required=True, help='dataset root folder')
+    parser.add_argument('--split', help='folder split (train/test; "all" = every image)')
+    parser.add_argument('--split-file', help='NYU/KITTI list of test pairs')
+    parser.add_argument('--crop', choices=['auto', 'eigen', 'garg', 'none'])
+    parser.add_argument('--min-depth', type=float, help='evaluation range start (m)')
+    parser.add_argument('--max-depth', type=float, help='evaluation range end (m)')
+    parser.add_argument('--no-flip', action='store_true', help='no flip averaging')
+    parser.add_argument('--domain', choices=['auto', 'indoor', 'outdoor'])
+    parser.add_argument('--max-samples', type=int, help='only the first N samples')
+    parser.add_argument('--batch-size', type=int)
+    parser.add_argument('--device', help='auto, cpu, cuda, cuda:N')
+    parser.add_argument('--baseline', type=Path, help='results JSON of a reference (mRI_theta)')
+    parser.add_argument('-o', '--output', type=Path,
+                        help='results JSON (default: eval_<model>_<dataset>.json)')
+
+
+def _config(args: argparse.Namespace):  # -> EvalConfig
+    from zoedepth_ros.config import from_dict, load_config, to_dict
+    from zoedepth_ros.evaluation import EvalConfig
+
+    cfg = load_config(args.eval_config, EvalConfig) if args.eval_config else EvalConfig()
+    data = to_dict(cfg)
+    dataset = args.dataset
+    if dataset == 'diode':
+        dataset = 'diode_outdoor' if args.domain == 'outdoor' else 'diode_indoor'
+    flags = {'dataset': dataset, 'split': args.split, 'split_file': args.split_file,
+             'crop': args.crop, 'min_depth': args.min_depth, 'max_depth': args.max_depth,
+             'domain': args.domain, 'max_samples': args.max_samples,
+             'batch_size': args.batch_size, 'device': args.device}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.no_flip:
+        data['flip'] = False
+    if data.get('split') == 'all':
+        data['split'] = None
+    return from_dict(EvalConfig, data)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from zoedepth_ros.data.datasets import build_dataset
+    from zoedepth_ros.evaluation import (
+        evaluate_dataset,
+        load_baseline,
+        save_report,
+        with_baseline,
+    )
+    from zoedepth_ros.inference import DepthEstimator
+
+    cfg = _config(args)
+    dataset = build_dataset(cfg.dataset, args.root, split=cfg.split,
+                            split_file=cfg.split_file)
+    options = dict(device=cfg.device, precision=cfg.precision, preprocess='eval',
+                   flip=cfg.flip, domain=cfg.domain)
+    if args.weights is not None:
+        estimator = DepthEstimator.from_pretrained(str(args.weights), config=args.model_config,
+                                                   **options)
+    else:
+        estimator = _named_estimator(args.model, options)
+    baseline = load_baseline(args.baseline) if args.baseline else None
+
+    def progress(samples, total):
+        return tqdm(samples, total=total, unit='img', disable=None, desc='eval')
+
+    with logging_redirect_tqdm():
+        report = evaluate_dataset(estimator, dataset, cfg, wrap=progress)
+    report.settings['root'] = str(args.root)
+    if baseline is not None:
+        with_baseline(report, baseline)
+    output = args.output or Path(f'eval_{Path(estimator.name).stem}_{report.dataset}.json')
+    save_report(report, output)
+    print(report.table())
+    logger.info('wrote %s (%.1f s, %.1f img/s)', output, report.seconds,
+                (report.samples + report.skipped) / max(report.seconds, 1e-9))
+    return 0
+
+
+def _named_estimator(name: str, options: dict):
+    from zoedepth_ros.inference import DepthEstimator
+    from zoedepth_ros.model import PRESETS
+    from zoedepth_ros.weights import REGISTRY
+
+    if name in PRESETS and name not in REGISTRY:
+        logger.warning('%s has no weights: evaluating RANDOM weights', name)
+        return DepthEstimator.from_config(name, **options)
+    return DepthEstimator.from_pretrained(name, **options)
