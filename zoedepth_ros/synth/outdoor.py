@@ -150,9 +150,11 @@ def build_outdoor_scene(rng: np.random.Generator) -> tuple[Scene, CameraPath]:
     """A random street with buildings and traffic and a camera path along a lane."""
     road_half = rng.uniform(3.0, 7.0)
     pavement = rng.uniform(2.0, 4.5)
-    lane = rng.uniform(-0.5, 0.5) * road_half
+    free = max(0.0, road_half - 2.8)  # parked cars reach 2.35 m in from the kerb
+    lane = rng.uniform(-1.0, 1.0) * free
     start = np.array([rng.uniform(0.0, 10.0), lane, rng.uniform(1.4, 1.8)])
-    end = start + np.array([rng.uniform(8.0, 30.0), rng.uniform(-0.5, 0.5), 0.0])
+    end = start + np.array([rng.uniform(8.0, 30.0), 0.0, 0.0])
+    end[1] = np.clip(lane + rng.uniform(-0.5, 0.5), -free, free)
     yaw = rng.uniform(-0.08, 0.08)
     pitch = rng.uniform(-0.08, 0.03)
     path = CameraPath(start=start, end=end, yaw=(yaw, yaw + rng.uniform(-0.05, 0.05)),
