@@ -150,8 +150,8 @@ class DepthDataset(Dataset):
         rgb, depth, stem = self.load(index)
         sample = make_sample(rgb, depth, self.info, stem)
         if self.transform is not None:
-            generator = torch.Generator().manual_seed(
-                (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)
+            generator = torch.Generator().manual_seed(int(state[0]))
             sample = self.transform(sample, generator)
         return sample
 
