@@ -1,6 +1,7 @@
 """Synthetic scene generation speed (one process): frames/s per domain and image size.
 
-Usage: python benchmarks/bench_synth.py [--frames 48] [--sizes 160x120 320x240] [--json out.json]
+Usage (package installed, or with PYTHONPATH=.):
+    python benchmarks/bench_synth.py [--frames 48] [--sizes 160x120 320x240] [--json out.json]
 
 Renders ``--frames`` frames per domain and size with ``iter_frames`` (4 views per scene, so
 scene building is included, writing is not) and reports wall-clock and CPU-time rates; CPU
