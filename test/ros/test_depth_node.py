@@ -292,8 +292,9 @@ def test_compressed_input_approx_sync_and_fov_fallback(nodes: dict, probe: Probe
     wait_until(lambda: image_pub.get_subscription_count() and info_pub.get_subscription_count(),
                what='node B to subscribe')
     # Nobody listens to B's outputs yet: frames are skipped without inference.
-    image_pub.publish(make_compressed(RGB, stamp_header(10)))
-    wait_counter(probe, '/b/depth_node', 'idle_skipped_total', 0)
+    idle = make_compressed(RGB, stamp_header(10))
+    wait_until(lambda: image_pub.publish(idle) or int(
+        diagnostics(probe, '/b/depth_node')[1]['idle_skipped_total']) > 0, what='idle skip')
     assert diagnostics(probe, '/b/depth_node')[1]['published_total'] == '0'
     probe.subscribe(Image, '/b/depth/image')
     probe.subscribe(CameraInfo, '/b/depth/camera_info')
@@ -303,19 +304,24 @@ def test_compressed_input_approx_sync_and_fov_fallback(nodes: dict, probe: Probe
     serve(probe, make_compressed(RGB, header), None, image_pub, None, '/b/depth/camera_info')
     info = probe.latest('/b/depth/camera_info', same_stamp(header))
     assert info.p[0] == pytest.approx(32.0) and (info.p[2], info.p[6]) == (31.5, 23.5)
+    p_fov = info.p[0]
     assert diagnostics(probe, '/b/depth_node')[1]['fallback_intrinsics'] == 'True'
     # Approximate matching: the image pairs with the camera_info within 50 ms of its stamp.
     p_far = [70.0, 0, 30, 0, 0, 70, 22, 0, 0, 0, 1, 0]
     p_near = [60.0, 0, 30, 0, 0, 60, 22, 0, 0, 0, 1, 0]
     image_header = stamp_header(20, 0)
+    match = same_stamp(image_header)
     deadline = time.monotonic() + WAIT_S
-    while not probe.latest('/b/depth/camera_info', same_stamp(image_header)):
+    # (An image reaching the node before its first camera_info is still served with fov_deg.)
+    while not probe.latest('/b/depth/camera_info', lambda m: match(m) and m.p[0] != p_fov):
         assert time.monotonic() < deadline, 'approx-synchronised output never came'
         info_pub.publish(make_info(stamp_header(20, 200_000_000), p=p_far))  # 200 ms off
         info_pub.publish(make_info(stamp_header(19, 980_000_000), p=p_near))  # 20 ms off
         image_pub.publish(make_compressed(RGB, image_header))
         time.sleep(0.5)
-    info = probe.latest('/b/depth/camera_info', same_stamp(image_header))
+    infos = [m for _, m in probe.received['/b/depth/camera_info'] if match(m)]
+    assert all(list(m.p) in (p_near, list(info.p)) for m in infos)  # never the far one
+    info = next(m for m in infos if m.p[0] != p_fov)
     assert list(info.p) == p_near and info.header == image_header
     depth = probe.latest('/b/depth/image', same_stamp(image_header))
     assert (depth.width, depth.height, depth.encoding) == (64, 48, '32FC1')
