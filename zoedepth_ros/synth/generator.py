@@ -181,7 +181,8 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
         fmt: 'folder' (generic RGB-D folder format) or 'bag' (rosbag2).
         storage: bag storage, 'sqlite3' or 'mcap' (bags only).
         frames_per_scene: views per random scene; default 4 for folders, 40 for bags
-            (4 s of smooth motion at 10 Hz).
+            (4 s of smooth motion at 10 Hz; the next scene follows as a cut, stamps keep
+            increasing; pass ``count`` for one continuous scene).
         test_fraction: share of scenes listed in test.txt (whole scenes; folder only).
         overwrite: replace an existing non-empty ``output``.
         workers: rendering processes (the output does not depend on it).
