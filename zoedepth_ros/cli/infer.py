@@ -42,7 +42,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              f'{DEFAULT_MODEL}) or a preset for random weights '
                              f'(default: %(default)s)')
     source.add_argument('--weights', type=Path, help='checkpoint file or transformers folder')
-    group.add_argument('--config', help='model config YAML or preset name for --weights')
+    group.add_argument('--config', help='model config YAML or preset name for --weights (or '
+                                        'for a random-weight preset --model)')
     group.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
     group.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
     group.add_argument('--preprocess', default='eval',
@@ -67,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_estimator(args: argparse.Namespace) -> DepthEstimator:
     """DepthEstimator from the shared model options."""
-    from zoedepth_ros.inference import DepthEstimator
+    from zoedepth_ros.inference import DepthEstimator, resolve_config
     from zoedepth_ros.model import PRESETS
     from zoedepth_ros.weights import REGISTRY
 
@@ -78,7 +79,7 @@ def build_estimator(args: argparse.Namespace) -> DepthEstimator:
     if args.model in PRESETS and args.model not in REGISTRY:
         logger.warning('%s has no weights: using RANDOM weights (for smoke tests only)',
                        args.model)
-        return DepthEstimator.from_config(args.model, **options)
+        return DepthEstimator.from_config(resolve_config(args.config or args.model), **options)
     return DepthEstimator.from_pretrained(args.model, config=args.config, **options)
 
 

@@ -19,6 +19,7 @@ COMMANDS = {
     'synth': 'zoedepth_ros.cli.synth',
     'train': 'zoedepth_ros.cli.train',
     'eval': 'zoedepth_ros.cli.eval',
+    'bag': 'zoedepth_ros.cli.bag',
 }
 
 

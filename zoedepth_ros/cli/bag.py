@@ -1,0 +1,282 @@
+"""Rosbag tools: summary, offline evaluation, replay and recording.
+
+  zoedepth bag info BAG
+  zoedepth bag eval BAG --image-topic /camera/image_raw --depth-topic /camera/depth/image \\
+      --camera-info-topic /camera/camera_info --output out/eval [--out-bag out/pred_bag]
+  zoedepth bag play BAG [--rate 0.5] [--loop] [--topics T ...] [--clock]
+  zoedepth bag record OUT --topics /zoedepth/depth/image /zoedepth/points
+
+`eval` runs offline (no ROS installation needed) and writes metrics.json, per_frame.csv,
+report.md and plots/*.png into --output, all at once at the end (Ctrl-C leaves nothing).
+`play` and `record` use rclpy and publish/receive raw CDR without decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoedepth_ros.cli.infer import add_model_arguments, build_estimator
+from zoedepth_ros.errors import ConfigError, InputError
+
+HELP = 'rosbag tools: info, eval (offline metrics and plots), play, record'
+logger = logging.getLogger('zoedepth.bag')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest='bag_command', metavar='ACTION', required=True)
+    info = sub.add_parser('info', help='topics, types, counts, rates and duration')
+    info.add_argument('bag', type=Path)
+    info.set_defaults(_bag_run=run_info)
+    add_eval_arguments(sub.add_parser('eval', help='offline depth metrics against a depth topic'))
+    play = sub.add_parser('play', help='publish a bag with its original timing (rclpy)')
+    play.add_argument('bag', type=Path)
+    play.add_argument('--rate', type=float, default=1.0, help='speed factor (default 1.0)')
+    play.add_argument('--loop', action='store_true', help='start over at the end')
+    play.add_argument('--topics', nargs='+', help='play only these topics')
+    play.add_argument('--clock', action='store_true', help='publish /clock from bag time')
+    play.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='S',
+                      help='wait up to S seconds until every played topic has a subscriber')
+    play.set_defaults(_bag_run=run_play)
+    record = sub.add_parser('record', help='subscribe to topics and write a bag (rclpy)')
+    record.add_argument('output', type=Path, help='bag directory to create')
+    record.add_argument('--topics', nargs='+', required=True)
+    record.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'])
+    record.add_argument('--duration', type=float, default=0.0,
+                        help='stop after this many seconds (default: at Ctrl-C)')
+    record.add_argument('--discovery-timeout', type=float, default=30.0,
+                        help='seconds to wait for the topics to appear')
+    record.set_defaults(_bag_run=run_record)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bag', type=Path)
+    parser.add_argument('-o', '--output', type=Path, required=True, help='report folder')
+    topics = parser.add_argument_group('topics')
+    topics.add_argument('--image-topic', default='/camera/image_raw')
+    topics.add_argument('--depth-topic', default='/camera/depth/image',
+                        help='ground truth: Image 32FC1 metres or 16UC1 millimetres')
+    topics.add_argument('--camera-info-topic', default=None)
+    topics.add_argument('--tolerance', type=float, default=0.02,
+                        help='largest image/depth stamp difference in seconds (default 0.02)')
+    add_model_arguments(parser)
+    protocol = parser.add_argument_group('protocol')
+    protocol.add_argument('--eval-config', type=Path,
+                          help='EvalConfig YAML (config/eval/*.yaml); flags override it')
+    protocol.add_argument('--min-depth', type=float, help='metres (default 0.001)')
+    protocol.add_argument('--max-depth', type=float, help='metres (default 80)')
+    protocol.add_argument('--crop', choices=['eigen', 'garg', 'none'])
+    protocol.add_argument('--range-edges', type=float, nargs='+',
+                          help='depth range bins in metres (default min, max/8, max/4, max/2, '
+                               'max)')
+    protocol.add_argument('--max-frames', type=int, default=0, help='stop after N frames')
+    protocol.add_argument('--samples', type=int, default=4, help='sample panels to draw')
+    out = parser.add_argument_group('output bag')
+    out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions')
+    out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
+    out.add_argument('--out-namespace', default='/zoedepth', help='namespace of output topics')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --output folder / --out-bag')
+    parser.set_defaults(_bag_run=run_eval)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._bag_run(args) or 0)
+
+
+# ---------------------------------------------------------------------------------- info
+
+
+def _when(stamp_ns: int) -> str:
+    moment = datetime.fromtimestamp(stamp_ns * 1e-9, tz=timezone.utc)
+    return f'{moment:%b %d %Y %H:%M:%S}.{stamp_ns // 1_000_000 % 1000:03d} ({stamp_ns * 1e-9:.9f})'
+
+
+def format_summary(summary: Any) -> str:
+    """``ros2 bag info``-style text of a :class:`~zoedepth_ros.data.bagio.BagSummary`."""
+    files = sorted(p.name for p in summary.path.iterdir() if p.suffix in ('.db3', '.mcap'))
+    lines = [f'Files:             {", ".join(files)}',
+             f'Bag size:          {summary.size_bytes / 2**20:.2f} MiB',
+             f'Storage id:        {summary.storage} (rosbag2 version {summary.version})',
+             f'Duration:          {summary.duration_s:.3f}s',
+             f'Start:             {_when(summary.start_ns)}',
+             f'End:               {_when(summary.end_ns)}',
+             f'Messages:          {summary.message_count}',
+             'Topic information:']
+    width = max((len(t.name) for t in summary.topics), default=0)
+    for topic in summary.topics:
+        lines.append(f'  Topic: {topic.name:<{width}} | Type: {topic.msgtype} | Count: '
+                     f'{topic.count} | Rate: {topic.rate_hz:.2f} Hz')
+    return '\n'.join(lines)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from zoedepth_ros.data.bagio import summarize_bag
+
+    print(format_summary(summarize_bag(args.bag)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------- eval
+
+
+def eval_settings(args: argparse.Namespace) -> Any:
+    """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
+    from zoedepth_ros.bag_eval import BagEvalSettings
+    from zoedepth_ros.data.bagio import FrameTopics
+
+    protocol: dict[str, Any] = {'min_depth': 1e-3, 'max_depth': 80.0, 'crop': 'none'}
+    if args.eval_config is not None:
+        from zoedepth_ros.config import load_config
+        from zoedepth_ros.evaluation import EvalConfig
+
+        cfg = load_config(args.eval_config, EvalConfig)
+        protocol.update({k: v for k, v in (('min_depth', cfg.min_depth),
+                                           ('max_depth', cfg.max_depth)) if v})
+        if cfg.crop != 'auto':
+            protocol['crop'] = cfg.crop
+        args.flip = args.flip or cfg.flip
+        for name in ('domain', 'device', 'precision'):
+            if getattr(args, name) == parser_default(name):
+                setattr(args, name, getattr(cfg, name))
+    for name in ('min_depth', 'max_depth', 'crop'):
+        if getattr(args, name) is not None:
+            protocol[name] = getattr(args, name)
+    topics = FrameTopics(args.image_topic, args.depth_topic, args.camera_info_topic,
+                         args.tolerance)
+    return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()),
+                           max_frames=args.max_frames, namespace=args.out_namespace, **protocol)
+
+
+def parser_default(name: str) -> str:
+    return {'domain': 'auto', 'device': 'auto', 'precision': 'fp32'}[name]
+
+
+def _staging(output: Path, overwrite: bool) -> Path:
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise InputError(f'output folder {output} exists and is not empty; choose another '
+                         'or pass --overwrite')
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f'.{output.name}.partial-{os.getpid()}'
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def _image_count(path: Path, topic: str) -> int | None:
+    from zoedepth_ros.data.bagio import open_bag
+
+    with open_bag(path) as reader:
+        return sum(c.msgcount for c in reader.connections if c.topic == topic) or None
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Evaluate, then move the report folder (and output bag) into place together."""
+    from zoedepth_ros.data.bag_output import AtomicBagWriter
+
+    settings = eval_settings(args)
+    if not args.bag.exists():
+        raise InputError(f'bag {args.bag} not found')
+    total = _image_count(args.bag, settings.topics.image)
+    staging = _staging(args.output, args.overwrite)
+    writer, committed = None, False
+    try:
+        estimator = build_estimator(args)
+        logger.info('model %s on %s; %s -> %s', estimator.name, estimator.device, args.bag,
+                    args.output)
+        if args.out_bag is not None:
+            writer = AtomicBagWriter(args.out_bag, args.out_storage, overwrite=args.overwrite)
+        report = evaluate_with_progress(estimator, args.bag, settings, writer, total,
+                                        args.samples, staging)
+        if writer is not None:
+            writer.commit()
+        committed = True
+        if args.output.exists():
+            shutil.rmtree(args.output)
+        os.replace(staging, args.output)
+    except KeyboardInterrupt:
+        logger.error('interrupted: nothing was written (%s and %s are unchanged)', args.output,
+                     args.out_bag or 'no output bag')
+        return 130
+    finally:
+        if writer is not None and not committed:
+            writer.abort()
+        shutil.rmtree(staging, ignore_errors=True)
+    print_summary(report, args.output)
+    return 0
+
+
+def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any,
+                           total: int | None, sample_count: int, directory: Path) -> Any:
+    """evaluate_bag with a tqdm bar and sample panels; writes the report into ``directory``."""
+    import numpy as np
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from zoedepth_ros.bag_eval import evaluate_bag, resize_depth
+    from zoedepth_ros.bag_report import SamplePanel, write_report
+
+    count = min(total or 0, settings.max_frames or (total or 0))
+    wanted = set(np.linspace(0, max(count - 1, 0), sample_count).round().astype(int).tolist()
+                 if sample_count and count else [])
+    samples: list[SamplePanel] = []
+    with logging_redirect_tqdm(), tqdm(total=count or None, desc='eval', unit='frame',
+                                       disable=None) as bar:
+        def on_frame(frame: Any, result: Any, record: Any) -> None:
+            bar.update(1)
+            if frame.index in wanted and frame.depth_m is not None:
+                shape = frame.depth_m.shape
+                samples.append(SamplePanel(
+                    frame.index, frame.rgb, frame.depth_m, resize_depth(result.depth_m, shape),
+                    resize_depth(result.std_m, shape), result.domain))
+
+        report = evaluate_bag(estimator, bag, settings, writer, on_frame)
+    write_report(report, directory, samples)
+    return report
+
+
+def print_summary(report: Any, output: Path) -> None:
+    data = report.to_dict()
+    overall = report.overall
+    logger.info('%d frames (%d paired, %d unpaired) in %.1f s, %.2f frames/s',
+                data['frames'], data['paired'], data['unpaired'], report.seconds,
+                report.frames_per_s)
+    logger.info('delta1 %.4f  REL %.4f  RMSE %.4f m  (%d evaluated frames)', overall['a1'],
+                overall['abs_rel'], overall['rmse'], report.evaluated)
+    for name, values in report.per_domain.items():
+        logger.info('  %-8s %3d frames: delta1 %.4f  REL %.4f  RMSE %.4f m', name,
+                    values['frames'], values['a1'], values['abs_rel'], values['rmse'])
+    logger.info('report: %s', output / 'report.md')
+    if report.out_bag:
+        logger.info('output bag: %s', report.out_bag)
+
+
+# ---------------------------------------------------------------------------------- ROS
+
+
+def run_play(args: argparse.Namespace) -> int:
+    if args.rate <= 0:
+        raise ConfigError(f'--rate must be positive, got {args.rate}')
+    from zoedepth_ros.ros.bag_play import play_bag
+
+    start = time.perf_counter()
+    stats = play_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics,
+                     clock=args.clock, wait_for_subscribers_s=args.wait_for_subscribers)
+    logger.info('played %d messages in %.1f s', stats, time.perf_counter() - start)
+    return 0
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from zoedepth_ros.ros.bag_record import record_bag
+
+    counts = record_bag(args.output, args.topics, storage=args.storage,
+                        duration_s=args.duration, discovery_timeout_s=args.discovery_timeout)
+    logger.info('recorded %s into %s', ', '.join(f'{t}: {n}' for t, n in counts.items()),
+                args.output)
+    return 0
