@@ -58,7 +58,7 @@ def info_msg(k: list[float], p: list[float], width: int = 640, height: int = 480
 def test_colour_encodings_give_rgb_with_padded_step(encoding: str, pixels: np.ndarray,
                                                     pad: int) -> None:
     rgb = image_to_rgb(image_msg(np.ascontiguousarray(pixels), encoding, pad=pad))
-    assert rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+    assert rgb.dtype == np.uint8 and rgb.flags.c_contiguous and rgb.flags.writeable
     np.testing.assert_array_equal(rgb, RGB)
 
 

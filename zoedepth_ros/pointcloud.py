@@ -113,12 +113,6 @@ def strided_camera(camera: PinholeCamera, stride: int) -> PinholeCamera:
                          camera.cy / stride, width, height)
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 RGB to (...) uint32 0x00RRGGBB."""
-    rgb32 = rgb.astype(np.uint32)
-    return (rgb32[..., 0] << 16) | (rgb32[..., 1] << 8) | rgb32[..., 2]
-
-
 def pack_point_cloud(depth_m: np.ndarray, camera: PinholeCamera, options: CloudOptions,
                      rgb: np.ndarray | None = None,
                      std_m: np.ndarray | None = None) -> PackedCloud:
@@ -142,8 +136,10 @@ def pack_point_cloud(depth_m: np.ndarray, camera: PinholeCamera, options: CloudO
     channels = len(fields)
     buffer = np.empty((height, width, channels), dtype='<f4')
     buffer[..., :3] = points
-    if options.color:
-        buffer[..., 3].view('<u4')[...] = pack_rgb(rgb[::step, ::step])
+    if options.color:  # rgb float holds 0x00RRGGBB: bytes B, G, R, 0 in memory
+        colour = buffer.view(np.uint8).reshape(height, width, 4 * channels)[..., 12:16]
+        colour[..., :3] = rgb[::step, ::step, ::-1]
+        colour[..., 3] = 0
     if options.organized:  # invalid depth is NaN, so x, y, z are already NaN there
         point_step = 4 * channels
         return PackedCloud(height, width, fields, point_step, point_step * width, False,

@@ -187,7 +187,7 @@ def test_runtime_parameters_are_validated_and_applied(nodes: dict, probe: Probe)
                                                 'cloud.organized': True, 'cloud.color': True})
     assert (depth_msg.encoding, depth_msg.step) == ('16UC1', 128)
     millimetres = np.frombuffer(bytes(depth_msg.data), '<u2').reshape(48, 64)
-    expected = np.nan_to_num(np.rint(probe.depth_32fc1 * 1000.0), nan=0.0)
+    expected = np.nan_to_num(np.rint(probe.depth_32fc1 * np.float32(1000.0)), nan=0.0)
     np.testing.assert_array_equal(millimetres, expected.astype(np.uint16))
     # Dense cloud of the valid strided pixels, x y z only.
     valid = np.isfinite(probe.depth_32fc1[::2, ::2])

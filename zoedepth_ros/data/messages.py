@@ -35,6 +35,11 @@ _YUV_CODES = {
     'yuv422': cv2.COLOR_YUV2RGB_UYVY, 'uyvy': cv2.COLOR_YUV2RGB_UYVY,
     'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2, 'yuyv': cv2.COLOR_YUV2RGB_YUY2,
 }
+_RGB_CODES = {
+    'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
+    'mono8': cv2.COLOR_GRAY2RGB, 'bgr16': cv2.COLOR_BGR2RGB, 'rgba16': cv2.COLOR_RGBA2RGB,
+    'bgra16': cv2.COLOR_BGRA2RGB, 'mono16': cv2.COLOR_GRAY2RGB,
+}
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
 """Image encodings :func:`image_to_rgb` accepts."""
 DEPTH_ENCODINGS: tuple[str, ...] = ('32FC1', '16UC1')
@@ -147,13 +152,11 @@ def image_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     pixels = _pixel_rows(msg, channels, itemsize, max_pixels)
     if encoding in _YUV_CODES:
         return cv2.cvtColor(np.ascontiguousarray(pixels), _YUV_CODES[encoding])
-    if itemsize == 2:
-        pixels = _to_uint8(pixels)
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)
-    if encoding.startswith('bgr'):
-        return np.ascontiguousarray(pixels[..., 2::-1])
-    return np.array(pixels[..., :3], order='C', copy=True)
+    pixels = _to_uint8(pixels) if itemsize == 2 else np.ascontiguousarray(pixels)
+    code = _RGB_CODES.get(encoding)
+    if code is None:  # rgb8 / rgb16: a copy, so the result never aliases the message buffer
+        return pixels if itemsize == 2 else pixels.copy()
+    return cv2.cvtColor(pixels, code)
 
 
 def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
@@ -291,11 +294,10 @@ def encode_float_image(values: np.ndarray) -> ImageFields:
 
 def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:
     """(H, W) uint16 millimetres: rounded, clamped to 65535, 0 for NaN/inf/non-positive."""
-    millimetres = np.rint(np.asarray(depth_m, dtype=np.float64) * 1000.0)
-    valid = np.isfinite(millimetres) & (millimetres > 0)
-    result = np.zeros(millimetres.shape, dtype='<u2')
-    result[valid] = np.minimum(millimetres[valid], MAX_UINT16_MM)
-    return result
+    millimetres = np.asarray(depth_m, dtype=np.float32) * np.float32(1000.0)
+    millimetres[~np.isfinite(millimetres)] = 0.0
+    np.clip(millimetres, 0.0, MAX_UINT16_MM, out=millimetres)
+    return np.rint(millimetres, out=millimetres).astype('<u2')
 
 
 def encode_depth(depth_m: np.ndarray, encoding: str = '32FC1') -> ImageFields:
