@@ -1,0 +1,108 @@
+"""play -> depth_node -> record over real DDS on loopback, with a tiny random-weight model.
+
+A bag written with rosbags is played by ``play_bag`` (raw CDR) into the node running as a
+subprocess; ``zoedepth bag record`` (another subprocess) records the node's outputs. An
+independent test subscriber sees which frames the node served; every one of them must be in
+the recorded bag with the input's stamp and frame id.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from node_harness import REPO, NodeProcess, Probe, wait_until
+from sensor_msgs.msg import Image
+
+from zoedepth_ros.data.bag_output import AtomicBagWriter
+from zoedepth_ros.data.bagio import open_bag, stamp_ns
+from zoedepth_ros.data.messages import CameraInfoFields, image_fields
+from zoedepth_ros.ros.bag_play import play_bag
+
+FRAMES = 5
+BASE_NS = 1_700_000_123_000_000_000
+INFO = CameraInfoFields(64, 48, 'plumb_bob', (0.0,) * 5,
+                        (50.0, 0.0, 31.5, 0.0, 52.0, 23.5, 0.0, 0.0, 1.0),
+                        (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+                        (48.0, 0.0, 30.0, 0.0, 0.0, 50.0, 22.0, 0.0, 0.0, 0.0, 1.0, 0.0))
+
+
+def write_input_bag(path: Path) -> list[int]:
+    """FRAMES colour images + CameraInfo at irregular stamps; bag time lags the stamp by 3 ms."""
+    rng = np.random.default_rng(0)
+    stamps = [BASE_NS + i * 400_000_000 + int(rng.integers(0, 5_000_000)) for i in range(FRAMES)]
+    with AtomicBagWriter(path, 'sqlite3') as bag:
+        for stamp in stamps:
+            header = bag.header(stamp, 'cam_optical_frame')
+            rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            bag.write('/cam/image_raw', bag.image(image_fields(rgb, 'rgb8'), header),
+                      stamp + 3_000_000)
+            bag.write('/cam/camera_info', bag.camera_info(INFO, header), stamp + 3_000_000)
+    return stamps
+
+
+def recorded(path: Path) -> dict[str, list[tuple[int, str]]]:
+    out: dict[str, list[tuple[int, str]]] = {}
+    with open_bag(path) as reader:
+        for connection, _, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            out.setdefault(connection.topic, []).append(
+                (stamp_ns(message), message.header.frame_id))
+    return out
+
+
+def wait_quiet(messages: list, quiet_s: float) -> None:
+    """Return once ``messages`` has not grown for ``quiet_s`` seconds."""
+    last = [len(messages), time.monotonic()]
+
+    def quiet() -> bool:
+        if len(messages) != last[0]:
+            last[:] = [len(messages), time.monotonic()]
+        return time.monotonic() - last[1] > quiet_s
+
+    wait_until(quiet, what='the node to go quiet')
+
+
+def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> None:
+    stamps = write_input_bag(tmp_path / 'input')
+    out_bag = tmp_path / 'recorded'
+    node = NodeProcess(tmp_path / 'node.log', '/zoedepth',
+                       {'model': str(tiny_model_yaml), 'device': 'cpu'},
+                       {'image': '/cam/image_raw', 'camera_info': '/cam/camera_info'})
+    record_log = open(tmp_path / 'record.log', 'w')  # noqa: SIM115 - closed below
+    record = subprocess.Popen(
+        [sys.executable, '-m', 'zoedepth_ros.cli.main', 'bag', 'record', str(out_bag),
+         '--storage', 'sqlite3', '--discovery-timeout', '60', '--topics',
+         '/zoedepth/depth/image', '/zoedepth/depth/camera_info'],
+        cwd=REPO, stdout=record_log, stderr=subprocess.STDOUT)
+    probe = Probe('bag_probe')
+    served = probe.subscribe(Image, '/zoedepth/depth/image')
+    try:
+        wait_until(lambda: 'recording' in (tmp_path / 'record.log').read_text(),
+                   what=f'the recorder to subscribe; node log:\n{node.log()}')
+        played = play_bag(tmp_path / 'input', rate=1.0,
+                          topics=['/cam/image_raw', '/cam/camera_info'],
+                          wait_for_subscribers_s=30.0)
+        assert played == 2 * FRAMES
+        wait_until(lambda: len(served) >= 1, what='a served frame')
+        wait_quiet(served, 3.0)  # the node has finished its last frame
+    finally:
+        record.send_signal(signal.SIGINT)
+        code = record.wait(timeout=30)
+        record_log.close()
+        node.stop()
+        probe.close()
+    assert code == 0, (tmp_path / 'record.log').read_text()
+    served_stamps = sorted(stamp_ns(message) for _, message in served)
+    bag = recorded(out_bag)
+    depth = bag['/zoedepth/depth/image']
+    info = bag['/zoedepth/depth/camera_info']
+    assert served_stamps and set(served_stamps) <= set(stamps)
+    assert sorted(s for s, _ in depth) == served_stamps
+    assert sorted(s for s, _ in info) == served_stamps
+    assert {frame for _, frame in depth + info} == {'cam_optical_frame'}
+    assert not list(tmp_path.glob('.recorded.partial-*'))

@@ -1,0 +1,129 @@
+"""Replay a rosbag2 through rclpy with its original timing (``zoedepth bag play``).
+
+Messages are published as the raw CDR bytes stored in the bag (no decoding), on publishers of
+the recorded message types, with RELIABLE KEEP_LAST QoS (which serves reliable and best-effort
+subscribers alike). With ``clock`` the bag time is published on ``/clock`` (run consumers with
+``use_sim_time:=true``). Reading goes through :func:`zoedepth_ros.data.bagio.open_bag`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+
+from zoedepth_ros.data.bagio import open_bag
+from zoedepth_ros.errors import BagError
+
+CLOCK_PERIOD_S = 0.025
+"""Largest gap between /clock messages while waiting for the next message (40 Hz)."""
+
+
+def message_class(msgtype: str) -> type:
+    """The rclpy message class of 'package/msg/Name'; a clear error when it is not installed."""
+    package, _, name = msgtype.rpartition('/')
+    try:
+        return getattr(importlib.import_module(package.replace('/', '.')), name)
+    except (ImportError, AttributeError):
+        raise BagError(f'message type {msgtype} is not installed for rclpy; install its '
+                       f'package ({package.split("/")[0]}) or leave the topic out with '
+                       '--topics') from None
+
+
+def _wait_for_subscribers(node: Node, publishers: dict[str, Any], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(p.get_subscription_count() > 0 for p in publishers.values()):
+            return
+        time.sleep(0.05)
+    missing = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
+    node.get_logger().warning(f'no subscriber after {timeout_s} s on {missing}; playing anyway')
+
+
+def _sleep_until(target: float, clock_pub: Any, bag_now_ns: int, wall_start: float,
+                 rate: float) -> None:
+    """Sleep until the monotonic time ``target``, publishing /clock meanwhile if asked."""
+    while True:
+        remaining = target - time.monotonic()
+        if remaining <= 0:
+            return
+        if clock_pub is not None:
+            elapsed_ns = int((time.monotonic() - wall_start) * rate * 1e9)
+            _publish_clock(clock_pub, bag_now_ns + elapsed_ns)
+        time.sleep(min(remaining, CLOCK_PERIOD_S))
+
+
+def _publish_clock(publisher: Any, stamp_ns: int) -> None:
+    message = Clock()
+    message.clock.sec, message.clock.nanosec = divmod(stamp_ns, 1_000_000_000)
+    publisher.publish(message)
+
+
+def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
+             topics: Sequence[str] | None = None, clock: bool = False,
+             wait_for_subscribers_s: float = 0.0) -> int:
+    """Publish the bag's messages; returns how many were published.
+
+    Args:
+        path: rosbag2 directory.
+        rate: playback speed factor (2.0 = twice as fast).
+        loop: start over at the end (until Ctrl-C).
+        topics: play only these topics (default: all).
+        clock: publish /clock with the bag time.
+        wait_for_subscribers_s: before starting, wait up to this long until every played
+            topic has a subscriber.
+    """
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('zoedepth_bag_player', context=context)
+    published = 0
+    try:
+        with open_bag(path) as reader:
+            connections = [c for c in reader.connections if topics is None or c.topic in topics]
+            missing = sorted(set(topics or ()) - {c.topic for c in connections})
+            if missing:
+                listing = ', '.join(sorted({c.topic for c in reader.connections}))
+                raise BagError(f'{path} has no topic {missing}; it has: {listing}')
+            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            publishers = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, qos)
+                          for c in connections}
+            clock_pub = node.create_publisher(Clock, '/clock', 10) if clock else None
+            if wait_for_subscribers_s > 0:
+                _wait_for_subscribers(node, publishers, wait_for_subscribers_s)
+            while True:
+                published += _play_once(reader, connections, publishers, clock_pub, rate,
+                                        context)
+                if not loop or not context.ok():
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+    return published
+
+
+def _play_once(reader: Any, connections: list[Any], publishers: dict[str, Any],
+               clock_pub: Any, rate: float, context: Context) -> int:
+    count = 0
+    wall_start = time.monotonic()
+    bag_start: int | None = None
+    for connection, bag_time, raw in reader.messages(connections=connections):
+        if not context.ok():
+            break
+        bag_start = bag_time if bag_start is None else bag_start
+        target = wall_start + (bag_time - bag_start) * 1e-9 / rate
+        _sleep_until(target, clock_pub, bag_start, wall_start, rate)
+        if clock_pub is not None:
+            _publish_clock(clock_pub, bag_time)
+        publishers[connection.topic].publish(bytes(raw))
+        count += 1
+    return count

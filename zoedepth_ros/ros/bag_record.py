@@ -1,0 +1,117 @@
+"""Record topics into a rosbag2 through rclpy (``zoedepth bag record``).
+
+Subscriptions take raw CDR bytes (``raw=True``) and write them unchanged, with the receive
+time of the node clock as bag time (as ``ros2 bag record``); header stamps stay inside the
+messages. The QoS follows the publishers: RELIABLE when every publisher is reliable, else
+BEST_EFFORT (which matches both). The bag is written under a temporary name and renamed when
+the recording ends (Ctrl-C, SIGTERM or the duration), so the target holds only complete bags.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from zoedepth_ros.data.bag_output import AtomicBagWriter
+from zoedepth_ros.errors import BagError
+from zoedepth_ros.ros.bag_play import message_class
+
+
+def _discover(node: Node, executor: Any, topics: Sequence[str], timeout_s: float,
+              context: Context) -> dict[str, str]:
+    """Message type of each topic, waiting up to ``timeout_s`` for publishers to appear."""
+    deadline = time.monotonic() + timeout_s
+    while context.ok():
+        found = {name: types[0] for name, types in node.get_topic_names_and_types()}
+        if all(topic in found for topic in topics) or time.monotonic() > deadline:
+            break
+        executor.spin_once(timeout_sec=0.1)
+    missing = [topic for topic in topics if topic not in found]
+    if missing:
+        raise BagError(f'no publisher of {missing} appeared within {timeout_s} s; topics seen: '
+                       f'{sorted(found) or "none"}')
+    return {topic: found[topic] for topic in topics}
+
+
+def _qos(node: Node, topic: str) -> QoSProfile:
+    infos = node.get_publishers_info_by_topic(topic)
+    reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                                   for i in infos)
+    return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
+               duration_s: float = 0.0, discovery_timeout_s: float = 30.0,
+               ready: threading.Event | None = None,
+               stop: threading.Event | None = None) -> dict[str, int]:
+    """Record ``topics`` until Ctrl-C / SIGTERM, ``duration_s`` or ``stop``; messages per topic.
+
+    Args:
+        path: bag directory to create (must not exist).
+        topics: fully qualified topic names.
+        storage: 'mcap' or 'sqlite3'.
+        duration_s: stop after this long once subscribed (0 = no limit).
+        discovery_timeout_s: how long to wait for every topic to have a publisher.
+        ready: set once every subscription exists.
+        stop: set by another thread to end the recording.
+    """
+    writer = AtomicBagWriter(path, storage)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # end like Ctrl-C: the bag is kept
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('zoedepth_bag_recorder', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    counts = dict.fromkeys(topics, 0)
+    lock = threading.Lock()
+    try:
+        types = _discover(node, executor, topics, discovery_timeout_s, context)
+        for topic, msgtype in types.items():
+            def store(raw: bytes, topic: str = topic, msgtype: str = msgtype) -> None:
+                stamp = node.get_clock().now().nanoseconds
+                with lock:
+                    writer.write_raw(topic, msgtype, stamp, raw)
+                    counts[topic] += 1
+
+            node.create_subscription(message_class(msgtype), topic, store, _qos(node, topic),
+                                     raw=True)
+        node.get_logger().info(f'recording {sorted(types)} into {path}')
+        if ready is not None:
+            ready.set()
+        _spin(executor, context, duration_s, stop)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+    with lock:
+        writer.commit()
+    return counts
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _spin(executor: Any, context: Context, duration_s: float,
+          stop: threading.Event | None) -> None:
+    deadline = time.monotonic() + duration_s if duration_s > 0 else None
+    while context.ok() and not (stop is not None and stop.is_set()):
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        executor.spin_once(timeout_sec=0.1)
