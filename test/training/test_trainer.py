@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from tiny_data import TINY_MODEL, TINY_MODEL_N, TinyRGBD
 
 from zoedepth_ros.config import from_dict
 from zoedepth_ros.errors import CheckpointError, ConfigError
+from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.model import build_model
 from zoedepth_ros.model.checkpoint import load_checkpoint
 from zoedepth_ros.training.config import TrainConfig
@@ -52,6 +54,9 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path: Path) -> None:
     assert 0.0 <= trainer.history[-1]['tiny_indoor']['a1'] <= 1.0
     reloaded = build_model(trainer.model.cfg)
     load_checkpoint(reloaded, run / 'last.pt')  # original layout, strict
+    estimator = DepthEstimator.from_pretrained(str(run / 'best.pt'), device='cpu')
+    assert estimator.model.cfg == trainer.model.cfg  # config YAML written beside the weights
+    assert json.loads((run / 'history.json').read_text())[-1]['step'] == 8
 
 
 def test_resume_continues_exactly(tmp_path: Path) -> None:

@@ -9,11 +9,14 @@ A :class:`Trainer` builds the model, data streams, optimiser and schedule from a
 ``OUTPUT/train_state.pt``           optimiser, scheduler, step, RNG states, config, best score,
                                     and the name of the weights file; ``--resume`` reads it
 ``OUTPUT/best.pt``, ``OUTPUT/last.pt``  best (lowest abs_rel on the first validation set) / final
+                                    weights, each with its model config (``.yaml``) beside it
+``OUTPUT/history.json``             validation metrics per evaluation
 ``OUTPUT/tensorboard/``             scalars and sample images
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -27,7 +30,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from zoedepth_ros.config import apply_overrides, load_config, save_config, to_dict
+from zoedepth_ros.config import (
+    apply_overrides,
+    atomic_write_text,
+    load_config,
+    save_config,
+    to_dict,
+)
 from zoedepth_ros.errors import CheckpointError, ConfigError
 from zoedepth_ros.training.batches import BatchStream, EpochConcat, SeededView, collate
 from zoedepth_ros.training.config import TrainConfig
@@ -245,10 +254,7 @@ class Trainer:
                 self.save()
             yield record
         if self.info.is_main:
-            from zoedepth_ros.model.checkpoint import save_checkpoint
-
-            save_checkpoint(self.model, self.output / 'last.pt',
-                            extra={'step': self.step, 'config': to_dict(self.cfg)})
+            self._save_weights('last.pt', step=self.step)
         if self.writer is not None:
             self.writer.flush()
 
@@ -266,16 +272,24 @@ class Trainer:
                 first = next(iter(results.values()))['abs_rel']
                 self.history.append({'step': self.step, **results})
                 logger.info('step %d validation: %s', self.step, _format(results))
+                atomic_write_text(self.output / 'history.json',
+                                  json.dumps(self.history, indent=1) + '\n')
                 if math.isfinite(first) and first < self.best_score:
                     self.best_score = first
-                    from zoedepth_ros.model.checkpoint import save_checkpoint
-
-                    save_checkpoint(self.model, self.output / 'best.pt',
-                                    extra={'step': self.step, 'abs_rel': first})
+                    self._save_weights('best.pt', step=self.step, abs_rel=first)
         barrier(self.info)
         return results
 
     # ---------------------------------------------------------------------------- state
+
+    def _save_weights(self, name: str, **extra: Any) -> Path:
+        """Weights in the original layout + the model's config YAML beside them, so that
+        ``DepthEstimator.from_pretrained(path)`` and ``zoedepth eval --weights`` load them."""
+        from zoedepth_ros.model.checkpoint import save_checkpoint
+
+        path = save_checkpoint(self.model, self.output / name, extra=extra)
+        save_config(self.model.cfg, path.with_suffix('.yaml'))
+        return path
 
     def save(self) -> Path | None:
         """Write weights and the training state (rank 0); returns the state file."""
