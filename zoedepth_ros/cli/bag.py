@@ -188,8 +188,8 @@ def run_eval(args: argparse.Namespace) -> int:
     writer, committed = None, False
     try:
         estimator = build_estimator(args)
-        logger.info('model %s on %s; %s -> %s', estimator.name, estimator.device, args.bag,
-                    args.output)
+        logger.info('model %s on %s; %s -> %s', estimator.name,
+                    getattr(estimator, 'device', '?'), args.bag, args.output)
         if args.out_bag is not None:
             writer = AtomicBagWriter(args.out_bag, args.out_storage, overwrite=args.overwrite)
         report = evaluate_with_progress(estimator, args.bag, settings, writer, total,

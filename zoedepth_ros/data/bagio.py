@@ -74,15 +74,17 @@ def open_bag(path: Path | str) -> Iterator[Any]:
     try:
         reader.open()
     except errors as err:
-        raise BagError(f'cannot read bag {path}: {err}; is it a complete rosbag2 directory '
-                       '(metadata.yaml + storage files) written by ros2 bag or rosbags?') from None
+        raise BagError(f'cannot read bag {path}: {err}; expected a complete rosbag2 directory '
+                       '(metadata.yaml + .db3/.mcap files); a truncated or damaged bag must be '
+                       're-recorded or repaired (ros2 bag reindex)') from None
     try:
         yield reader
     except ZoeDepthError:
         raise
     except errors as err:
-        raise BagError(f'bag {path} is damaged or truncated ({type(err).__name__}: {err}); '
-                       're-record it or repair it with `ros2 bag reindex`') from None
+        raise BagError(f'cannot read bag {path}: it is damaged or truncated '
+                       f'({type(err).__name__}: {err}); re-record it or repair it '
+                       '(ros2 bag reindex)') from None
     finally:
         try:
             reader.close()
