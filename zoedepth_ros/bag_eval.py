@@ -36,7 +36,7 @@ from zoedepth_ros.metrics import (
     METRIC_KEYS,
     DepthMetrics,
     clamp_prediction,
-    image_metrics,
+    compute_errors,
     valid_mask,
 )
 from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
@@ -199,22 +199,26 @@ class _Scorer:
         self.pixels = _PixelStats(low, high)
 
     def score(self, pred: np.ndarray, gt: np.ndarray, domain: str) -> tuple[dict | None, int]:
+        """Metrics of one frame (None without valid pixels) and its valid pixel count.
+
+        Same rules as ``metrics.image_metrics`` (clamp, range mask, crop), computed once and
+        reused for the depth range bins, which partition the valid pixels.
+        """
         cfg = self.settings
-        values = image_metrics(pred, gt, cfg.min_depth, cfg.max_depth, cfg.crop)  # type: ignore
         mask = valid_mask(gt, cfg.min_depth, cfg.max_depth, cfg.crop)  # type: ignore[arg-type]
-        if values is None:
+        if not mask.any():
             self.overall.skipped += 1
             return None, 0
+        gt_valid = gt[mask].astype(np.float64)
+        pred_valid = clamp_prediction(pred[mask], cfg.min_depth, cfg.max_depth)
+        values = compute_errors(gt_valid, pred_valid)
         self.overall.add(values)
         self.domains.setdefault(domain, DepthMetrics(cfg.min_depth, cfg.max_depth)).add(values)
-        clamped = clamp_prediction(pred, cfg.min_depth, cfg.max_depth)
-        self.pixels.add(gt[mask].astype(np.float64), clamped[mask])
+        self.pixels.add(gt_valid, pred_valid)
         for low, high, metrics in self.ranges:
-            with np.errstate(invalid='ignore'):
-                inside = np.where((gt >= low) & (gt < high), gt, np.nan)
-            binned = image_metrics(pred, inside, cfg.min_depth, cfg.max_depth, cfg.crop)  # type: ignore
-            if binned is not None:
-                metrics.add(binned)
+            inside = (gt_valid >= low) & (gt_valid < high)
+            if inside.any():
+                metrics.add(compute_errors(gt_valid[inside], pred_valid[inside]))
         return values, int(mask.sum())
 
     def fill(self, report: BagEvalReport) -> None:

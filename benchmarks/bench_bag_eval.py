@@ -1,0 +1,81 @@
+"""Throughput of `bag eval` outside the model: a null estimator (constant depth) on a bag.
+
+Measures reading + pairing + decoding + metrics (+ writing an output bag with depth, info, std
+and an organised cloud) per colour frame. Writes JSON to --json (default: print only).
+
+  python benchmarks/bench_bag_eval.py --frames 60 --size 640 480
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from zoedepth_ros.bag_eval import BagEvalSettings, evaluate_bag
+from zoedepth_ros.data.bag_output import AtomicBagWriter
+from zoedepth_ros.data.bagio import FrameTopics
+from zoedepth_ros.data.messages import camera_info_from_camera, encode_depth, image_fields
+from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.inference import DepthResult
+
+TOPICS = FrameTopics('/camera/image_raw', '/camera/depth/image', '/camera/camera_info')
+
+
+class NullEstimator:
+    """Constant 2 m depth, no model: isolates the tool's own cost."""
+
+    name = 'null (constant 2 m)'
+
+    def predict(self, rgb: np.ndarray) -> DepthResult:
+        depth = np.full(rgb.shape[:2], 2.0, dtype=np.float32)
+        return DepthResult(depth, depth * 0.1, 'indoor', {'indoor': 1.0, 'outdoor': 0.0},
+                           {'model': 0.0})
+
+
+def write_bag(path: Path, frames: int, width: int, height: int, storage: str) -> None:
+    rng = np.random.default_rng(0)
+    info = camera_info_from_camera(PinholeCamera.from_fov(width, height, 60.0))
+    depth = np.repeat(np.linspace(0.5, 8.0, height, dtype=np.float32)[:, None], width, 1)
+    with AtomicBagWriter(path, storage) as bag:
+        for index in range(frames):
+            stamp = 1_700_000_000_000_000_000 + index * 100_000_000
+            header = bag.header(stamp, 'camera_optical_frame')
+            rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            bag.write(TOPICS.image, bag.image(image_fields(rgb, 'rgb8'), header), stamp)
+            bag.write(TOPICS.camera_info, bag.camera_info(info, header), stamp)
+            bag.write(TOPICS.depth, bag.image(encode_depth(depth), header), stamp)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--frames', type=int, default=60)
+    parser.add_argument('--size', type=int, nargs=2, default=(640, 480))
+    parser.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'])
+    parser.add_argument('--json', type=Path)
+    args = parser.parse_args()
+    results = {'device': platform.processor() or platform.machine(), 'frames': args.frames,
+               'size': list(args.size), 'storage': args.storage}
+    with tempfile.TemporaryDirectory() as tmp:
+        bag = Path(tmp) / 'bag'
+        write_bag(bag, args.frames, *args.size, args.storage)
+        settings = BagEvalSettings(TOPICS, max_depth=10.0)
+        start = time.perf_counter()
+        evaluate_bag(NullEstimator(), bag, settings)
+        results['metrics_only_frames_per_s'] = args.frames / (time.perf_counter() - start)
+        start = time.perf_counter()
+        with AtomicBagWriter(Path(tmp) / 'out', args.storage) as writer:
+            evaluate_bag(NullEstimator(), bag, settings, writer)
+        results['with_out_bag_frames_per_s'] = args.frames / (time.perf_counter() - start)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + '\n')
+
+
+if __name__ == '__main__':
+    main()
