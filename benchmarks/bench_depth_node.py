@@ -7,8 +7,8 @@ Usage (from the repository root, with the venv's python):
 Part 1 times, in this process, each step the node runs around the model on one frame: input
 conversion (rgb8, bgr8, jpeg), range/std gate, depth/std/preview encoding, cloud packing,
 message building, CDR serialisation and ``publish`` (to a subscriber in this process). Part 2
-starts the real node (``zoedepth_tiny_nk``, random weights) in a subprocess and reports
-``receive time - header.stamp`` for frames sent one at a time, plus the node's own model time.
+starts the real node (``--model``, default ``zoedepth_tiny_nk``, random weights) in a
+subprocess and reports ``receive time - header.stamp`` for frames sent one at a time.
 Medians and p90 in milliseconds; CPU only, shared machines are noisy: compare runs, not
 absolute numbers.
 """
@@ -105,11 +105,13 @@ def overhead(width: int, height: int, repeats: int, node: Any) -> dict[str, dict
     return {name: timed(step, repeats) for name, step in steps.items()}
 
 
-def end_to_end(width: int, height: int, frames: int) -> dict[str, Any]:
+def end_to_end(width: int, height: int, frames: int, model: str) -> dict[str, Any]:
     """Latency of the real node (tiny model) over DDS, one frame in flight at a time."""
     command = [sys.executable, '-m', 'zoedepth_ros.ros.depth_node', '--ros-args',
                '--params-file', str(REPO / 'config' / 'depth.yaml'), '-p', 'device:=cpu',
-               '-p', 'model:=zoedepth_tiny_nk', '-r', '__ns:=/bench']
+               '-p', f'model:={model}', '-r', '__ns:=/bench',
+               # Reliable input: best-effort ~1 MB images get lost on loopback here (~30 %).
+               '-p', 'qos_overrides./bench/image.subscription.reliability:=reliable']
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     node = rclpy.create_node('bench_e2e')
@@ -155,6 +157,8 @@ def main() -> None:
     parser.add_argument('--sizes', nargs='+', default=['640x480', '1280x720'])
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--e2e-frames', type=int, default=10)
+    parser.add_argument('--model', default='zoedepth_tiny_nk',
+                        help='node model for the end-to-end part (preset or ModelConfig YAML)')
     parser.add_argument('--json', default=None, help='also write the results here')
     args = parser.parse_args()
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -175,9 +179,9 @@ def main() -> None:
         if args.e2e_frames:
             for text in args.sizes:
                 width, height = (int(v) for v in text.split('x'))
-                result = end_to_end(width, height, args.e2e_frames)
+                result = end_to_end(width, height, args.e2e_frames, args.model)
                 report['end_to_end'][text] = result
-                print(f'{text:>9s} end-to-end (tiny model): median '
+                print(f'{text:>9s} end-to-end ({args.model}): median '
                       f'{result["latency_median_ms"]:.0f} ms, p90 {result["latency_p90_ms"]:.0f}'
                       f' ms over {result["frames"]} frames')
     finally:

@@ -74,9 +74,10 @@ class DepthNode(Node):
         if cfg.input_transport == 'compressed':
             image_topic += '/compressed'
         kind = CompressedImage if cfg.input_transport == 'compressed' else Image
-        self.create_subscription(kind, image_topic, self._on_image, sensor)
+        self.create_subscription(kind, image_topic, self._on_image, sensor,
+                                 qos_overriding_options=overrides)
         self.create_subscription(CameraInfo, 'camera_info', self._on_info,
-                                 qos_profile_sensor_data)
+                                 qos_profile_sensor_data, qos_overriding_options=overrides)
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='depth_worker', daemon=True)
         self._worker.start()
