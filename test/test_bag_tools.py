@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from zoedepth_ros.bag_eval import BagEvalSettings, FrameRecord, evaluate_bag, resize_depth
+from zoedepth_ros.cli import bag as bag_cli
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.config import save_config
 from zoedepth_ros.data.bag_output import AtomicBagWriter
@@ -134,9 +135,10 @@ def test_pairing_with_jitter_and_drops(tmp_path: Path, storage: str, encoding: s
 # ------------------------------------------------------------------------------ evaluation
 
 
-@pytest.mark.parametrize('storage, out_storage', [('sqlite3', 'mcap'), ('mcap', 'sqlite3')])
+@pytest.mark.parametrize('storage, out_storage, version', [('sqlite3', 'mcap', 9),
+                                                           ('mcap', 'sqlite3', 8)])
 def test_eval_equals_direct_metrics_and_output_bag(tmp_path: Path, storage: str,
-                                                   out_storage: str,
+                                                   out_storage: str, version: int,
                                                    tiny_estimator: DepthEstimator) -> None:
     write_bag(tmp_path / 'bag', storage)
     settings = BagEvalSettings(TOPICS, min_depth=1e-3, max_depth=10.0, namespace='/pred')
@@ -145,7 +147,7 @@ def test_eval_equals_direct_metrics_and_output_bag(tmp_path: Path, storage: str,
     def keep(frame: RgbdFrame, result: DepthResult, record: FrameRecord) -> None:
         predictions[frame.index] = result
 
-    with AtomicBagWriter(tmp_path / 'out', out_storage) as writer:
+    with AtomicBagWriter(tmp_path / 'out', out_storage, version) as writer:
         report = evaluate_bag(tiny_estimator, tmp_path / 'bag', settings, writer, keep)
     assert (len(report.frames), report.paired, report.evaluated) == (6, 4, 4)
     direct, domains = [], []
@@ -164,6 +166,7 @@ def test_eval_equals_direct_metrics_and_output_bag(tmp_path: Path, storage: str,
     pixels = sum(r.valid_pixels for r in records.values())
     assert sum(report.pixel_stats['error_histogram']) == pixels
     check_output_bag(tmp_path / 'out')
+    assert f'version: {version}' in (tmp_path / 'out' / 'metadata.yaml').read_text()
 
 
 def check_output_bag(path: Path) -> None:
@@ -336,3 +339,34 @@ def write_mono_depth_bag(path: Path) -> None:
 def test_read_errors_are_bag_errors(tmp_path: Path) -> None:
     with pytest.raises(BagError, match='not found'):
         list(read_rgbd(tmp_path / 'absent', TOPICS))
+
+
+def test_eval_config_file_and_flag_precedence(tmp_path: Path, tiny_yaml: Path) -> None:
+    from zoedepth_ros.cli.main import build_parser
+
+    config = tmp_path / 'eval.yaml'
+    config.write_text('crop: eigen\nmin_depth: 0.5\nmax_depth: 5.0\nflip: true\n')
+    parser = build_parser()
+    args = parser.parse_args(eval_args(tmp_path / 'bag', tmp_path / 'out', tiny_yaml,
+                                       '--eval-config', str(config)))
+    settings = bag_cli.eval_settings(args)  # --max-depth 10 on the command line wins
+    assert (settings.crop, settings.min_depth, settings.max_depth) == ('eigen', 0.5, 10.0)
+    assert args.flip and settings.edges == (0.5, 1.25, 2.5, 5.0, 10.0)
+
+
+def test_compressed_colour_frames(tmp_path: Path) -> None:
+    """CompressedImage (png) colour topics decode to the original RGB."""
+    import cv2
+
+    rgb = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    png = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))[1]
+    with AtomicBagWriter(tmp_path / 'bag', 'mcap') as bag:
+        header = bag.header(BASE_NS, 'cam_optical_frame')
+        message = bag.typestore.types['sensor_msgs/msg/CompressedImage'](
+            header=header, format='rgb8; png compressed bgr8', data=png.ravel())
+        bag.write('/cam/image_raw/compressed', message, BASE_NS)
+        bag.write(TOPICS.depth, bag.image(encode_depth(gt_depth(0)), header), BASE_NS)
+    topics = FrameTopics('/cam/image_raw/compressed', TOPICS.depth)
+    (frame,) = read_rgbd(tmp_path / 'bag', topics)
+    np.testing.assert_array_equal(frame.rgb, rgb)
+    assert frame.depth_offset_ns == 0 and frame.camera_info is None

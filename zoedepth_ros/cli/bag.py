@@ -80,6 +80,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group('output bag')
     out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions')
     out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
+    out.add_argument('--out-version', type=int, default=9, choices=[8, 9],
+                     help='rosbag2 metadata version (8: Humble tools, 9: Jazzy and later)')
     out.add_argument('--out-namespace', default='/zoedepth', help='namespace of output topics')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --output folder / --out-bag')
@@ -191,7 +193,8 @@ def run_eval(args: argparse.Namespace) -> int:
         logger.info('model %s on %s; %s -> %s', estimator.name,
                     getattr(estimator, 'device', '?'), args.bag, args.output)
         if args.out_bag is not None:
-            writer = AtomicBagWriter(args.out_bag, args.out_storage, overwrite=args.overwrite)
+            writer = AtomicBagWriter(args.out_bag, args.out_storage, args.out_version,
+                                     overwrite=args.overwrite)
         report = evaluate_with_progress(estimator, args.bag, settings, writer, total,
                                         args.samples, staging)
         if writer is not None:

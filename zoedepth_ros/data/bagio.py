@@ -242,9 +242,10 @@ class _Index:
 
     image_keys: list[tuple[int, int]]
     depth_keys: list[tuple[int, int]]
-    info_stamps: np.ndarray
-    infos: list[CameraInfoFields]
     pairs: np.ndarray
+    """Per colour message: index into depth_keys, or -1."""
+    info_of_stamp: dict[int, CameraInfoFields]
+    """Colour stamp -> nearest CameraInfo (empty without a CameraInfo topic)."""
 
 
 def _check_encoding(topic: str, message: Any, allowed: tuple[str, ...]) -> None:
@@ -263,7 +264,7 @@ def _index(reader: Any, topics: FrameTopics, connections: dict[str, list[Any]]) 
         role = topic_of[connection.id]
         message = reader.deserialize(raw, connection.msgtype)
         if role == 'info':
-            infos.append((stamp_ns(message), camera_info_fields(message)))
+            infos.append((stamp_ns(message), _camera_info(connection.topic, message)))
             continue
         if connection.msgtype == IMAGE_TYPE:
             allowed = SUPPORTED_ENCODINGS if role == 'image' else DEPTH_ENCODINGS
@@ -271,7 +272,6 @@ def _index(reader: Any, topics: FrameTopics, connections: dict[str, list[Any]]) 
         keys[role].append((bag_time, stamp_ns(message)))
     if not keys['image']:
         raise BagError(f'topic {topics.image} has no messages')
-    infos.sort(key=lambda item: item[0])
     image_stamps = np.array([key[1] for key in keys['image']], dtype=np.int64)
     depth_stamps = np.array([key[1] for key in keys['depth']], dtype=np.int64)
     pairs = nearest_within(depth_stamps, image_stamps, round(topics.tolerance_s * 1e9))
@@ -282,9 +282,18 @@ def _index(reader: Any, topics: FrameTopics, connections: dict[str, list[Any]]) 
             f'no {topics.image} frame has a {topics.depth} frame within {topics.tolerance_s} s '
             f'(image stamps {image_stamps.min() * 1e-9:.3f}..{image_stamps.max() * 1e-9:.3f} s,'
             f' depth stamps {span}); check the topics or raise the tolerance')
-    return _Index(keys['image'], keys['depth'],
-                  np.array([item[0] for item in infos], dtype=np.int64),
-                  [item[1] for item in infos], pairs)
+    info_stamps = np.array([item[0] for item in infos], dtype=np.int64)
+    nearest_info = nearest_within(info_stamps, image_stamps, 1 << 62)
+    info_of_stamp = {int(stamp): infos[int(i)][1]
+                     for stamp, i in zip(image_stamps, nearest_info) if i >= 0}
+    return _Index(keys['image'], keys['depth'], pairs, info_of_stamp)
+
+
+def _camera_info(topic: str, message: Any) -> CameraInfoFields:
+    try:
+        return camera_info_fields(message)
+    except ZoeDepthError as err:
+        raise BagError(f'topic {topic} at stamp {stamp_ns(message)} ns: {err}') from None
 
 
 def _decode_rgb(connection: Any, message: Any) -> np.ndarray:
@@ -292,6 +301,14 @@ def _decode_rgb(connection: Any, message: Any) -> np.ndarray:
         if connection.msgtype == COMPRESSED_TYPE:
             return compressed_to_rgb(message)
         return image_to_rgb(message)
+    except ZoeDepthError as err:
+        stamp = stamp_ns(message)
+        raise BagError(f'topic {connection.topic} at stamp {stamp} ns: {err}') from None
+
+
+def _decode_depth(connection: Any, message: Any) -> np.ndarray:
+    try:
+        return depth_image_from_msg(message)
     except ZoeDepthError as err:
         stamp = stamp_ns(message)
         raise BagError(f'topic {connection.topic} at stamp {stamp} ns: {err}') from None
@@ -343,7 +360,7 @@ def _stream(reader: Any, topics: FrameTopics, connections: dict[str, list[Any]],
             message = reader.deserialize(raw, connection.msgtype)
             key = (bag_time, stamp_ns(message))
             if key in wanted:
-                depth_cache[key] = depth_image_from_msg(message)
+                depth_cache[key] = _decode_depth(connection, message)
         elif connection.id in image_ids:
             message = reader.deserialize(raw, connection.msgtype)
             pair = pair_of_stamp[stamp_ns(message)]
@@ -378,10 +395,7 @@ def _frame(item: _Pending, index: _Index, depth_cache: dict[tuple[int, int], np.
         wanted[depth_key] -= 1
         if wanted[depth_key] == 0:
             depth_cache.pop(depth_key, None)
-    info = None
-    if index.infos:
-        position = int(nearest_within(index.info_stamps, np.array([stamp]), 1 << 62)[0])
-        info = index.infos[position]
+    info = index.info_of_stamp.get(stamp)
     return RgbdFrame(item.position, stamp, item.bag_time, str(message.header.frame_id),
                      _decode_rgb(item.connection, message), depth,
                      None if depth_key is None else depth_key[1] - stamp, info)
