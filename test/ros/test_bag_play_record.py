@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from node_harness import REPO, NodeProcess, Probe, wait_until
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
 from zoedepth_ros.data.bag_output import AtomicBagWriter
@@ -81,11 +82,12 @@ def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> N
         cwd=REPO, stdout=record_log, stderr=subprocess.STDOUT)
     probe = Probe('bag_probe')
     served = probe.subscribe(Image, '/zoedepth/depth/image')
+    clock = probe.subscribe(Clock, '/clock')
     try:
         wait_until(lambda: 'recording' in (tmp_path / 'record.log').read_text(),
                    what=f'the recorder to subscribe; node log:\n{node.log()}')
         played = play_bag(tmp_path / 'input', rate=1.0,
-                          topics=['/cam/image_raw', '/cam/camera_info'],
+                          topics=['/cam/image_raw', '/cam/camera_info'], clock=True,
                           wait_for_subscribers_s=30.0)
         assert played == 2 * FRAMES
         wait_until(lambda: len(served) >= 1, what='a served frame')
@@ -106,3 +108,7 @@ def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> N
     assert sorted(s for s, _ in info) == served_stamps
     assert {frame for _, frame in depth + info} == {'cam_optical_frame'}
     assert not list(tmp_path.glob('.recorded.partial-*'))
+    ticks = [m.clock.sec * 10**9 + m.clock.nanosec for _, m in clock]
+    bag_times = [s + 3_000_000 for s in stamps]
+    assert len(ticks) >= FRAMES and ticks == sorted(ticks)  # bag time, in order
+    assert bag_times[0] <= ticks[0] and ticks[-1] <= bag_times[-1]

@@ -95,7 +95,7 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
             publishers = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, qos)
                           for c in connections}
-            clock_pub = node.create_publisher(Clock, '/clock', 10) if clock else None
+            clock_pub = node.create_publisher(Clock, '/clock', qos) if clock else None
             if wait_for_subscribers_s > 0:
                 _wait_for_subscribers(node, publishers, wait_for_subscribers_s)
             while True:
