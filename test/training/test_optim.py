@@ -18,17 +18,23 @@ def test_part_of_names() -> None:
     assert part_of('core.core.scratch.refinenet1.out_conv.weight') == 'decoder'
     assert part_of('core.core.pretrained.act_postprocess1.0.project.0.weight') == 'encoder'
     assert part_of('heads.nyu.seed.mlp.0.weight') == 'heads'
-    assert part_of('router.classifier.0.weight') == 'heads'
+    assert part_of('router.classifier.0.weight') == 'router'
+    assert part_of('patch_transformer.embedding_convPxP.weight') == 'router'
+    assert part_of('bottleneck.weight') == 'heads'
 
 
 @pytest.mark.parametrize(('preset', 'decoder_factor'), [('zoedepth_tiny_nk', 0.1),
                                                         ('zoedepth_tiny_n', 1.0)])
 def test_groups_cover_every_parameter_once(preset: str, decoder_factor: float) -> None:
     model = build_model(preset)
-    optimizer = build_optimizer(model, OptimConfig(lr=1e-3), ScheduleConfig(), len(model.heads))
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3, router_lr_factor=0.2),
+                                ScheduleConfig(), len(model.heads))
     lrs = {g['name']: g['lr'] for g in optimizer.param_groups}
-    assert lrs == pytest.approx({'encoder': 1e-4, 'pos_bias': 1e-4,
-                                 'decoder': 1e-3 * decoder_factor, 'heads': 1e-3})
+    expected = {'encoder': 1e-4, 'pos_bias': 1e-4, 'decoder': 1e-3 * decoder_factor,
+                'heads': 1e-3}
+    if preset.endswith('nk'):
+        expected['router'] = 2e-4
+    assert lrs == pytest.approx(expected)
     grouped = [id(p) for g in optimizer.param_groups for p in g['params']]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
     pos = next(g for g in optimizer.param_groups if g['name'] == 'pos_bias')['params']

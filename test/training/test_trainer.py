@@ -59,20 +59,24 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path: Path) -> None:
     assert json.loads((run / 'history.json').read_text())[-1]['step'] == 8
 
 
-def test_resume_continues_exactly(tmp_path: Path) -> None:
-    straight = Trainer(make_config(tmp_path / 'a'), train_sets=nk_sets())
+@pytest.mark.parametrize('mixing', ['alternate', 'paired'])
+def test_resume_continues_exactly(tmp_path: Path, mixing: str) -> None:
+    straight = Trainer(make_config(tmp_path / 'a', data__nk_mixing=mixing),
+                       train_sets=nk_sets())
     expected = [(r.loss, r.parts['router'], r.source) for r in straight.run()]
-    assert [s for *_, s in expected] == [0, 1, 0, 1, 0, 1]  # round-robin single-domain batches
+    sources = [0, 1, 0, 1, 0, 1] if mixing == 'alternate' else [-1] * 6
+    assert [s for *_, s in expected] == sources  # single-domain batches: alternating or paired
 
-    interrupted = Trainer(make_config(tmp_path / 'b', checkpoint_interval=3),
-                          train_sets=nk_sets())
+    interrupted = Trainer(make_config(tmp_path / 'b', checkpoint_interval=3,
+                                      data__nk_mixing=mixing), train_sets=nk_sets())
     first = []
     for record in interrupted.run():
         first.append((record.loss, record.parts['router'], record.source))
         if record.step == 3:  # "killed" after 4 steps: 1 step past the step-3 checkpoint
             break
     torch.manual_seed(1234)  # a resumed process starts with unrelated RNG states
-    resumed = Trainer(make_config(tmp_path / 'b', checkpoint_interval=3),
+    resumed = Trainer(make_config(tmp_path / 'b', checkpoint_interval=3,
+                                  data__nk_mixing=mixing),
                       train_sets=nk_sets(), resume=str(tmp_path / 'b' / 'run'))
     assert resumed.step == 3
     rest = [(r.loss, r.parts['router'], r.source) for r in resumed.run()]

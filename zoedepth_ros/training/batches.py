@@ -146,7 +146,8 @@ class BatchStream:
     Args:
         loaders: DataLoaders whose sampler is a :class:`~.distributed.ResumableSampler` and whose
             dataset is a :class:`SeededView`.
-        mode: ``'round_robin'`` or ``'weighted'`` (ignored for a single loader).
+        mode: ``'round_robin'``, ``'paired'`` (every step takes one batch from each loader and
+            yields them as a list) or ``'weighted'`` (ignored for a single loader).
         weights: per-loader weights for ``'weighted'`` (empty = equal).
         seed: seed of the weighted draw.
     """
@@ -176,27 +177,39 @@ class BatchStream:
         lengths = [len(loader) for loader in self.loaders]
         if self.mode == 'round_robin':
             return len(lengths) * max(lengths)
+        if self.mode == 'paired':
+            return max(lengths)
         return sum(lengths)
 
     def iterate(self, start_step: int = 0) -> Iterator[tuple[int, Any]]:
-        """Yield (source, batch) for steps start_step, start_step + 1, ... forever."""
-        served = [0] * len(self.loaders)
-        for step in range(start_step):
-            served[self.source_at(step)] += 1
+        """Yield (source, batch) for steps start_step, start_step + 1, ... forever.
+
+        In ``'paired'`` mode the source is -1 and the batch a list with one batch per loader.
+        """
+        paired = self.mode == 'paired' and len(self.loaders) > 1
+        served = [start_step if paired else 0 for _ in self.loaders]
+        if not paired:
+            for step in range(start_step):
+                served[self.source_at(step)] += 1
         iterators: list[Iterator[Any] | None] = [None] * len(self.loaders)
         step = start_step
         while True:
-            source = self.source_at(step)
+            sources = range(len(self.loaders)) if paired else [self.source_at(step)]
+            batches = [self._next(source, served, iterators) for source in sources]
+            step += 1
+            yield (-1, batches) if paired else (sources[0], batches[0])
+
+    def _next(self, source: int, served: list[int], iterators: list[Any]) -> Any:
+        while True:
             if iterators[source] is None:
                 iterators[source] = self._start(source, served[source])
             try:
-                batch = next(iterators[source])  # type: ignore[arg-type]
+                batch = next(iterators[source])
             except StopIteration:
                 iterators[source] = None
                 continue
             served[source] += 1
-            step += 1
-            yield source, batch
+            return batch
 
     def _start(self, source: int, served: int) -> Iterator[Any]:
         loader = self.loaders[source]

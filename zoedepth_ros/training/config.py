@@ -30,6 +30,10 @@ class DataConfig:
     train_split: str = 'train'
     """Split file stem (``ROOT/<split>.txt``); a root without split files uses every sample."""
     val_split: str = 'test'
+    nk_mixing: Literal['alternate', 'paired'] = 'alternate'
+    """``metric_nk``: alternate single-domain batches (the original), or give every step one
+    half-size batch of each domain (losses averaged), which keeps the router from swinging
+    towards the last domain seen when training from scratch."""
     augment: bool = True
     """Original augmentation: rotation +-1 deg, flip p=0.5, photometric jitter p=0.5."""
     num_workers: int = 0
@@ -72,6 +76,8 @@ class OptimConfig:
     """``relative_position_bias_table`` parameters."""
     decoder_lr_factor: float | None = None
     """DPT decoder; None = 1.0 for one head, 0.1 for two heads (NK), as the original."""
+    router_lr_factor: float = 1.0
+    """Domain router (NK); the original uses the heads' rate."""
     beta2: float = 0.999
     grad_clip: float = 0.1
     """Global gradient-norm clip (0 = off)."""

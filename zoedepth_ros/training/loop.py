@@ -125,11 +125,9 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], loss_fn: StageL
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with amp_context():
-        total, parts = loss_fn(model, batch)
-    total.backward()
+    total, parts = _forward_backward(model, batch, loss_fn, amp_context)
     depth_skipped = next(iter(parts.values())).skipped
-    sums = all_reduce_sum([float(total.detach()), float(depth_skipped), 1.0]
+    sums = all_reduce_sum([float(total), float(depth_skipped), 1.0]
                           + [float(p.value.detach()) for p in parts.values()], info)
     processes = sums[2]
     skipped = sums[1] >= processes
@@ -141,10 +139,36 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], loss_fn: StageL
         optimizer.step()
     lr = max(group['lr'] for group in optimizer.param_groups)
     with warnings.catch_warnings():  # a skipped first step triggers torch's order warning
-        warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()`')
+        warnings.filterwarnings('ignore', message='Detected call of')
         scheduler.step()
     part_means = {name: value / processes for name, value in zip(parts, sums[3:], strict=True)}
     return StepRecord(step, sums[0] / processes, part_means, skipped, lr, grad_norm, source)
+
+
+def _forward_backward(model: nn.Module, batch: Any, loss_fn: StageLoss,
+                      amp_context: Callable[[], Any]
+                      ) -> tuple[torch.Tensor, dict[str, LossResult]]:
+    """Loss and backward of a batch, or of a list of batches (averaged, gradients accumulated;
+    under DDP only the last backward synchronises)."""
+    parts_list = batch if isinstance(batch, list) else [batch]
+    results = []
+    for index, part in enumerate(parts_list):
+        last = index == len(parts_list) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else (
+            model.no_sync())
+        with sync:
+            with amp_context():
+                total, parts = loss_fn(model, part)
+            (total / len(parts_list)).backward()
+        results.append((total.detach(), parts))
+    if len(results) == 1:
+        return results[0]
+    count = len(results)
+    merged = {name: LossResult(sum(r[1][name].value.detach() for r in results) / count,
+                               all(r[1][name].skipped for r in results),
+                               sum(r[1][name].count for r in results))
+              for name in results[0][1]}
+    return sum(r[0] for r in results) / count, merged
 
 
 def train_steps(model: nn.Module, batches: Iterable[tuple[int, dict[str, torch.Tensor]]],
@@ -154,9 +178,15 @@ def train_steps(model: nn.Module, batches: Iterable[tuple[int, dict[str, torch.T
     """Run :func:`train_step` over (source, batch) pairs, yielding a record per step."""
     context = partial(autocast_context, device, amp)
     for offset, (source, batch) in enumerate(batches):
-        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+        batch = _to_device(batch, device)
         yield train_step(model, batch, loss_fn, optimizer, scheduler, grad_clip, info,
                          context, start_step + offset, source)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, list):
+        return [_to_device(part, device) for part in batch]
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
 def train_one_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],

@@ -8,8 +8,12 @@ part       names                                                        lr facto
 pos_bias   ``*relative_position_bias_table*``                           ``pos_bias_lr_factor``
 encoder    ``encoder.*`` / ``core.core.pretrained.*`` (trunk, readouts) ``encoder_lr_factor``
 decoder    ``decoder.*`` / ``core.core.scratch.*``                      ``decoder_lr_factor``
-heads      everything else (bins heads, router, bottleneck conv)        1
+router     ``router.*`` / ``patch_transformer.*``, ``mlp_classifier.*``   ``router_lr_factor``
+heads      everything else (bins heads, bottleneck conv, projectors)    1
 ========== ============================================================ ===================
+
+The original trains the router with the heads' rate (``router_lr_factor`` 1). Its post-norm
+transformer is unstable at the high rates of a from-scratch run; the demo recipe lowers it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from torch.optim.lr_scheduler import OneCycleLR
 from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.training.config import OptimConfig, ScheduleConfig
 
-PART_NAMES: tuple[str, ...] = ('encoder', 'pos_bias', 'decoder', 'heads')
+PART_NAMES: tuple[str, ...] = ('encoder', 'pos_bias', 'decoder', 'router', 'heads')
 ENCODER_PREFIXES = ('encoder.', 'core.core.pretrained.')
 DECODER_PREFIXES = ('decoder.', 'core.core.scratch.')
+ROUTER_PREFIXES = ('router.', 'patch_transformer.', 'mlp_classifier.')
 
 
 def part_of(name: str) -> str:
@@ -35,6 +40,8 @@ def part_of(name: str) -> str:
         return 'encoder'
     if name.startswith(DECODER_PREFIXES):
         return 'decoder'
+    if name.startswith(ROUTER_PREFIXES):
+        return 'router'
     return 'heads'
 
 
@@ -44,7 +51,7 @@ def lr_factors(cfg: OptimConfig, num_heads: int) -> dict[str, float]:
     if decoder is None:
         decoder = 0.1 if num_heads > 1 else 1.0
     return {'encoder': cfg.encoder_lr_factor, 'pos_bias': cfg.pos_bias_lr_factor,
-            'decoder': decoder, 'heads': 1.0}
+            'decoder': decoder, 'router': cfg.router_lr_factor, 'heads': 1.0}
 
 
 def build_param_groups(model: nn.Module, cfg: OptimConfig,

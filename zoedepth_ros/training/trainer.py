@@ -187,7 +187,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- data
 
-    def _loader(self, datasets: list[Any], index: int) -> DataLoader:
+    def _loader(self, datasets: list[Any], index: int, batch: int | None = None) -> DataLoader:
         transform = _train_transform(self.cfg.data.augment)
         views = []
         for offset, dataset in enumerate(datasets):
@@ -200,7 +200,8 @@ class Trainer:
         # Own generator: creating a loader iterator must not consume the global torch RNG,
         # or a resumed run (which creates its iterators at other steps) would diverge.
         generator = torch.Generator().manual_seed(self.cfg.seed + index)
-        return DataLoader(view, batch_size=self.local_batch, sampler=sampler, drop_last=True,
+        return DataLoader(view, batch_size=batch or self.local_batch, sampler=sampler,
+                          drop_last=True,
                           num_workers=self.cfg.data.num_workers, collate_fn=collate,
                           generator=generator)
 
@@ -216,6 +217,15 @@ class Trainer:
             if not groups['indoor'] or not groups['outdoor']:
                 raise ConfigError('metric_nk needs indoor and outdoor training sets, got '
                                   f'{ {k: len(v) for k, v in groups.items()} }')
+            if self.cfg.data.nk_mixing == 'paired':
+                if self.local_batch % 2:
+                    raise ConfigError(f'nk_mixing=paired splits each batch between the two '
+                                      f'domains; batch_size per process {self.local_batch} '
+                                      'must be even')
+                half = self.local_batch // 2
+                loaders = [self._loader(groups['indoor'], 0, half),
+                           self._loader(groups['outdoor'], 1, half)]
+                return BatchStream(loaders, 'paired')
             loaders = [self._loader(groups['indoor'], 0), self._loader(groups['outdoor'], 1)]
             return BatchStream(loaders, 'round_robin')
         if self.cfg.stage == 'metric':
