@@ -265,11 +265,7 @@ def evaluate_bag(estimator: Any, path: Path | str, settings: BagEvalSettings,
         if frame.depth_m is not None:
             pred = resize_depth(result.depth_m, frame.depth_m.shape)
             values, pixels = scorer.score(pred, frame.depth_m, result.domain)
-        record = FrameRecord(
-            frame.index, frame.stamp_ns, frame.depth_m is not None,
-            None if frame.depth_offset_ns is None else frame.depth_offset_ns * 1e-6,
-            result.domain, float(result.domain_probs.get(result.domain, 1.0)), pixels, values,
-            float(result.timings_ms.get('model', math.nan)))
+        record = _record(frame, result, values, pixels)
         report.frames.append(record)
         if out_bag is not None:
             write_predictions(out_bag, settings, frame, result)
@@ -283,6 +279,15 @@ def evaluate_bag(estimator: Any, path: Path | str, settings: BagEvalSettings,
     report.seconds = time.perf_counter() - start
     report.out_bag = None if out_bag is None else str(out_bag.path)
     return report
+
+
+def _record(frame: RgbdFrame, result: Any, values: dict[str, float] | None,
+            pixels: int) -> FrameRecord:
+    offset = frame.depth_offset_ns
+    return FrameRecord(frame.index, frame.stamp_ns, frame.depth_m is not None,
+                       None if offset is None else offset * 1e-6, result.domain,
+                       float(result.domain_probs.get(result.domain, 1.0)), pixels, values,
+                       float(result.timings_ms.get('model', math.nan)))
 
 
 def _settings_dict(settings: BagEvalSettings) -> dict[str, Any]:

@@ -79,14 +79,7 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     try:
         types = _discover(node, executor, topics, discovery_timeout_s, context)
         for topic, msgtype in types.items():
-            def store(raw: bytes, topic: str = topic, msgtype: str = msgtype) -> None:
-                stamp = node.get_clock().now().nanoseconds
-                with lock:
-                    writer.write_raw(topic, msgtype, stamp, raw)
-                    counts[topic] += 1
-
-            node.create_subscription(message_class(msgtype), topic, store, _qos(node, topic),
-                                     raw=True)
+            _subscribe(node, topic, msgtype, writer, counts, lock)
         node.get_logger().info(f'recording {sorted(types)} into {path}')
         if ready is not None:
             ready.set()
@@ -102,6 +95,19 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     with lock:
         writer.commit()
     return counts
+
+
+def _subscribe(node: Node, topic: str, msgtype: str, writer: AtomicBagWriter,
+               counts: dict[str, int], lock: threading.Lock) -> None:
+    """A raw subscription writing each message with the node clock's receive time."""
+
+    def store(raw: bytes) -> None:
+        stamp = node.get_clock().now().nanoseconds
+        with lock:
+            writer.write_raw(topic, msgtype, stamp, raw)
+            counts[topic] += 1
+
+    node.create_subscription(message_class(msgtype), topic, store, _qos(node, topic), raw=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
