@@ -1,8 +1,8 @@
 """depth_node over real DDS: outputs, parameters, bad input, overload, sync modes, shutdown.
 
-Two node processes boot together: A (raw input, cached camera_info, fov fallback off) and B
-(compressed input, approximate stamp matching, fov fallback on). Tests in this module run in
-order and share them; the last one stops both with SIGINT.
+Node A (raw input, cached camera_info, fov fallback off) is shared by the module's tests and
+must exit 0 on SIGINT at teardown; node B (compressed input, approximate stamp matching, fov
+fallback on) lives inside its own test. Each test stands alone (xdist may split the module).
 """
 
 from __future__ import annotations
@@ -39,34 +39,42 @@ A_OUTPUTS = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'points': Po
 
 
 @pytest.fixture(scope='module')
-def nodes(tmp_path_factory: pytest.TempPathFactory, tiny_model_yaml: Path) -> Iterator[dict]:
-    logs = tmp_path_factory.mktemp('node_logs')
-    common = {'model': str(tiny_model_yaml), 'device': 'cpu', 'diagnostics.period_s': 0.3}
-    node_a = NodeProcess(logs / 'a.log', '/a', {**common, 'fov_deg': 0.0,
-                                                 'publish_preview': True})
-    node_b = NodeProcess(logs / 'b.log', '/b', {**common, 'input_transport': 'compressed',
-                                                 'sync_mode': 'approx', 'sync_slop_s': 0.05,
-                                                 'fov_deg': 90.0},
-                         remaps={'image': '/b/cam/image', 'camera_info': '/b/cam/info'})
-    yield {'a': node_a, 'b': node_b}
-    node_a.stop()
-    node_b.stop()
+def model_params(tiny_model_yaml: Path) -> dict[str, Any]:
+    return {'model': str(tiny_model_yaml), 'device': 'cpu', 'diagnostics.period_s': 0.3}
 
 
 @pytest.fixture(scope='module')
-def probe(nodes: dict) -> Iterator[Probe]:
+def node_a(tmp_path_factory: pytest.TempPathFactory,
+           model_params: dict[str, Any]) -> Iterator[NodeProcess]:
+    """Raw input, cached camera_info, no fov fallback, preview on. Must exit 0 on SIGINT."""
+    log = tmp_path_factory.mktemp('node_a') / 'a.log'
+    node = NodeProcess(log, '/a', {**model_params, 'fov_deg': 0.0, 'publish_preview': True})
+    yield node
+    assert node.stop() == 0, node.log()
+    assert 'Traceback' not in node.log()
+
+
+@pytest.fixture(scope='module')
+def listener() -> Iterator[Probe]:
+    """Test-side node that records /diagnostics."""
     probe = Probe('probe')
-    probe.image = probe.publisher(Image, '/a/image')
-    probe.info = probe.publisher(CameraInfo, '/a/camera_info')
     probe.subscribe(DiagnosticArray, '/diagnostics')
-    subscriptions = [probe.subscribe(kind, f'/a/{topic}') for topic, kind in A_OUTPUTS.items()]
-    assert len(subscriptions) == len(A_OUTPUTS)
-    wait_until(lambda: probe.image.get_subscription_count() and
-               probe.info.get_subscription_count(), what='node A to subscribe')
-    wait_until(lambda: all(probe.node.count_publishers(f'/a/{topic}') for topic in A_OUTPUTS),
-               what='node A publishers to match')
     yield probe
     probe.close()
+
+
+@pytest.fixture(scope='module')
+def probe(node_a: NodeProcess, listener: Probe) -> Probe:
+    """``listener`` with publishers into node A and subscriptions to all its outputs."""
+    listener.image = listener.publisher(Image, '/a/image')
+    listener.info = listener.publisher(CameraInfo, '/a/camera_info')
+    for topic, kind in A_OUTPUTS.items():
+        listener.subscribe(kind, f'/a/{topic}')
+    wait_until(lambda: listener.image.get_subscription_count() and
+               listener.info.get_subscription_count(), what='node A to subscribe')
+    wait_until(lambda: all(listener.node.count_publishers(f'/a/{topic}')
+                           for topic in A_OUTPUTS), what='node A publishers to match')
+    return listener
 
 
 def same_stamp(header: Any) -> Any:
@@ -123,7 +131,8 @@ def set_parameters(probe: Probe, node: str, values: dict[str, Any]) -> list[Any]
 RGB = test_image(64, 48)
 
 
-def test_outputs_carry_input_header_and_follow_the_formulas(nodes: dict, probe: Probe) -> None:
+def test_outputs_carry_input_header_and_follow_the_formulas(node_a: NodeProcess,
+                                                            probe: Probe) -> None:
     header = stamp_header(1000, 5)
     serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
           '/a/depth/image')
@@ -163,10 +172,15 @@ def test_outputs_carry_input_header_and_follow_the_formulas(nodes: dict, probe: 
     rgb = RGB[::2, ::2].astype(np.uint32)
     np.testing.assert_array_equal(points['rgb'], (rgb[..., 0] << 16) | (rgb[..., 1] << 8)
                                   | rgb[..., 2])
-    probe.depth_32fc1 = depth
 
 
-def test_runtime_parameters_are_validated_and_applied(nodes: dict, probe: Probe) -> None:
+def test_runtime_parameters_are_validated_and_applied(node_a: NodeProcess, probe: Probe) -> None:
+    header = stamp_header(1001)
+    serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
+          '/a/depth/image')
+    baseline = probe.latest('/a/depth/image', same_stamp(header))
+    assert baseline.encoding == '32FC1'
+    depth = np.frombuffer(bytes(baseline.data), '<f4').reshape(48, 64)
     results = set_parameters(probe, '/a/depth_node', {'min_range': 100.0})
     assert not results[0].successful and 'must be smaller than max_range' in results[0].reason
     results = set_parameters(probe, '/a/depth_node', {'model': 'ZoeD_NK'})
@@ -176,7 +190,7 @@ def test_runtime_parameters_are_validated_and_applied(nodes: dict, probe: Probe)
     changes = {'output_encoding': '16UC1', 'cloud.organized': False, 'cloud.color': False}
     try:
         assert all(r.successful for r in set_parameters(probe, '/a/depth_node', changes))
-        header = stamp_header(1001)
+        header = stamp_header(1002)
         serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
               '/a/depth/image')
         match = same_stamp(header)
@@ -187,16 +201,16 @@ def test_runtime_parameters_are_validated_and_applied(nodes: dict, probe: Probe)
                                                 'cloud.organized': True, 'cloud.color': True})
     assert (depth_msg.encoding, depth_msg.step) == ('16UC1', 128)
     millimetres = np.frombuffer(bytes(depth_msg.data), '<u2').reshape(48, 64)
-    expected = np.nan_to_num(np.rint(probe.depth_32fc1 * np.float32(1000.0)), nan=0.0)
+    expected = np.nan_to_num(np.rint(depth * np.float32(1000.0)), nan=0.0)  # same image
     np.testing.assert_array_equal(millimetres, expected.astype(np.uint16))
     # Dense cloud of the valid strided pixels, x y z only.
-    valid = np.isfinite(probe.depth_32fc1[::2, ::2])
+    valid = np.isfinite(depth[::2, ::2])
     assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (
         1, int(valid.sum()), 12, True)
     assert [f.name for f in cloud.fields] == ['x', 'y', 'z']
 
 
-def test_bad_input_is_dropped_and_counted_then_good_input_served(nodes: dict,
+def test_bad_input_is_dropped_and_counted_then_good_input_served(node_a: NodeProcess,
                                                                  probe: Probe) -> None:
     assert set_parameters(probe, '/a/depth_node', {'max_input_pixels': 5000})[0].successful
     bad_step = make_image(RGB, stamp_header(2002))
@@ -217,7 +231,7 @@ def test_bad_input_is_dropped_and_counted_then_good_input_served(nodes: dict,
     for publisher, message in cases:
         publisher.publish(message)
         count = wait_counter(probe, '/a/depth_node', 'malformed_total', count)
-        assert nodes['a'].process.poll() is None
+        assert node_a.process.poll() is None
     # CameraInfo of another size than the image: refused when paired with the image.
     probe.info.publish(make_info(stamp_header(2007), width=640, height=480))
     wait_until(lambda: (probe.image.publish(make_image(RGB, stamp_header(2008))) or
@@ -227,16 +241,22 @@ def test_bad_input_is_dropped_and_counted_then_good_input_served(nodes: dict,
     header = stamp_header(3000)
     serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
           '/a/depth/image')
-    assert "unsupported image encoding 'bayer_rggb8'" in nodes['a'].log()
+    assert "unsupported image encoding 'bayer_rggb8'" in node_a.log()
 
 
-def test_diagnostics_report_rates_timings_and_model(nodes: dict, probe: Probe) -> None:
-    wait_counter(probe, '/a/depth_node', 'published_total', 2)
+def test_diagnostics_report_rates_timings_and_model(node_a: NodeProcess, probe: Probe) -> None:
+    header = stamp_header(4000)
+    serve(probe, make_image(RGB, header), make_info(header), probe.image, probe.info,
+          '/a/depth/image')
+    malformed = int(diagnostics(probe, '/a/depth_node')[1]['malformed_total'])
+    probe.image.publish(make_image(RGB[..., 0], stamp_header(4001), encoding='bayer_rggb8'))
+    wait_counter(probe, '/a/depth_node', 'malformed_total', malformed)
+    wait_counter(probe, '/a/depth_node', 'published_total', 0)
     status, values = diagnostics(probe, '/a/depth_node')
     assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN)
     assert isinstance(status.level, bytes) and status.hardware_id == 'cpu'
     assert values['device'] == 'cpu' and 'ZoeDepthNK' in values['model']
-    assert int(values['published_total']) >= 3 and int(values['malformed_total']) >= 8
+    assert int(values['published_total']) >= 1 and int(values['malformed_total']) >= 1
     assert float(values['inference_ms_mean']) > 0
     assert float(values['inference_ms_p95']) >= float(values['inference_ms_mean']) * 0.5
     assert float(values['input_rate_hz']) >= 0 and float(values['stamp_age_s']) > 0
@@ -245,9 +265,9 @@ def test_diagnostics_report_rates_timings_and_model(nodes: dict, probe: Probe) -
         assert key in values
 
 
-def test_overload_keeps_lag_bounded_drops_frames_and_memory_flat(nodes: dict,
+def test_overload_keeps_lag_bounded_drops_frames_and_memory_flat(node_a: NodeProcess,
                                                                  probe: Probe) -> None:
-    rss_before = nodes['a'].rss_kib()
+    rss_before = node_a.rss_kib()
     dropped_before = int(diagnostics(probe, '/a/depth_node')[1]['dropped_total'])
     outputs = probe.received['/a/depth/image']
     first_output = len(outputs)
@@ -267,7 +287,7 @@ def test_overload_keeps_lag_bounded_drops_frames_and_memory_flat(nodes: dict,
     lags = [received_wall - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)
             for received_wall, m in _wall_times(served)]
     dropped = wait_counter(probe, '/a/depth_node', 'dropped_total', dropped_before)
-    rss_after = nodes['a'].rss_kib()
+    rss_after = node_a.rss_kib()
     intervals = np.diff([received for received, _ in served])
     inference_s = float(np.median(intervals)) if intervals.size else 1.0
     print(f'overload: sent {sent}, served {len(served)}, dropped {dropped - dropped_before}, '
@@ -286,7 +306,21 @@ def _wall_times(served: list) -> list:
     return [(received + offset, msg) for received, msg in served]
 
 
-def test_compressed_input_approx_sync_and_fov_fallback(nodes: dict, probe: Probe) -> None:
+def test_compressed_input_approx_sync_fov_fallback_and_sigint(
+        tmp_path: Path, model_params: dict[str, Any], listener: Probe) -> None:
+    node_b = NodeProcess(tmp_path / 'b.log', '/b', {
+        **model_params, 'input_transport': 'compressed', 'sync_mode': 'approx',
+        'sync_slop_s': 0.05, 'fov_deg': 90.0},
+        remaps={'image': '/b/cam/image', 'camera_info': '/b/cam/info'})
+    try:
+        _compressed_approx_fallback(listener)
+    finally:
+        code = node_b.stop()
+    assert code == 0, node_b.log()  # SIGINT while spinning: clean exit
+    assert 'Traceback' not in node_b.log()
+
+
+def _compressed_approx_fallback(probe: Probe) -> None:
     image_pub = probe.publisher(CompressedImage, '/b/cam/image/compressed')
     info_pub = probe.publisher(CameraInfo, '/b/cam/info')
     wait_until(lambda: image_pub.get_subscription_count() and info_pub.get_subscription_count(),
@@ -305,7 +339,8 @@ def test_compressed_input_approx_sync_and_fov_fallback(nodes: dict, probe: Probe
     info = probe.latest('/b/depth/camera_info', same_stamp(header))
     assert info.p[0] == pytest.approx(32.0) and (info.p[2], info.p[6]) == (31.5, 23.5)
     p_fov = info.p[0]
-    assert diagnostics(probe, '/b/depth_node')[1]['fallback_intrinsics'] == 'True'
+    wait_until(lambda: diagnostics(probe, '/b/depth_node')[1]['fallback_intrinsics'] == 'True',
+               what='fallback intrinsics flagged in diagnostics')
     # Approximate matching: the image pairs with the camera_info within 50 ms of its stamp.
     p_far = [70.0, 0, 30, 0, 0, 70, 22, 0, 0, 0, 1, 0]
     p_near = [60.0, 0, 30, 0, 0, 60, 22, 0, 0, 0, 1, 0]
@@ -325,10 +360,10 @@ def test_compressed_input_approx_sync_and_fov_fallback(nodes: dict, probe: Probe
     assert list(info.p) == p_near and info.header == image_header
     depth = probe.latest('/b/depth/image', same_stamp(image_header))
     assert (depth.width, depth.height, depth.encoding) == (64, 48, '32FC1')
-
-
-def test_sigint_exits_cleanly(nodes: dict, probe: Probe) -> None:
-    for name in ('a', 'b'):
-        assert nodes[name].process.poll() is None, nodes[name].log()
-        assert nodes[name].stop() == 0, nodes[name].log()
-        assert 'Traceback' not in nodes[name].log()
+    # A corrupt jpeg is dropped and counted; the node stays up (checked by the SIGINT exit).
+    malformed = int(diagnostics(probe, '/b/depth_node')[1]['malformed_total'])
+    corrupt = CompressedImage(header=stamp_header(21), format='jpeg',
+                              data=b'\xff\xd8\xff\xe0' + bytes(200))
+    wait_until(lambda: image_pub.publish(corrupt) or int(
+        diagnostics(probe, '/b/depth_node')[1]['malformed_total']) > malformed,
+        what='corrupt jpeg counted')
