@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -370,3 +371,20 @@ def test_compressed_colour_frames(tmp_path: Path) -> None:
     (frame,) = read_rgbd(tmp_path / 'bag', topics)
     np.testing.assert_array_equal(frame.rgb, rgb)
     assert frame.depth_offset_ns == 0 and frame.camera_info is None
+
+
+def test_predict_only_without_ground_truth(tmp_path: Path) -> None:
+    """No depth topic: every frame is predicted into the output bag; the report still renders."""
+    from zoedepth_ros.bag_report import write_report
+
+    write_bag(tmp_path / 'bag')
+    settings = BagEvalSettings(FrameTopics(TOPICS.image, None, TOPICS.camera_info),
+                               namespace='/pred')
+    with AtomicBagWriter(tmp_path / 'out', 'mcap') as writer:
+        report = evaluate_bag(ConstantEstimator(), tmp_path / 'bag', settings, writer)
+    assert (len(report.frames), report.paired, report.evaluated) == (6, 0, 0)
+    assert all(math.isnan(value) for value in report.overall.values())
+    write_report(report, tmp_path / 'report', [])
+    assert '6 colour frames, 0 paired' in (tmp_path / 'report' / 'report.md').read_text()
+    assert len(list((tmp_path / 'report' / 'plots').glob('*.png'))) == 4
+    check_output_bag(tmp_path / 'out')

@@ -61,7 +61,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     topics = parser.add_argument_group('topics')
     topics.add_argument('--image-topic', default='/camera/image_raw')
     topics.add_argument('--depth-topic', default='/camera/depth/image',
-                        help='ground truth: Image 32FC1 metres or 16UC1 millimetres')
+                        help='ground truth: Image 32FC1 metres or 16UC1 millimetres; "" = '
+                             'none (predict every frame for --out-bag only)')
     topics.add_argument('--camera-info-topic', default=None)
     topics.add_argument('--tolerance', type=float, default=0.02,
                         help='largest image/depth stamp difference in seconds (default 0.02)')
@@ -150,8 +151,8 @@ def eval_settings(args: argparse.Namespace) -> Any:
     for name in ('min_depth', 'max_depth', 'crop'):
         if getattr(args, name) is not None:
             protocol[name] = getattr(args, name)
-    topics = FrameTopics(args.image_topic, args.depth_topic, args.camera_info_topic,
-                         args.tolerance)
+    topics = FrameTopics(args.image_topic, args.depth_topic or None,
+                         args.camera_info_topic or None, args.tolerance)
     return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()),
                            max_frames=args.max_frames, namespace=args.out_namespace, **protocol)
 
