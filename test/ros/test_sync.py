@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from zoedepth_ros.ros.sync import LatestSlot, StampMatcher
 
 MS = 1_000_000
@@ -48,7 +50,8 @@ def test_matcher_waits_for_late_info_and_counts_replaced_images() -> None:
     matcher = StampMatcher(slop_ns=50 * MS)
     assert matcher.add_image(3000 * MS, 'first') is None
     assert matcher.add_image(3100 * MS, 'second') is None  # replaces 'first'
-    assert matcher.unmatched == 1
+    assert matcher.unmatched == 1 and str(matcher.newest_info_s) == 'nan'
     assert matcher.add_info(3300 * MS, 'too far') is None
+    assert matcher.newest_info_s == pytest.approx(3.3)
     assert matcher.add_info(3120 * MS, 'match') == ('second', 'match')
     assert matcher.add_info(3120 * MS, 'again') is None  # nothing waiting any more

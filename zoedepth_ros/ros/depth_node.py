@@ -78,6 +78,7 @@ class DepthNode(Node):
                                  qos_overriding_options=overrides)
         self.create_subscription(CameraInfo, 'camera_info', self._on_info,
                                  qos_profile_sensor_data, qos_overriding_options=overrides)
+        self._topics = (image_topic, self.resolve_topic_name('camera_info'))
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='depth_worker', daemon=True)
         self._worker.start()
@@ -133,7 +134,13 @@ class DepthNode(Node):
             return
         before = self._matcher.unmatched
         pair = self._matcher.add_image(stamp, frame)
-        self.stats.count('dropped', self._matcher.unmatched - before)
+        if self._matcher.unmatched > before:
+            self.stats.count('dropped', self._matcher.unmatched - before)
+            self.get_logger().warning(
+                f'no camera_info within sync_slop_s={cfg.sync_slop_s} s of the images on '
+                f'{self._topics[0]} (last image {stamp * 1e-9:.3f} s, newest camera_info on '
+                f'{self._topics[1]} {self._matcher.newest_info_s:.3f} s): frames dropped',
+                throttle_duration_sec=5.0)
         if pair is not None:
             pair[0].info = pair[1]
             self._hand_over(pair[0])

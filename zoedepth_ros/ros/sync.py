@@ -77,6 +77,11 @@ class StampMatcher:
         """Whether any CameraInfo has arrived."""
         return bool(self._infos)
 
+    @property
+    def newest_info_s(self) -> float:
+        """Stamp of the newest CameraInfo in seconds (NaN if none)."""
+        return self._infos[-1][0] * 1e-9 if self._infos else float('nan')
+
     def _closest(self, stamp: int) -> Any | None:
         best = min(self._infos, key=lambda item: abs(item[0] - stamp), default=None)
         if best is None or abs(best[0] - stamp) > self.slop_ns:
