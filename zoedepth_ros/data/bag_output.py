@@ -105,10 +105,10 @@ class AtomicBagWriter:
 
     def header(self, stamp_ns: int, frame_id: str) -> Any:
         """std_msgs/Header with the given stamp (nanoseconds) and frame id."""
-        types = self.typestore.types
-        stamp = types['builtin_interfaces/msg/Time'](sec=stamp_ns // 1_000_000_000,
-                                                     nanosec=stamp_ns % 1_000_000_000)
-        return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
+        seconds, nanoseconds = divmod(int(stamp_ns), 1_000_000_000)
+        time_type = self.typestore.types['builtin_interfaces/msg/Time']
+        return self.typestore.types['std_msgs/msg/Header'](
+            stamp=time_type(sec=seconds, nanosec=nanoseconds), frame_id=frame_id)
 
     def image(self, fields: ImageFields, header: Any) -> Any:
         """sensor_msgs/Image from core image fields."""
@@ -120,13 +120,13 @@ class AtomicBagWriter:
     def camera_info(self, fields: CameraInfoFields, header: Any) -> Any:
         """sensor_msgs/CameraInfo from core fields; binning and roi zero."""
         types = self.typestore.types
-        roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0,
-                                                        width=0, do_rectify=False)
+        empty_roi = types['sensor_msgs/msg/RegionOfInterest'](0, 0, 0, 0, False)
+        arrays = {name: np.array(getattr(fields, name), dtype=np.float64)
+                  for name in ('d', 'k', 'r', 'p')}
         return types['sensor_msgs/msg/CameraInfo'](
             header=header, height=fields.height, width=fields.width,
-            distortion_model=fields.distortion_model, d=np.array(fields.d, dtype=np.float64),
-            k=np.array(fields.k, dtype=np.float64), r=np.array(fields.r, dtype=np.float64),
-            p=np.array(fields.p, dtype=np.float64), binning_x=0, binning_y=0, roi=roi)
+            distortion_model=fields.distortion_model, binning_x=0, binning_y=0, roi=empty_roi,
+            **arrays)
 
     def point_cloud(self, cloud: PackedCloud, header: Any) -> Any:
         """sensor_msgs/PointCloud2 from a packed cloud."""
