@@ -256,14 +256,15 @@ def test_cli_info_and_eval_outputs(tmp_path: Path, tiny_yaml: Path,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
 
 
-def test_ctrl_c_leaves_nothing(tmp_path: Path, tiny_yaml: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_leaves_nothing(tmp_path: Path, tiny_yaml: Path, monkeypatch: pytest.MonkeyPatch,
+                               caplog: pytest.LogCaptureFixture) -> None:
     write_bag(tmp_path / 'bag')
     monkeypatch.setattr('zoedepth_ros.cli.bag.build_estimator',
                         lambda args: ConstantEstimator(interrupt_at=3))
     code = main(eval_args(tmp_path / 'bag', tmp_path / 'report', tiny_yaml, '--out-bag',
                           str(tmp_path / 'pred')))
     assert code == 130
+    assert 'interrupted after 3 of 6 frames: nothing was written' in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']
 
 

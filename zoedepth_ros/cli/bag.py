@@ -188,7 +188,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(f'bag {args.bag} not found')
     total = _image_count(args.bag, settings.topics.image)
     staging = _staging(args.output, args.overwrite)
-    writer, committed = None, False
+    writer, committed, done = None, False, []
     try:
         estimator = build_estimator(args)
         logger.info('model %s on %s; %s -> %s', estimator.name,
@@ -197,7 +197,7 @@ def run_eval(args: argparse.Namespace) -> int:
             writer = AtomicBagWriter(args.out_bag, args.out_storage, args.out_version,
                                      overwrite=args.overwrite)
         report = evaluate_with_progress(estimator, args.bag, settings, writer, total,
-                                        args.samples, staging)
+                                        args.samples, staging, done)
         if writer is not None:
             writer.commit()
         committed = True
@@ -205,7 +205,8 @@ def run_eval(args: argparse.Namespace) -> int:
             shutil.rmtree(args.output)
         os.replace(staging, args.output)
     except KeyboardInterrupt:
-        logger.error('interrupted: nothing was written (%s and %s are unchanged)', args.output,
+        logger.error('interrupted after %d of %s frames: nothing was written (%s and %s are '
+                     'unchanged)', len(done), total or '?', args.output,
                      args.out_bag or 'no output bag')
         return 130
     finally:
@@ -217,7 +218,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any,
-                           total: int | None, sample_count: int, directory: Path) -> Any:
+                           total: int | None, sample_count: int, directory: Path,
+                           done: list[int]) -> Any:
     """evaluate_bag with a tqdm bar and sample panels; writes the report into ``directory``."""
     import numpy as np
     from tqdm import tqdm
@@ -234,6 +236,7 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
                                        disable=None) as bar:
         def on_frame(frame: Any, result: Any, record: Any) -> None:
             bar.update(1)
+            done.append(frame.index)
             if frame.index in wanted and frame.depth_m is not None:
                 shape = frame.depth_m.shape
                 samples.append(SamplePanel(
