@@ -102,7 +102,7 @@ def _when(stamp_ns: int) -> str:
 
 
 def format_summary(summary: Any) -> str:
-    """``ros2 bag info``-style text of a :class:`~zoedepth_ros.data.bagio.BagSummary`."""
+    """``ros2 bag info``-style text of a :class:`~zoedepth_ros.data.bag_summary.BagSummary`."""
     files = sorted(p.name for p in summary.path.iterdir() if p.suffix in ('.db3', '.mcap'))
     lines = [f'Files:             {", ".join(files)}',
              f'Bag size:          {summary.size_bytes / 2**20:.2f} MiB',
@@ -120,7 +120,7 @@ def format_summary(summary: Any) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from zoedepth_ros.data.bagio import summarize_bag
+    from zoedepth_ros.data.bag_summary import summarize_bag
 
     print(format_summary(summarize_bag(args.bag)))
     return 0

@@ -167,7 +167,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import torch
 
     from zoedepth_ros.cli.main import main as zoedepth
-    from zoedepth_ros.data.bagio import summarize_bag
+    from zoedepth_ros.data.bag_summary import summarize_bag
 
     start = time.perf_counter()
     out: Path = args.output
@@ -196,7 +196,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def print_locations(out: Path, gap: str | None, clouds: int, seconds: float,
                     random_weights: bool) -> None:
-    from zoedepth_ros.data.bagio import summarize_bag
+    from zoedepth_ros.data.bag_summary import summarize_bag
 
     lines = ['', f'Demo finished in {seconds:.0f} s. Outputs under {out}/:',
              f'  report        {out / "eval" / "report.md"} (metrics.json, per_frame.csv)',
