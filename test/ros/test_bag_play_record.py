@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from node_harness import REPO, NodeProcess, Probe, wait_until
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
@@ -22,7 +23,9 @@ from sensor_msgs.msg import Image
 from zoedepth_ros.data.bag_output import AtomicBagWriter
 from zoedepth_ros.data.bagio import open_bag, stamp_ns
 from zoedepth_ros.data.messages import CameraInfoFields, image_fields
+from zoedepth_ros.errors import BagError
 from zoedepth_ros.ros.bag_play import play_bag
+from zoedepth_ros.ros.bag_record import record_bag
 
 FRAMES = 5
 BASE_NS = 1_700_000_123_000_000_000
@@ -114,3 +117,13 @@ def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> N
     bag_times = [s + 3_000_000 for s in stamps]
     assert ticks and ticks == sorted(ticks), ticks  # bag time, in order
     assert bag_times[0] <= ticks[0] and ticks[-1] <= bag_times[-1], (ticks, bag_times)
+
+
+def test_record_and_play_refuse_missing_topics(tmp_path: Path) -> None:
+    """No publisher appears: one error and no bag; playing an absent topic lists the bag's."""
+    with pytest.raises(BagError, match=r"no publisher of \['/nobody/here'\] appeared"):
+        record_bag(tmp_path / 'out', ['/nobody/here'], discovery_timeout_s=0.5)
+    assert list(tmp_path.iterdir()) == []
+    write_input_bag(tmp_path / 'input')
+    with pytest.raises(BagError, match='has no topic .*/cam/camera_info, /cam/image_raw'):
+        play_bag(tmp_path / 'input', topics=['/cam/missing'])
