@@ -155,9 +155,9 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def stop(self, timeout_s: float = 30.0) -> int:
+    def stop(self, timeout_s: float = 30.0, sig: int = signal.SIGINT) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
         try:
             code = self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -7,6 +7,7 @@ fallback on) lives inside its own test. Each test stands alone (xdist may split 
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -367,3 +368,13 @@ def _compressed_approx_fallback(probe: Probe) -> None:
     wait_until(lambda: image_pub.publish(corrupt) or int(
         diagnostics(probe, '/b/depth_node')[1]['malformed_total']) > malformed,
         what='corrupt jpeg counted')
+
+
+def test_sigterm_during_start_up_exits_cleanly(tmp_path: Path, model_params: dict[str, Any],
+                                               listener: Probe) -> None:
+    node = NodeProcess(tmp_path / 'c.log', '/c', model_params)
+    # The node joins the graph before it loads the model: stop it right then.
+    wait_until(lambda: ('depth_node', '/c') in listener.node.get_node_names_and_namespaces(),
+               what='node C in the graph')
+    assert node.stop(sig=signal.SIGTERM) == 0, node.log()
+    assert 'Traceback' not in node.log()

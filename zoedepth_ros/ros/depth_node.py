@@ -247,7 +247,8 @@ class DepthNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point ``depth_node``: 0 on SIGINT/SIGTERM, 2 on a bad parameter or checkpoint."""
+    """Entry point ``depth_node``: 0 on SIGINT/SIGTERM (also during start-up), 2 on a bad
+    parameter or checkpoint."""
     rclpy.init(args=args)
     node = None
     try:
@@ -258,6 +259,10 @@ def main(args: list[str] | None = None) -> int:
     except (ZoeDepthError, ParameterException) as err:
         rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
         return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM during start-up: rclpy shut the context down under the constructor.
     finally:
         if node is not None:
             node.destroy_node()
