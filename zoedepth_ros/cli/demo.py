@@ -116,7 +116,8 @@ def _stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
 
 def run_live(out: Path, model: str, rate: float, timeout_s: float) -> str | None:
     """Node + recorder + player over DDS; returns None on success or what went wrong."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(150 + os.getpid() % 80),
+    # own domain, outside the test suite's 100..161 (test/conftest.py) and below Fast DDS's 233
+    env = dict(os.environ, ROS_DOMAIN_ID=str(170 + os.getpid() % 60),
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', OMP_NUM_THREADS='1',
                PYTHONUNBUFFERED='1')
     env.setdefault('ROS_LOG_DIR', str(out / 'logs' / 'ros'))
