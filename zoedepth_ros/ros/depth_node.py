@@ -46,10 +46,7 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('depth_node', **kwargs)
-        self.config = declare_node_parameters(self)
-        self.add_on_set_parameters_callback(
-            on_set_parameters(lambda: self.config, self._set_config))
-        cfg = self.config
+        self.config = cfg = declare_node_parameters(self)
         self.estimator, random_weights = load_estimator(cfg)
         if random_weights:
             self.get_logger().warning(f'model {cfg.model!r} has RANDOM weights (no checkpoint): '
@@ -62,6 +59,19 @@ class DepthNode(Node):
         self._last_stamp: int | None = None
         self._warned: set[str] = set()
         self._stop = threading.Event()
+        self._create_interfaces(cfg)
+        self.add_on_set_parameters_callback(
+            on_set_parameters(lambda: self.config, self._set_config))
+        self._worker = threading.Thread(target=self._work, name='depth_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'model {self.estimator.name} on {self.estimator.device} ({cfg.precision}); '
+            f'{self._topics[0]} + {self._topics[1]} ({cfg.sync_mode}) -> '
+            f'{self.resolve_topic_name("depth/image")} ({cfg.output_encoding}), '
+            f'{self.resolve_topic_name("points")}, {self.resolve_topic_name("domain")}')
+
+    def _create_interfaces(self, cfg: NodeConfig) -> None:
+        """Reliable depth-1 publishers, sensor-data subscriptions, the diagnostics timer."""
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         overrides = QoSOverridingOptions.with_default_policies()
         self._pubs = {key: self.create_publisher(kind, topic, reliable,
@@ -70,23 +80,15 @@ class DepthNode(Node):
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         sensor = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                             durability=qos_profile_sensor_data.durability)
-        image_topic = self.resolve_topic_name('image')
-        if cfg.input_transport == 'compressed':
-            image_topic += '/compressed'
-        kind = CompressedImage if cfg.input_transport == 'compressed' else Image
-        self.create_subscription(kind, image_topic, self._on_image, sensor,
-                                 qos_overriding_options=overrides)
+        compressed = cfg.input_transport == 'compressed'
+        # Like image_transport: the compressed topic hangs below the resolved image topic.
+        image_topic = self.resolve_topic_name('image') + ('/compressed' if compressed else '')
+        self.create_subscription(CompressedImage if compressed else Image, image_topic,
+                                 self._on_image, sensor, qos_overriding_options=overrides)
         self.create_subscription(CameraInfo, 'camera_info', self._on_info,
                                  qos_profile_sensor_data, qos_overriding_options=overrides)
         self._topics = (image_topic, self.resolve_topic_name('camera_info'))
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='depth_worker', daemon=True)
-        self._worker.start()
-        self.get_logger().info(
-            f'model {self.estimator.name} on {self.estimator.device} ({cfg.precision}); '
-            f'{image_topic} + {self.resolve_topic_name("camera_info")} ({cfg.sync_mode}) -> '
-            f'{self.resolve_topic_name("depth/image")} ({cfg.output_encoding}), '
-            f'{self.resolve_topic_name("points")}, {self.resolve_topic_name("domain")}')
 
     def _set_config(self, config: NodeConfig) -> None:
         self.config = config
