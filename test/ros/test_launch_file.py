@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from zoedepth_ros.node_config import parameter_specs
+from zoedepth_ros.node_config import NodeConfig, parameter_specs, parameter_values
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / 'launch' / 'depth.launch.py'
@@ -40,6 +40,11 @@ def test_declares_the_documented_arguments(tree: ast.Module) -> None:
     assert set(declared) >= {'image', 'camera_info', 'params_file', 'model', 'device',
                              'namespace', 'use_sim_time', 'node_name', 'log_level'}
     assert ast.literal_eval(keyword(declared['image'], 'default_value')) == '/camera/image_raw'
+    # The model/device overrides must default to the node's defaults, or the launch file would
+    # silently override config/depth.yaml with something else.
+    defaults = parameter_values(NodeConfig())
+    for name in ('model', 'device'):
+        assert ast.literal_eval(keyword(declared[name], 'default_value')) == defaults[name]
     for call in declared.values():
         assert ast.literal_eval(keyword(call, 'description'))
     # The params file default is the installed share/zoedepth_ros/config/depth.yaml.
