@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from node_harness import (
+    PARAMS_FILE,
     WAIT_S,
     K,
     NodeProcess,
@@ -30,7 +32,7 @@ from node_harness import (
     wait_until,
 )
 from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import DescribeParameters, SetParameters
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
@@ -209,6 +211,26 @@ def test_runtime_parameters_are_validated_and_applied(node_a: NodeProcess, probe
     assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (
         1, int(valid.sum()), 12, True)
     assert [f.name for f in cloud.fields] == ['x', 'y', 'z']
+
+
+def test_every_yaml_key_is_a_declared_parameter_with_a_descriptor(node_a: NodeProcess,
+                                                                  probe: Probe) -> None:
+    document = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
+    names = [f'{key}.{sub}' if isinstance(value, dict) else key
+             for key, value in document.items()
+             for sub in (value if isinstance(value, dict) else [None])]
+    client = probe.node.create_client(DescribeParameters, '/a/depth_node/describe_parameters')
+    assert client.wait_for_service(timeout_sec=WAIT_S)
+    future = client.call_async(DescribeParameters.Request(names=names))
+    wait_until(future.done, what='describe_parameters response')
+    probe.node.destroy_client(client)
+    described = {d.name: d for d in future.result().descriptors}
+    assert sorted(described) == sorted(names) and all(d.description for d in described.values())
+    assert described['model'].read_only and described['device'].read_only
+    assert not described['max_range'].read_only
+    assert described['max_range'].floating_point_range[0].to_value == 1000.0
+    assert described['cloud.stride'].integer_range[0].from_value == 1
+    assert '32FC1' in described['output_encoding'].additional_constraints
 
 
 def test_bad_input_is_dropped_and_counted_then_good_input_served(node_a: NodeProcess,
