@@ -215,6 +215,13 @@ def test_null_model_constant_metrics(tmp_path: Path) -> None:
     near, far = report.per_range
     assert (near['frames'], far['frames']) == (4, 4)
     assert near['abs_rel'] < far['abs_rel']
+    pooled = np.concatenate([gt_depth(i)[np.isfinite(gt_depth(i))] for i in PAIRED])
+    stats = report.pixel_stats  # pixel-pooled REL by depth bin, for the error-vs-depth plot
+    counts = np.array(stats['pixels_by_depth'])
+    by_bin = np.nan_to_num(np.array(stats['abs_rel_by_depth']))
+    assert counts.sum() == pooled.size
+    assert (by_bin * counts).sum() / counts.sum() == pytest.approx(
+        np.mean(np.abs(pooled - 2.0) / pooled), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -34,6 +34,7 @@ from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.metrics import (
     CROPS,
     METRIC_KEYS,
+    Crop,
     DepthMetrics,
     clamp_prediction,
     compute_errors,
@@ -66,7 +67,7 @@ class BagEvalSettings:
     topics: FrameTopics
     min_depth: float = 1e-3
     max_depth: float = 10.0
-    crop: str = 'none'
+    crop: Crop = 'none'
     range_edges: tuple[float, ...] = ()
     max_frames: int = 0
     namespace: str = '/zoedepth'
@@ -158,8 +159,9 @@ class _PixelStats:
     def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """Add matching 1-D arrays of valid ground truth and clamped prediction."""
         where = np.clip(np.searchsorted(self.depth_edges, gt) - 1, 0, 39)
-        np.add.at(self.abs_rel_sum, where, np.abs(pred - gt) / gt)
-        np.add.at(self.abs_err_sum, where, np.abs(pred - gt))
+        error = np.abs(pred - gt)
+        self.abs_rel_sum += np.bincount(where, weights=error / gt, minlength=40)
+        self.abs_err_sum += np.bincount(where, weights=error, minlength=40)
         self.count += np.bincount(where, minlength=40)
         signed = np.clip((pred - gt) / gt, ERROR_BINS[0], ERROR_BINS[-1])
         self.histogram += np.histogram(signed, ERROR_BINS)[0]
@@ -191,10 +193,10 @@ class _Scorer:
     def __init__(self, settings: BagEvalSettings) -> None:
         self.settings = settings
         low, high = settings.min_depth, settings.max_depth
-        self.overall = DepthMetrics(low, high, settings.crop)  # type: ignore[arg-type]
+        self.overall = DepthMetrics(low, high, settings.crop)
         self.domains: dict[str, DepthMetrics] = {}
         edges = settings.edges
-        self.ranges = [(a, b, DepthMetrics(low, high, settings.crop))  # type: ignore[arg-type]
+        self.ranges = [(a, b, DepthMetrics(low, high, settings.crop))
                        for a, b in zip(edges, edges[1:])]
         self.pixels = _PixelStats(low, high)
 
@@ -205,7 +207,7 @@ class _Scorer:
         reused for the depth range bins, which partition the valid pixels.
         """
         cfg = self.settings
-        mask = valid_mask(gt, cfg.min_depth, cfg.max_depth, cfg.crop)  # type: ignore[arg-type]
+        mask = valid_mask(gt, cfg.min_depth, cfg.max_depth, cfg.crop)
         if not mask.any():
             self.overall.skipped += 1
             return None, 0
