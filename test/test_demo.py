@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from zoedepth_ros.data.bagio import FrameTopics, open_bag, read_rgbd, stamp_ns
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / 'demo'
     done = subprocess.run([sys.executable, '-m', 'zoedepth_ros.cli.demo', '--output', str(out),

@@ -71,6 +71,7 @@ def wait_quiet(messages: list, quiet_s: float) -> None:
     wait_until(quiet, what='the node to go quiet')
 
 
+@pytest.mark.slow
 def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> None:
     stamps = write_input_bag(tmp_path / 'input')
     out_bag = tmp_path / 'recorded'
