@@ -270,11 +270,11 @@ def read_rgbd(path: Path | str, topics: FrameTopics,
         if topics.camera_info is not None:
             connections['info'] = topic_connections(reader, topics.camera_info, (INFO_TYPE,))
         index = _index(reader, topics, connections)
-        yield from _stream(reader, topics, connections, index, on_message)
+        yield from _stream(reader, connections, index, on_message)
 
 
-def _stream(reader: Any, topics: FrameTopics, connections: dict[str, list[Any]],
-            index: _Index, on_message: RawCallback | None) -> Iterator[RgbdFrame]:
+def _stream(reader: Any, connections: dict[str, list[Any]], index: _Index,
+            on_message: RawCallback | None) -> Iterator[RgbdFrame]:
     wanted: dict[tuple[int, int], int] = {}
     for pair in index.pairs[index.pairs >= 0]:
         key = index.depth_keys[int(pair)]
@@ -282,8 +282,8 @@ def _stream(reader: Any, topics: FrameTopics, connections: dict[str, list[Any]],
     pair_of_stamp = {key[1]: int(pair) for key, pair in zip(index.image_keys, index.pairs)}
     image_ids = {c.id for c in connections['image']}
     depth_ids = {c.id for c in connections.get('depth', [])}
-    selected = None if on_message else [c for c in reader.connections
-                                        if c.id in image_ids | depth_ids]
+    selected = reader.connections if on_message else [
+        c for c in reader.connections if c.id in image_ids | depth_ids]
     depth_cache: dict[tuple[int, int], np.ndarray] = {}
     pending: deque[_Pending] = deque()
     count = 0
