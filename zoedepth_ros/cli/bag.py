@@ -284,6 +284,9 @@ def run_record(args: argparse.Namespace) -> int:
 
     counts = record_bag(args.output, args.topics, storage=args.storage,
                         duration_s=args.duration, discovery_timeout_s=args.discovery_timeout)
+    if not args.output.exists():
+        logger.error('stopped before the topics appeared: no bag written')
+        return 1
     logger.info('recorded %s into %s', ', '.join(f'{t}: {n}' for t, n in counts.items()),
                 args.output)
     return 0

@@ -95,9 +95,11 @@ def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pop
     return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
 
 
-def _wait_for_line(process: subprocess.Popen, log: Path, text: str, timeout_s: float) -> bool:
+def _wait_for_line(process: subprocess.Popen, log: Path, text: str, timeout_s: float,
+                   partner: subprocess.Popen) -> bool:
+    """Wait for ``text`` in ``log`` while both processes live."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and process.poll() is None and partner.poll() is None:
         if text in log.read_text():
             return True
         time.sleep(0.2)
@@ -130,8 +132,10 @@ def run_live(out: Path, model: str, rate: float, timeout_s: float) -> str | None
                      str(out / 'node_bag'), '--discovery-timeout', str(timeout_s), '--topics',
                      *NODE_OUTPUTS], out / 'logs' / 'record.log', env)
     try:
-        if not _wait_for_line(record, out / 'logs' / 'record.log', 'recording', timeout_s):
-            return f'the node did not come up within {timeout_s} s (see {out / "logs"})'
+        if not _wait_for_line(record, out / 'logs' / 'record.log', 'recording', timeout_s,
+                              node):
+            return (f'the node did not come up within {timeout_s} s or exited (exit code '
+                    f'{node.poll()}; see {out / "logs" / "node.log"})')
         from zoedepth_ros.ros.bag_play import play_bag
 
         logger.info('node is up; playing the bag into it at rate %s', rate)

@@ -65,6 +65,8 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
         discovery_timeout_s: how long to wait for every topic to have a publisher.
         ready: set once every subscription exists.
         stop: set by another thread to end the recording.
+
+    Stopped before every topic appeared, it writes no bag and returns zero counts.
     """
     writer = AtomicBagWriter(path, storage)
     if threading.current_thread() is threading.main_thread():
@@ -76,10 +78,12 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     executor.add_node(node)
     counts = dict.fromkeys(topics, 0)
     lock = threading.Lock()
+    subscribed = False
     try:
         types = _discover(node, executor, topics, discovery_timeout_s, context)
         for topic, msgtype in types.items():
             _subscribe(node, topic, msgtype, writer, counts, lock)
+        subscribed = True
         node.get_logger().info(f'recording {sorted(types)} into {path}')
         if ready is not None:
             ready.set()
@@ -92,6 +96,9 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     finally:
         node.destroy_node()
         context.try_shutdown()
+    if not subscribed:  # stopped while waiting for the topics: no bag at all
+        writer.abort()
+        return counts
     with lock:
         writer.commit()
     return counts
