@@ -190,12 +190,12 @@ def run_eval(args: argparse.Namespace) -> int:
     staging = _staging(args.output, args.overwrite)
     writer, committed, done = None, False, []
     try:
+        if args.out_bag is not None:  # refuses an existing bag before the model loads
+            writer = AtomicBagWriter(args.out_bag, args.out_storage, args.out_version,
+                                     overwrite=args.overwrite)
         estimator = build_estimator(args)
         logger.info('model %s on %s; %s -> %s', estimator.name,
                     getattr(estimator, 'device', '?'), args.bag, args.output)
-        if args.out_bag is not None:
-            writer = AtomicBagWriter(args.out_bag, args.out_storage, args.out_version,
-                                     overwrite=args.overwrite)
         report = evaluate_with_progress(estimator, args.bag, settings, writer, total,
                                         args.samples, staging, done)
         if writer is not None:
