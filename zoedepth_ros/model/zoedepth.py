@@ -178,19 +178,38 @@ class ZoeDepth(nn.Module):
             if domain not in names:
                 raise ConfigError(f'domain {domain!r} is not a head of this model: {names}')
             names = (domain,)
-        outputs = [self.heads[name](bottleneck, seed_embedding, embeddings, features)
-                   for name in names]
         batch = x.shape[0]
-        if len(names) == 1:
-            index = torch.full((batch,), DOMAINS.index(names[0]), dtype=torch.long,
-                               device=x.device)
-            chosen = outputs[0]
-        else:
+        index = None
+        if len(names) > 1:
             assert logits is not None
             index = route(logits, routing)
+            names = _heads_needed(index, names)
+        outputs = [self.heads[name](bottleneck, seed_embedding, embeddings, features)
+                   for name in names]
+        if len(names) == 1:
+            if index is None:
+                index = torch.full((batch,), DOMAINS.index(names[0]), dtype=torch.long,
+                                   device=x.device)
+            chosen = outputs[0]
+        else:
+            assert index is not None
             chosen = _select([outputs[names.index(name)] for name in DOMAINS], index)
         return DepthOutput(chosen.depth, chosen.std, decoded.relative_depth, chosen.bin_centers,
                            chosen.probs, logits, index, decoded)
+
+
+def _heads_needed(index: torch.Tensor, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The heads the routed batch uses: only those in eager mode, all of them when traced.
+
+    Eager: one host sync (the set of chosen domains) saves running a head nobody uses, which
+    at batch 1 is a third to half of the non-trunk time. Traced/compiled/exported graphs
+    keep both heads and select per sample with ``torch.where`` (static graph, routing inside).
+    """
+    if (torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export()):
+        return names
+    used = set(index.unique().tolist())
+    return tuple(name for name in names if DOMAINS.index(name) in used)
 
 
 def _select(outputs: list[HeadOutput], index: torch.Tensor) -> HeadOutput:
