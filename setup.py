@@ -32,6 +32,7 @@ setup(
         'console_scripts': [
             'zoedepth = zoedepth_ros.cli.main:main',
             'depth_node = zoedepth_ros.ros.depth_node:main',
+            'depth_lifecycle_node = zoedepth_ros.ros.lifecycle_node:main',
         ],
     },
 )

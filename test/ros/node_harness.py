@@ -132,8 +132,9 @@ class NodeProcess:
     """depth_node in a subprocess; ``stop`` sends SIGINT and returns the exit code."""
 
     def __init__(self, log_path: Path, namespace: str, params: dict[str, Any],
-                 remaps: dict[str, str] | None = None) -> None:
-        command = [sys.executable, '-m', 'zoedepth_ros.ros.depth_node', '--ros-args',
+                 remaps: dict[str, str] | None = None,
+                 module: str = 'zoedepth_ros.ros.depth_node') -> None:
+        command = [sys.executable, '-m', module, '--ros-args',
                    '--params-file', str(PARAMS_FILE), '-r', f'__ns:={namespace}']
         for name, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)

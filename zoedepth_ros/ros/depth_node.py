@@ -46,29 +46,27 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('depth_node', **kwargs)
-        self.config = cfg = declare_node_parameters(self)
+        self.config = declare_node_parameters(self)
+        self.add_on_set_parameters_callback(
+            on_set_parameters(lambda: self.config, self._set_config))
+        self._configure()
+        self._activate()
+
+    def _configure(self) -> None:
+        """Load the model, reset the state and create the publishers (lifecycle: configure)."""
+        cfg = self.config
         self.estimator, random_weights = load_estimator(cfg)
         if random_weights:
             self.get_logger().warning(f'model {cfg.model!r} has RANDOM weights (no checkpoint): '
                                       'depth is meaningless; set checkpoint or a weights name')
         self.stats = NodeStats()
-        self._slot: LatestSlot[Frame] = LatestSlot()
         self._matcher = (StampMatcher(int(cfg.sync_slop_s * 1e9))
                          if cfg.sync_mode == 'approx' else None)
         self._info: Any | None = None
         self._last_stamp: int | None = None
         self._warned: set[str] = set()
-        self._stop = threading.Event()
-        self._create_interfaces(cfg)
-        self.add_on_set_parameters_callback(
-            on_set_parameters(lambda: self.config, self._set_config))
-        self._worker = threading.Thread(target=self._work, name='depth_worker', daemon=True)
-        self._worker.start()
-        self.get_logger().info(
-            f'model {self.estimator.name} on {self.estimator.device} ({cfg.precision}); '
-            f'{self._topics[0]} + {self._topics[1]} ({cfg.sync_mode}) -> '
-            f'{self.resolve_topic_name("depth/image")} ({cfg.output_encoding}), '
-            f'{self.resolve_topic_name("points")}, {self.resolve_topic_name("domain")}')
+        if not hasattr(self, '_pubs'):  # created once: QoS override parameters are declared
+            self._create_interfaces(cfg)
 
     def _create_interfaces(self, cfg: NodeConfig) -> None:
         """Reliable depth-1 publishers, sensor-data subscriptions, the diagnostics timer."""
@@ -90,9 +88,31 @@ class DepthNode(Node):
         self._topics = (image_topic, self.resolve_topic_name('camera_info'))
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
 
+    def _activate(self) -> None:
+        """Start the worker; inputs are served from now on (lifecycle: activate)."""
+        self._slot: LatestSlot[Frame] = LatestSlot()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = threading.Thread(
+            target=self._work, name='depth_worker', daemon=True)
+        self._worker.start()
+        cfg = self.config
+        self.get_logger().info(
+            f'model {self.estimator.name} on {self.estimator.device} ({cfg.precision}); '
+            f'{self._topics[0]} + {self._topics[1]} ({cfg.sync_mode}) -> '
+            f'{self.resolve_topic_name("depth/image")} ({cfg.output_encoding}), '
+            f'{self.resolve_topic_name("points")}, {self.resolve_topic_name("domain")}')
+
+    def _deactivate(self) -> None:
+        """Stop the worker; inputs are ignored until activated again."""
+        worker, self._worker = getattr(self, '_worker', None), None
+        if worker is not None:
+            self._stop.set()
+            self._slot.close()
+            worker.join(timeout=10.0)
+
     def _set_config(self, config: NodeConfig) -> None:
         self.config = config
-        if self._matcher is not None:
+        if getattr(self, '_matcher', None) is not None:
             self._matcher.slop_ns = int(config.sync_slop_s * 1e9)
 
     def _warn_once(self, key: str, message: str) -> None:
@@ -110,6 +130,8 @@ class DepthNode(Node):
     # ------------------------------------------------------------------ callbacks
 
     def _on_image(self, msg: Any) -> None:
+        if getattr(self, '_worker', None) is None:  # not active (lifecycle)
+            return
         self.stats.count('received')
         cfg = self.config
         if not cfg.always_run and not any(self._wanted(key) for key in OUTPUTS):
@@ -233,6 +255,8 @@ class DepthNode(Node):
         self.get_logger().debug(f'frame {frame.stamp_ns}: {result.timings_ms}, age {age_s:.3f} s')
 
     def _publish_diagnostics(self) -> None:
+        if self.estimator is None:  # cleaned up (lifecycle)
+            return
         device = self.estimator.device
         info = {'model': self.estimator.name, 'device': str(device),
                 'precision': self.config.precision, 'sync_mode': self.config.sync_mode}
@@ -242,9 +266,7 @@ class DepthNode(Node):
             self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._slot.close()
-        self._worker.join(timeout=10.0)
+        self._deactivate()
         super().destroy_node()
 
 
