@@ -20,6 +20,7 @@ COMMANDS = {
     'train': 'zoedepth_ros.cli.train',
     'eval': 'zoedepth_ros.cli.eval',
     'bag': 'zoedepth_ros.cli.bag',
+    'export': 'zoedepth_ros.cli.export',
 }
 
 

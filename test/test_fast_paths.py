@@ -1,0 +1,132 @@
+"""The inference speed-ups equal the formulas they replace (small tensors, seconds).
+
+Each fast path is compared with a literal transcription of the original computation; the
+end-to-end numbers stay pinned by test_refvectors.py and test_golden.py.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zoedepth_ros.model import build_model
+from zoedepth_ros.model.bins import (
+    AttractorLayer,
+    ConditionalLogBinomial,
+    LogBinomial,
+    inverse_attractor,
+)
+from zoedepth_ros.model.dpt import FusionBlock, upsample
+from zoedepth_ros.model.encoder import ProjectReadout
+
+
+def close(actual: torch.Tensor, expected: torch.Tensor, rel: float = 1e-5) -> bool:
+    return (actual - expected).abs().max().item() <= rel * expected.abs().max().item() + 1e-7
+
+
+def test_log_binomial_condition_is_projected_before_upsampling() -> None:
+    torch.manual_seed(0)
+    head = ConditionalLogBinomial(33, 16, 64, 2, 0.0212, 50.0)
+    features, condition = torch.randn(2, 33, 12, 20), torch.randn(2, 16, 6, 10)
+    with torch.no_grad():
+        fast = head(features, condition)
+        original_input = torch.cat([features, upsample(condition, (12, 20))], dim=1)
+        params = head.mlp(original_input) + 1e-4
+        q = params[:, 0:1] / (params[:, 0:1] + params[:, 1:2])
+        t = params[:, 2:3] / (params[:, 2:3] + params[:, 3:4])
+        expected = head.log_binomial_transform(q, (50.0 - 0.0212) * t + 0.0212)
+    assert close(fast, expected)
+
+
+def test_log_binomial_rearrangement_equals_the_original_formula() -> None:
+    transform = LogBinomial(64)
+    q = torch.rand(2, 1, 5, 7)
+    temperature = 0.0212 + 50 * torch.rand(2, 1, 5, 7) ** 3  # down to the smallest temps
+    n, k, eps = torch.tensor(63.0 + 1e-7), torch.arange(64.0).view(1, -1, 1, 1) + 1e-7, 1e-7
+    log_binomial = n * n.log() - k * k.log() - (n - k) * torch.log(n - k + eps)
+    k_idx = torch.arange(64).view(1, -1, 1, 1)
+    logits = (log_binomial + k_idx * q.clamp(1e-4, 1).log()
+              + (63 - k_idx) * (1 - q).clamp(1e-4, 1).log())
+    expected = torch.softmax(logits / temperature, dim=1)
+    assert close(transform(q, temperature), expected, rel=1e-4)
+
+
+def test_fused_attractor_loop_equals_the_plain_loop() -> None:
+    torch.manual_seed(1)
+    layer = AttractorLayer(8, 16, 8, 'softplus', True, 'inv', True, 1e-3, 10.0)
+    embedding, previous = torch.randn(1, 8, 6, 8), torch.randn(1, 8, 3, 4)
+    state = torch.rand(1, 64, 3, 4) * 5
+    with torch.no_grad():
+        new_state, _ = layer(embedding, state, previous)
+        attractors = layer.mlp(embedding + upsample(previous, (6, 8)))
+        grown = upsample(state, (6, 8))
+        delta = sum(inverse_attractor(attractors[:, i:i + 1] - grown) for i in range(16)) / 16
+    assert close(new_state, grown + delta)
+
+
+def test_fusion_block_projects_before_resizing() -> None:
+    torch.manual_seed(2)
+    block = FusionBlock(8)
+    x, skip = torch.randn(1, 8, 5, 7), torch.randn(1, 8, 5, 7)
+    with torch.no_grad():
+        fast = block(x, skip, torch.Size((9, 13)))
+        refined = block.main_unit(x + block.skip_unit(skip))
+        expected = block.out_conv(upsample(refined, (9, 13)))
+    assert close(fast, expected)
+
+
+def test_readout_splits_the_cls_half_of_the_projection() -> None:
+    torch.manual_seed(3)
+    readout = ProjectReadout(16)
+    tokens = torch.randn(2, 1 + 12, 16)
+    with torch.no_grad():
+        patches = tokens[:, 1:]
+        expected = readout.project(torch.cat([patches, tokens[:, :1].expand_as(patches)], -1))
+        assert close(readout(tokens), expected)
+
+
+def test_sdpa_attention_matches_explicit_softmax_attention() -> None:
+    torch.manual_seed(4)
+    model = build_model('zoedepth_tiny_n')
+    image = torch.rand(1, 3, 64, 96)
+    assert model.encoder.sdpa  # the default
+    with torch.inference_mode():
+        fused = model.encoder.forward_tokens(model.prepare(image, size=(64, 96)))
+        model.encoder.sdpa = False
+        explicit = model.encoder.forward_tokens(model.prepare(image, size=(64, 96)))
+    for a, b in zip(fused, explicit):
+        assert close(a, b)
+
+
+def test_bias_cache_follows_weights_loaded_in_place() -> None:
+    torch.manual_seed(5)
+    model = build_model('zoedepth_tiny_n')
+    prepared = model.prepare(torch.rand(1, 3, 64, 96), size=(64, 96))
+    with torch.inference_mode():
+        before = model.encoder.forward_tokens(prepared)[-1]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for key in state:
+        if key.endswith('relative_position_bias_table'):
+            state[key] = torch.randn_like(state[key])
+    model.load_state_dict(state)  # in place: the cached biases are now stale
+    fresh = build_model('zoedepth_tiny_n')
+    fresh.load_state_dict(state)
+    with torch.inference_mode():
+        after = model.encoder.forward_tokens(prepared)[-1]
+        expected = fresh.encoder.forward_tokens(prepared)[-1]
+    assert (after - before).abs().max() > 1e-3
+    assert torch.equal(after, expected)
+
+
+def test_routed_head_only_matches_both_heads_selected() -> None:
+    torch.manual_seed(6)
+    model = build_model('zoedepth_tiny_nk')
+    image = torch.rand(2, 3, 64, 96)
+    with torch.inference_mode():
+        routed = model(image, size=(64, 96))
+        nyu = model(image, size=(64, 96), domain='nyu')
+        kitti = model(image, size=(64, 96), domain='kitti')
+    pick = routed.domain_index.view(-1, 1, 1, 1).bool()
+    assert torch.allclose(routed.metric_depth, torch.where(pick, kitti.metric_depth,
+                                                           nyu.metric_depth), atol=1e-6)
+    assert F.softmax(routed.domain_logits, 1).argmax(1).tolist() == routed.domain_index.tolist()

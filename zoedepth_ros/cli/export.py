@@ -1,0 +1,103 @@
+"""Export a model to ONNX at a fixed network size, checked against torch with onnxruntime.
+
+The graph takes (B, 3, H, W) float32 RGB in [0, 1] at the exported size and returns depth and
+std (B, 1, H, W) in metres, the domain index (B,) and, for NK models, the router logits. With
+--domain auto an NK graph computes both heads and routes each image inside the graph.
+Use the file with `DepthEstimator.from_onnx(path)` (or any tool taking a weights path, e.g.
+`zoedepth infer --weights model.onnx`), optionally with TensorRT/CUDA execution providers.
+
+Examples:
+  zoedepth export --onnx zoed_nk.onnx --model ZoeD_M12_NK
+  zoedepth export --onnx kitti.onnx --weights ZoeD_M12_K.pt --height 384 --width 768
+  zoedepth export --onnx tiny.onnx --model zoedepth_tiny_nk --domain indoor
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from zoedepth_ros.errors import ConfigError
+
+HELP = 'export a model to ONNX (fixed size, routing inside) and check it with onnxruntime'
+logger = logging.getLogger('zoedepth.export')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--onnx', type=Path, required=True, help='output .onnx file')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--model', default='ZoeD_M12_NK',
+                        help='weights name (ZoeD_M12_N, ZoeD_M12_K, ZoeD_M12_NK, '
+                             'zoedepth_demo_nk) or a preset for random weights '
+                             '(default: %(default)s)')
+    source.add_argument('--weights', type=Path, help='checkpoint file or transformers folder')
+    parser.add_argument('--config', help='model config YAML or preset for --weights')
+    parser.add_argument('--height', type=int, help='network input height (default: config)')
+    parser.add_argument('--width', type=int, help='network input width (default: config)')
+    parser.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'],
+                        help='route inside the graph (auto) or export one head')
+    parser.add_argument('--no-check', action='store_true',
+                        help='skip the onnxruntime vs torch comparison')
+    parser.add_argument('--tolerance', type=float, default=1e-3,
+                        help='largest accepted max|onnx - torch| / max|torch| of the depth')
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202 (ZoeDepth; heavy import kept lazy)
+    from zoedepth_ros.loading import load_model
+    from zoedepth_ros.model import PRESETS, build_model
+    from zoedepth_ros.weights import REGISTRY
+
+    if args.weights is not None:
+        return load_model(str(args.weights), args.config)
+    if args.model in PRESETS and args.model not in REGISTRY:
+        logger.warning('%s is a preset: exporting RANDOM weights', args.model)
+        import torch
+
+        torch.manual_seed(0)
+        return build_model(args.model)
+    return load_model(args.model, args.config)
+
+
+def check(model, path: Path, tolerance: float) -> dict[str, float]:  # noqa: ANN001
+    """Run torch and onnxruntime on one random image; raise if the depth differs too much."""
+    import torch
+
+    from zoedepth_ros.export import OnnxDepthModel
+
+    graph = OnnxDepthModel(path)
+    head = {'auto': None, 'indoor': 'nyu', 'outdoor': 'kitti'}[graph.exported_domain]
+    image = torch.rand(1, 3, *graph.size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        reference = model(image, domain=head, size=graph.size)
+    exported = graph(image, domain=head)
+    errors = {}
+    for name, ours, theirs in (('depth', exported.metric_depth, reference.metric_depth),
+                               ('std', exported.depth_std, reference.depth_std)):
+        scale = max(theirs.abs().max().item(), 1e-12)
+        errors[name] = (ours - theirs).abs().max().item() / scale
+    errors['same_domain'] = float(torch.equal(exported.domain_index, reference.domain_index))
+    if errors['depth'] > tolerance or not errors['same_domain']:
+        raise ConfigError(f'onnxruntime output differs from torch: relative depth error '
+                          f'{errors["depth"]:.2e} (tolerance {tolerance:g}), same domain '
+                          f'{bool(errors["same_domain"])}; the file is kept at {path}')
+    return errors
+
+
+def run(args: argparse.Namespace) -> int:
+    from zoedepth_ros.export import export_onnx
+
+    if args.onnx.suffix != '.onnx':
+        raise ConfigError(f'--onnx needs a .onnx file name, got {args.onnx}')
+    model = _load(args)
+    start = time.perf_counter()
+    path = export_onnx(model, args.onnx, args.height, args.width, args.domain,
+                       name=str(args.weights or args.model))
+    logger.info('wrote %s (%.1f MB) in %.1f s', path, path.stat().st_size / 1e6,
+                time.perf_counter() - start)
+    if not args.no_check:
+        errors = check(model, path, args.tolerance)
+        logger.info('onnxruntime vs torch: max relative difference depth %.2e, std %.2e, '
+                    'same domain', errors['depth'], errors['std'])
+    return 0
