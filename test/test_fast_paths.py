@@ -6,6 +6,8 @@ end-to-end numbers stay pinned by test_refvectors.py and test_golden.py.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -116,6 +118,10 @@ def test_bias_cache_follows_weights_loaded_in_place() -> None:
         expected = fresh.encoder.forward_tokens(prepared)[-1]
     assert (after - before).abs().max() > 1e-3
     assert torch.equal(after, expected)
+    with torch.inference_mode():  # parameters copied here are inference tensors (no version)
+        copied = copy.deepcopy(fresh)
+        assert torch.equal(copied.encoder.forward_tokens(prepared)[-1], expected)
+        assert torch.equal(copied.encoder.forward_tokens(prepared)[-1], expected)
 
 
 def test_routed_head_only_matches_both_heads_selected() -> None:

@@ -111,7 +111,9 @@ class BeitEncoder(nn.Module):
         table = self.backbone.blocks[block].attn.relative_position_bias_table
         key = (block, grid[0], grid[1], str(table.device), dtype)
         cached = self._bias_cache.get(key)
-        if cached is not None and cached[0] == table._version and not self.training:
+        # Inference tensors (a model copied under inference_mode) have no version counter.
+        version = 0 if table.is_inference() else table._version
+        if cached is not None and cached[0] == version and not self.training:
             return cached[1]
         resized = resize_relative_position_table(table, self.cfg.img_size // self.cfg.patch_size,
                                                  grid)
@@ -119,7 +121,7 @@ class BeitEncoder(nn.Module):
         n = grid[0] * grid[1] + 1
         bias = resized[index.view(-1)].view(n, n, -1).permute(2, 0, 1).contiguous().to(dtype)
         if not self.training and not torch.is_grad_enabled():
-            self._bias_cache[key] = (table._version, bias)
+            self._bias_cache[key] = (version, bias)
         return bias
 
     def _attention(self, block: int, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
