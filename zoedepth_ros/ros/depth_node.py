@@ -15,10 +15,7 @@ import threading
 import traceback
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -32,6 +29,7 @@ from zoedepth_ros.node_config import NodeConfig
 from zoedepth_ros.pointcloud import CloudOptions, gate_depth, pack_point_cloud
 from zoedepth_ros.ros import convert
 from zoedepth_ros.ros.diagnostics import NodeStats, diagnostic_array
+from zoedepth_ros.ros.entry import run_node
 from zoedepth_ros.ros.loading import load_estimator
 from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_parameters
 from zoedepth_ros.ros.sync import Frame, LatestSlot, StampMatcher
@@ -271,27 +269,8 @@ class DepthNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point ``depth_node``: 0 on SIGINT/SIGTERM (also during start-up), 2 on a bad
-    parameter or checkpoint."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DepthNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ZoeDepthError, ParameterException) as err:
-        rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
-        return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        # SIGINT/SIGTERM during start-up: rclpy shut the context down under the constructor.
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Entry point ``depth_node``: 0 on SIGINT/SIGTERM, 2 on bad parameters (see run_node)."""
+    return run_node(DepthNode, args)
 
 
 if __name__ == '__main__':

@@ -11,14 +11,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from zoedepth_ros.errors import ZoeDepthError
 from zoedepth_ros.node_config import config_from_parameters, parameter_specs
 from zoedepth_ros.ros.depth_node import DepthNode
+from zoedepth_ros.ros.entry import run_node
 from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_parameters
 
 
@@ -61,25 +59,8 @@ class LifecycleDepthNode(DepthNode, LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point ``depth_lifecycle_node``: 0 on SIGINT/SIGTERM, 2 on bad parameters."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LifecycleDepthNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ZoeDepthError, ParameterException) as err:
-        rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
-        return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Entry point ``depth_lifecycle_node`` (exit codes: see run_node)."""
+    return run_node(LifecycleDepthNode, args)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,40 @@
+"""Shared ``main`` of the node executables: init, spin, clean exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from zoedepth_ros.errors import ZoeDepthError
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Build the node with ``factory`` and spin it until SIGINT/SIGTERM.
+
+    Returns:
+        0 on SIGINT/SIGTERM (also during start-up), 2 on a bad parameter, model or checkpoint
+        at start-up (logged as one line).
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ZoeDepthError, ParameterException) as err:
+        rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
+        return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM during start-up: rclpy shut the context down under the constructor.
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
