@@ -27,6 +27,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: setup
+	$(PY) -m pip install -q -r benchmarks/requirements-bench.txt  # benchmark-only
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_pointcloud.py
 

@@ -1,0 +1,193 @@
+"""One short GPU run (< 5 min): ZoeD_NK-sized model FPS per precision, end-to-end FPS, GPU tests.
+
+Usage (on a machine with a CUDA GPU):
+    OUT=/some/dir python benchmarks/bench_gpu.py            # BEiT-L-384 NK, random weights
+    python benchmarks/bench_gpu.py --quick --device cpu     # tiny NK, checks the script itself
+
+Measures, in one process:
+1. model-only forward FPS at 384x512, batch 1, for fp32 / fp16 / bf16 (autocast; the metric
+   heads stay fp32), with channels-last convolutions as a variant, and, time permitting,
+   ``torch.compile`` (fp16);
+2. end-to-end ``DepthEstimator.predict`` on a 640x480 uint8 frame (upload, resize, normalise,
+   model, upsample, download) plus the PointCloud2 packing of zoedepth_ros.pointcloud, i.e.
+   what the node does per frame without ROS;
+3. ``pytest -m gpu`` (the GPU-marked tests).
+Writes everything to $OUT/bench_gpu.json (or --json) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from common import REPO, latency_stats, machine_facts, versions, write_report
+
+from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.model import ZoeDepth, build_model
+from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
+
+DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def random_model(preset: str, device: torch.device) -> ZoeDepth:
+    """Preset with random weights drawn on the device (seconds, not timm's CPU init)."""
+    model = build_model(preset, initialize=False).to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.ndim > 1 or name.endswith('bias_table'):
+                parameter.normal_(0.0, 0.02, generator=generator)
+            elif 'norm' in name and name.endswith('weight'):
+                parameter.fill_(1.0)
+            elif name.endswith(('gamma_1', 'gamma_2')):
+                parameter.fill_(0.1)
+            else:
+                parameter.zero_()
+    return model.eval()
+
+
+def cuda_sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_forward(model: Any, image: torch.Tensor, dtype: torch.dtype | None, warmup: int,
+                 iterations: int) -> dict[str, float]:
+    """Latency statistics and FPS of ``model(image, prepared=True)`` under autocast."""
+    device = image.device
+    autocast = torch.autocast(device.type, dtype=dtype or torch.float32,
+                              enabled=dtype is not None)
+    seconds = []
+    with torch.inference_mode(), autocast:
+        for index in range(warmup + iterations):
+            cuda_sync(device)
+            start = time.perf_counter()
+            model(image, prepared=True)
+            cuda_sync(device)
+            if index >= warmup:
+                seconds.append(time.perf_counter() - start)
+    stats = latency_stats(seconds)
+    stats['fps'] = 1e3 / stats['median_ms']
+    if device.type == 'cuda':
+        stats['max_memory_allocated_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
+    return stats
+
+
+def model_only(model: ZoeDepth, device: torch.device, precisions: list[str], warmup: int,
+               iterations: int, compile_budget_s: float, started: float) -> dict[str, Any]:
+    image = torch.rand(1, 3, 384, 512, device=device) * 2 - 1
+    results: dict[str, Any] = {}
+    for name in precisions:
+        results[name] = time_forward(model, image, DTYPES[name], warmup, iterations)
+        print(f'model-only {name}: {results[name]["fps"]:.1f} FPS', flush=True)
+    half = 'fp16' if 'fp16' in precisions else precisions[-1]
+    model.to(memory_format=torch.channels_last)
+    results[f'{half}_channels_last'] = time_forward(model, image, DTYPES[half], warmup,
+                                                    iterations)
+    model.to(memory_format=torch.contiguous_format)
+    if compile_budget_s > 0 and time.perf_counter() - started < compile_budget_s:
+        start = time.perf_counter()
+        try:
+            compiled = torch.compile(model)
+            time_forward(compiled, image, DTYPES[half], 1, 0)
+            results['compile_s'] = time.perf_counter() - start
+            results[f'{half}_compiled'] = time_forward(compiled, image, DTYPES[half], warmup,
+                                                       iterations)
+        except Exception as err:  # report, do not lose the other numbers
+            results['compile_error'] = f'{type(err).__name__}: {err}'[:500]
+    else:
+        results['compile_skipped'] = 'over the time budget or disabled'
+    return results
+
+
+def end_to_end(model: ZoeDepth, device: torch.device, precisions: list[str], frames: int
+               ) -> dict[str, Any]:
+    """DepthEstimator.predict on 640x480 uint8 + cloud packing, per precision."""
+    from zoedepth_ros.geometry import PinholeCamera
+
+    rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    camera = PinholeCamera.from_fov(640, 480, 70.0)
+    results: dict[str, Any] = {}
+    for name in precisions:
+        estimator = DepthEstimator(model, device=str(device), precision=name)
+        walls, clouds, stages = [], [], []
+        for index in range(frames + 2):
+            start = time.perf_counter()
+            result = estimator.predict(rgb)
+            packed = time.perf_counter()
+            pack_point_cloud(result.depth_m, camera, CloudOptions(), rgb)
+            done = time.perf_counter()
+            if index >= 2:
+                walls.append(done - start)
+                clouds.append(done - packed)
+                stages.append(result.timings_ms)
+        stats = latency_stats(walls)
+        stats['fps'] = 1e3 / stats['median_ms']
+        stats['cloud_median_ms'] = 1e3 * float(np.median(clouds))
+        for key in stages[0]:
+            stats[f'{key}_median_ms'] = float(np.median([s[key] for s in stages]))
+        results[name] = stats
+        print(f'end-to-end {name} 640x480 + cloud: {stats["fps"]:.1f} FPS', flush=True)
+    return results
+
+
+def gpu_tests(timeout_s: int) -> dict[str, Any]:
+    command = [sys.executable, '-m', 'pytest', '-m', 'gpu', '-q', '-p', 'no:xdist', '-p',
+               'no:cacheprovider']
+    try:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {'returncode': None, 'summary': f'timed out after {timeout_s} s'}
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return {'returncode': done.returncode, 'summary': lines[-1] if lines else '',
+            'tail': '\n'.join(lines[-15:])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='tiny NK model, few iterations')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--iterations', type=int, default=0, help='0: 30 (quick: 3)')
+    parser.add_argument('--compile-budget-s', type=float, default=150.0,
+                        help='try torch.compile only if started before this many seconds')
+    parser.add_argument('--no-tests', action='store_true', help='skip pytest -m gpu')
+    parser.add_argument('--json', default=None, help='default: $OUT/bench_gpu.json')
+    args = parser.parse_args()
+    started = time.perf_counter()
+    device = torch.device(args.device)
+    preset = 'zoedepth_tiny_nk' if args.quick else 'ZoeD_NK'
+    iterations = args.iterations or (3 if args.quick else 30)
+    precisions = ['fp32', 'fp16', 'bf16'] if device.type == 'cuda' else ['fp32']
+    model = random_model(preset, device)
+    report: dict[str, Any] = {
+        'benchmark': 'gpu', **machine_facts(str(device)), 'versions': versions(),
+        'model': f'{preset} (random weights)', 'input_size': [384, 512], 'batch': 1,
+        'iterations': iterations, 'build_s': time.perf_counter() - started,
+        'cuda': torch.version.cuda, 'cudnn': torch.backends.cudnn.version()}
+    compile_budget = 0.0 if args.quick else args.compile_budget_s
+    report['model_only'] = model_only(model, device, precisions, 3, iterations, compile_budget,
+                                      started)
+    report['end_to_end_640x480_cloud'] = end_to_end(model, device, precisions,
+                                                    max(3, iterations // 2))
+    if not args.no_tests:
+        report['pytest_gpu'] = gpu_tests(timeout_s=120)
+    report['total_s'] = time.perf_counter() - started
+    out = args.json or str(Path(os.environ.get('OUT', REPO / 'outputs' / 'benchmarks'))
+                           / 'bench_gpu.json')
+    write_report(out, report)
+    print(json.dumps(report, indent=2))
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
