@@ -97,14 +97,15 @@ class DepthEstimator:
         name: label for logs and reports.
         compile: run the model through ``torch.compile`` (first calls are slow; off by
             default). Compiled graphs run both NK heads and select per sample.
-        channels_last: store the convolutions' weights channels-last (can help fp16/bf16
-            convolutions on GPUs; measured no gain for fp32 on CPU).
+        channels_last: store the convolutions' weights channels-last. None: on for CPU
+            (fp32 decoder convolutions measured 6-15% faster on 2 cores), off for CUDA
+            (benchmarks/bench_gpu.py measures both).
     """
 
     def __init__(self, model: ZoeDepth, device: str = 'auto', precision: str = 'fp32',
                  preprocess: str = 'eval', flip: bool | None = None, domain: str = 'auto',
                  routing: str = 'sample', name: str = '', pad: bool | None = None,
-                 compile: bool = False, channels_last: bool = False) -> None:
+                 compile: bool = False, channels_last: bool | None = None) -> None:
         if preprocess not in PREPROCESS_PRESETS:
             raise ConfigError(f'preprocess {preprocess!r} is not one of {PREPROCESS_PRESETS}')
         if precision not in ('fp32', 'fp16', 'bf16'):
@@ -121,6 +122,8 @@ class DepthEstimator:
                 raise ConfigError(f'domain {domain!r} is not available; this model has '
                                   f'{[DOMAIN_NAMES[d] for d in model.domains]} (or auto)')
         self.model = model.eval().to(self.device)
+        if channels_last is None:
+            channels_last = self.device.type == 'cpu' and isinstance(model, torch.nn.Module)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._run = torch.compile(self.model) if compile else self.model
