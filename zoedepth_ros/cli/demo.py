@@ -70,24 +70,41 @@ def write_demo_bag(path: Path, frames: int, size: tuple[int, int]) -> None:
             offset = last + 1_000_000_000 - FIRST_STAMP_NS  # next domain: 1 s later
 
 
-def demo_model(work: Path) -> tuple[str, str | None]:
-    """(model name or config YAML for the node, --config for the CLI); loud on fallback."""
-    from zoedepth_ros.weights import REGISTRY
+@dataclasses.dataclass(frozen=True)
+class DemoModel:
+    """How the node (ROS parameters) and ``bag eval`` (CLI options) load the demo model."""
+
+    node_params: list[str]
+    cli_args: list[str]
+    random_weights: bool
+
+
+def demo_model(work: Path) -> DemoModel:
+    """The registered demo model, else its bundled files, else random weights (said loudly)."""
+    from zoedepth_ros.weights import REGISTRY, bundled_path
 
     if DEMO_MODEL in REGISTRY:
-        return DEMO_MODEL, None
+        return DemoModel(['-p', f'model:={DEMO_MODEL}'], ['--model', DEMO_MODEL], False)
+    checkpoint = bundled_path(f'{DEMO_MODEL}.pt')
+    config = checkpoint.with_suffix('.yaml')
+    if checkpoint.is_file() and config.is_file():
+        logger.info('%s is not in the weights registry; loading its bundled files %s',
+                    DEMO_MODEL, checkpoint)
+        return DemoModel(['-p', f'model:={config}', '-p', f'checkpoint:={checkpoint}'],
+                         ['--weights', str(checkpoint), '--config', str(config)], False)
     from zoedepth_ros.config import save_config
     from zoedepth_ros.model import get_config
 
     path = work / 'logs' / 'fallback_model.yaml'
-    cfg = dataclasses.replace(get_config(FALLBACK_PRESET), img_size=FALLBACK_IMG_SIZE)
-    save_config(cfg, path)
+    save_config(dataclasses.replace(get_config(FALLBACK_PRESET), img_size=FALLBACK_IMG_SIZE),
+                path)
     logger.warning('=' * 78)
-    logger.warning('%s is not registered yet: using %s with RANDOM weights at %s.',
+    logger.warning('%s is not available: using %s with RANDOM weights at %s.',
                    DEMO_MODEL, FALLBACK_PRESET, FALLBACK_IMG_SIZE)
     logger.warning('The pipeline runs end to end, but the depth and the metrics are meaningless.')
     logger.warning('=' * 78)
-    return str(path), str(path)
+    return DemoModel(['-p', f'model:={path}'], ['--model', FALLBACK_PRESET, '--config',
+                                                 str(path)], True)
 
 
 def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -116,7 +133,7 @@ def _stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
         return process.wait()
 
 
-def run_live(out: Path, model: str, rate: float, timeout_s: float) -> str | None:
+def run_live(out: Path, model: DemoModel, rate: float, timeout_s: float) -> str | None:
     """Node + recorder + player over DDS; returns None on success or what went wrong."""
     # own domain, outside the test suite's 100..161 (test/conftest.py) and below Fast DDS's 233
     env = dict(os.environ, ROS_DOMAIN_ID=str(170 + os.getpid() % 60),
@@ -127,7 +144,7 @@ def run_live(out: Path, model: str, rate: float, timeout_s: float) -> str | None
                                            'ROS_LOG_DIR')})
     node = _spawn([sys.executable, '-m', 'zoedepth_ros.ros.depth_node', '--ros-args',
                    '-r', '__ns:=/zoedepth', '-r', f'image:={IMAGE}', '-r', f'camera_info:={INFO}',
-                   '-p', f'model:={model}', '-p', 'device:=cpu'], out / 'logs' / 'node.log', env)
+                   *model.node_params, '-p', 'device:=cpu'], out / 'logs' / 'node.log', env)
     record = _spawn([sys.executable, '-m', 'zoedepth_ros.cli.main', 'bag', 'record',
                      str(out / 'node_bag'), '--discovery-timeout', str(timeout_s), '--topics',
                      *NODE_OUTPUTS], out / 'logs' / 'record.log', env)
@@ -183,19 +200,17 @@ def run_demo(args: argparse.Namespace) -> int:
     logger.info('rendering %d indoor + %d outdoor synthetic frames', args.frames, args.frames)
     write_demo_bag(out / 'input_bag', args.frames, tuple(args.size))
     print(format_summary(summarize_bag(out / 'input_bag')))
-    model, config = demo_model(out)
+    model = demo_model(out)
     gap = run_live(out, model, args.rate, args.node_timeout)
     if gap:
         logger.error('live part skipped: %s; continuing with the offline evaluation', gap)
-    model_args = (['--model', FALLBACK_PRESET, '--config', config] if config
-                  else ['--model', model])
     code = zoedepth(['bag', 'eval', str(out / 'input_bag'), '--output', str(out / 'eval'),
-                     '--camera-info-topic', INFO, '--device', 'cpu', *model_args,
+                     '--camera-info-topic', INFO, '--device', 'cpu', *model.cli_args,
                      '--out-bag', str(out / 'eval_bag'), '--overwrite'])
     if code != 0:
         return code
     clouds = write_depth_files(out)
-    print_locations(out, gap, clouds, time.perf_counter() - start, config is not None)
+    print_locations(out, gap, clouds, time.perf_counter() - start, model.random_weights)
     return 0 if gap is None else 1
 
 
