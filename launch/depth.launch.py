@@ -34,7 +34,7 @@ def generate_launch_description() -> LaunchDescription:
                               description='Namespace of the node and its outputs.'),
         DeclareLaunchArgument('node_name', default_value='depth_node',
                               description='Node name.'),
-        DeclareLaunchArgument('model', default_value='zoedepth_tiny_nk',
+        DeclareLaunchArgument('model', default_value='zoedepth_demo_nk',
                               description='Weights name (ZoeD_M12_NK ...), preset or config; '
                               'overrides params_file.'),
         DeclareLaunchArgument('device', default_value='auto',

@@ -17,7 +17,8 @@ _base = int(os.environ.get('ZOEDEPTH_TEST_DOMAIN_BASE', str(100 + os.getpid() % 
 os.environ['ROS_DOMAIN_ID'] = str(_base + int(_worker.lstrip('gw') or 0))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: on 2 shared cores, two OpenMP threads per test process spin-wait badly.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

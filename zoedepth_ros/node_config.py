@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 from zoedepth_ros.config import from_dict, to_dict
 from zoedepth_ros.errors import ConfigError
 
-DEFAULT_MODEL = 'zoedepth_tiny_nk'
+DEFAULT_MODEL = 'zoedepth_demo_nk'
 """Default ``model``: a model name the package can build without downloading anything."""
 _DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
 

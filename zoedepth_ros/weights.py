@@ -50,6 +50,7 @@ REGISTRY: dict[str, WeightSpec] = {
     'midas_v31_beit_large_384': WeightSpec(
         'https://github.com/isl-org/MiDaS/releases/download/v3_1/dpt_beit_large_384.pt',
         'ZoeD_N'),
+    'zoedepth_demo_nk': WeightSpec(preset='zoedepth_demo_nk.yaml', bundled='zoedepth_demo_nk.pt'),
 }
 """Upstream publishes no checksums for these files; the size and a strict key check on load
 guard them instead."""
