@@ -213,10 +213,14 @@ def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(model: nn.Module, path: str | os.PathLike[str],
                     extra: dict[str, Any] | None = None) -> Path:
     """Write ``{"model": original-layout state dict, **extra}`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {'model': original_state_dict(model)}
     payload.update(extra or {})
+    return atomic_torch_save(payload, Path(path))
+
+
+def atomic_torch_save(payload: Any, path: Path) -> Path:
+    """``torch.save`` to a temporary file in the target directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
     try:

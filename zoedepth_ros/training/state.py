@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from zoedepth_ros.errors import CheckpointError
+from zoedepth_ros.model.checkpoint import atomic_torch_save
 
 STATE_FILE = 'train_state.pt'
 STATE_VERSION = 1
@@ -43,18 +43,6 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
-def _atomic_save(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_state(output: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                 scheduler: Any, step: int, config: dict[str, Any], best_score: float,
                 rng: dict[str, Any]) -> Path:
@@ -67,7 +55,7 @@ def write_state(output: Path, model: nn.Module, optimizer: torch.optim.Optimizer
              'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
              'rng': rng, 'config': config, 'best_score': best_score}
     path = output / STATE_FILE
-    _atomic_save(state, path)
+    atomic_torch_save(state, path)
     for old in sorted(weights.parent.glob('step_*.pt'))[:-KEEP_WEIGHTS]:
         old.unlink(missing_ok=True)
     return path
