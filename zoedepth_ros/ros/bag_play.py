@@ -97,7 +97,10 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
                           for c in connections}
             clock_pub = node.create_publisher(Clock, '/clock', qos) if clock else None
             if wait_for_subscribers_s > 0:
-                _wait_for_subscribers(node, publishers, wait_for_subscribers_s)
+                waited = dict(publishers)
+                if clock_pub is not None:
+                    waited['/clock'] = clock_pub  # sim-time consumers need the first ticks too
+                _wait_for_subscribers(node, waited, wait_for_subscribers_s)
             while True:
                 published += _play_once(reader, connections, publishers, clock_pub, rate,
                                         context)
