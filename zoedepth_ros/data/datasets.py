@@ -24,6 +24,7 @@ dataset is in :mod:`zoedepth_ros.data.bag_dataset`.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def make_sample(rgb: np.ndarray, depth_m: np.ndarray, info: DatasetInfo, stem: s
             'dataset': info.name, 'stem': stem}
 
 
-class DepthDataset(Dataset):
+class DepthDataset(Dataset, abc.ABC):
     """Base class: subclasses set ``info`` and implement ``__len__`` and :meth:`load`.
 
     Args:
@@ -136,9 +137,9 @@ class DepthDataset(Dataset):
         """Upper bound of valid depth in metres (``info.max_depth_m``)."""
         return self.info.max_depth_m
 
+    @abc.abstractmethod
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(H, W, 3) uint8 RGB, (H, W) float32 depth in metres (0/NaN invalid), stem."""
-        raise NotImplementedError
 
     def camera(self, index: int) -> PinholeCamera | None:
         """Intrinsics of frame ``index`` at the size ``load`` returns, where known."""
