@@ -24,6 +24,7 @@ import numpy as np
 
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.visualize import colorize_depth
 
 # encoding -> (channels, bytes per channel)
 _LAYOUT: dict[str, tuple[int, int]] = {
@@ -326,11 +327,7 @@ def encode_preview(depth_m: np.ndarray, min_m: float, max_m: float) -> ImageFiel
     pixels are black. Never feed this to consumers expecting depth.
     """
     depth = np.asarray(depth_m, dtype=np.float32)
-    near, far = max(float(min_m), 1e-3), max(float(max_m), float(min_m) + 1e-3)
-    inverse = (1.0 / np.clip(depth, near, far) - 1.0 / far) / (1.0 / near - 1.0 / far)
-    levels = np.nan_to_num(inverse * 255.0, nan=0.0).astype(np.uint8)
-    bgr = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)
-    bgr[~np.isfinite(depth)] = 0
+    bgr = colorize_depth(depth, min_m, max_m)
     height, width = depth.shape
     return ImageFields(height, width, 'bgr8', 0, width * 3, bgr.tobytes())
 
