@@ -26,8 +26,17 @@ import torch.nn.functional as F
 
 from zoedepth_ros.config import ModelConfig, load_config
 from zoedepth_ros.errors import ConfigError, InputError
+from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.model import ZoeDepth, build_model, get_config
 from zoedepth_ros.model.router import DOMAINS
+from zoedepth_ros.pointcloud import (
+    CloudOptions,
+    PackedCloud,
+    as_tensor,
+    gate_depth_tensor,
+    packed_cloud,
+    point_cloud_tensor,
+)
 
 Preprocess = Literal['eval', 'keep_aspect', 'original_infer']
 PREPROCESS_PRESETS = ('eval', 'keep_aspect', 'original_infer')
@@ -50,6 +59,43 @@ class DepthResult:
 
     depth_m: np.ndarray
     std_m: np.ndarray
+    domain: str
+    domain_probs: dict[str, float]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """What :meth:`DepthEstimator.predict_frame` computes besides depth.
+
+    Attributes:
+        min_range, max_range: valid depth interval in metres (NaN outside).
+        max_rel_std: invalidate pixels with std / depth above this; 0 disables the gate.
+        std: also return the std map.
+        cloud: point cloud options (stride, layout, colour); None for no cloud.
+    """
+
+    min_range: float = 0.0
+    max_range: float = math.inf
+    max_rel_std: float = 0.0
+    std: bool = True
+    cloud: CloudOptions | None = None
+
+
+@dataclass
+class FrameResult:
+    """One frame's outputs on the host: depth gated by FrameOptions (NaN invalid), std, cloud.
+
+    Attributes:
+        depth_m: (H, W) float32 z-depth in metres, NaN outside the gates.
+        std_m: (H, W) float32 standard deviation in metres (None unless requested).
+        cloud: the packed point cloud (None unless requested).
+        domain, domain_probs, timings_ms: as in DepthResult.
+    """
+
+    depth_m: np.ndarray
+    std_m: np.ndarray | None
+    cloud: PackedCloud | None
     domain: str
     domain_probs: dict[str, float]
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -243,44 +289,103 @@ class DepthEstimator:
             probs = (probs + probs_f) / 2
         return DepthTensors(depth, std, index, probs)
 
-    def _to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+    def upload(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Same-size HxWx3 uint8 RGB images -> (B, H, W, 3) uint8 on the model's device.
+
+        On CUDA the copy goes through pinned host memory and does not block the host.
+        """
         for image in images:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise InputError(f'expected an HxWx3 uint8 RGB image, got {image.dtype} '
                                  f'array of shape {image.shape}')
             if image.shape != images[0].shape:
                 raise InputError('all images of a batch must have the same size')
-        batch = torch.from_numpy(np.stack(images))
+        batch = (as_tensor(images[0], np.uint8)[None] if len(images) == 1
+                 else torch.from_numpy(np.stack(images)))
         if self.device.type == 'cuda':
             batch = batch.pin_memory().to(self.device, non_blocking=True)
+        return batch
+
+    @staticmethod
+    def to_float(batch: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [0, 1] (the model's input)."""
         return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def _sync(self) -> None:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
 
     def predict_batch(self, images: list[np.ndarray]) -> list[DepthResult]:
         """Same-size HxWx3 uint8 RGB images -> one DepthResult each."""
         if not images:
             return []
-        sync = torch.cuda.synchronize if self.device.type == 'cuda' else (lambda: None)
         start = time.perf_counter()
-        tensor = self._to_tensor(images)
-        sync()
+        tensor = self.to_float(self.upload(images))
+        self._sync()
         prepared = time.perf_counter()
         out = self.predict_tensor(tensor)
-        sync()
+        self._sync()
         inferred = time.perf_counter()
         depth = out.depth[:, 0].cpu().numpy()
         std = out.std[:, 0].cpu().numpy()
         index = out.domain_index.cpu().numpy()
         probs = out.domain_probs.cpu().numpy()
-        done = time.perf_counter()
-        timings = {'preprocess': 1e3 * (prepared - start), 'model': 1e3 * (inferred - prepared),
-                   'postprocess': 1e3 * (done - inferred)}
+        timings = _timings(start, prepared, inferred)
         return [DepthResult(depth[i], std[i], DOMAIN_NAMES[DOMAINS[int(index[i])]],
-                            {DOMAIN_NAMES[d]: float(probs[i, j]) for j, d in enumerate(DOMAINS)},
-                            dict(timings)) for i in range(len(images))]
+                            _probabilities(probs[i]), dict(timings))
+                for i in range(len(images))]
+
+    @torch.inference_mode()
+    def predict_frame(self, rgb: np.ndarray, options: FrameOptions = FrameOptions(),
+                      camera: PinholeCamera | None = None) -> FrameResult:
+        """One camera frame -> gated depth, std and point cloud, computed on the model's device.
+
+        The range/std gate and the back-projection run where the model ran (the GPU when
+        there is one); depth, std and the packed cloud are then copied to the host once.
+
+        Args:
+            rgb: HxWx3 uint8 RGB image.
+            options: gates and what to return (see FrameOptions).
+            camera: intrinsics of the H x W image; needed when ``options.cloud`` is set.
+        """
+        if options.cloud is not None and camera is None:
+            raise InputError('a point cloud needs the camera intrinsics')
+        start = time.perf_counter()
+        image = self.upload([rgb])
+        tensor = self.to_float(image)
+        self._sync()
+        prepared = time.perf_counter()
+        out = self.predict_tensor(tensor)
+        self._sync()
+        inferred = time.perf_counter()
+        std = out.std[0, 0]
+        depth = gate_depth_tensor(out.depth[0, 0], options.min_range, options.max_range, std,
+                                  options.max_rel_std)
+        cloud = None
+        if options.cloud is not None:
+            assert camera is not None
+            points = point_cloud_tensor(depth, camera, options.cloud, image[0], std)
+            cloud = packed_cloud(points, options.cloud.organized)
+        index = int(out.domain_index[0])
+        return FrameResult(depth.cpu().numpy(), std.cpu().numpy() if options.std else None,
+                           cloud, DOMAIN_NAMES[DOMAINS[index]],
+                           _probabilities(out.domain_probs[0].cpu().numpy()),
+                           _timings(start, prepared, inferred))
 
     def predict(self, rgb: np.ndarray) -> DepthResult:
         """HxWx3 uint8 RGB image -> DepthResult at the same resolution."""
         return self.predict_batch([rgb])[0]
+
+
+def _timings(start: float, prepared: float, inferred: float) -> dict[str, float]:
+    """'preprocess', 'model', 'postprocess' milliseconds from perf_counter marks (now = end)."""
+    done = time.perf_counter()
+    return {'preprocess': 1e3 * (prepared - start), 'model': 1e3 * (inferred - prepared),
+            'postprocess': 1e3 * (done - inferred)}
+
+
+def _probabilities(probs: np.ndarray) -> dict[str, float]:
+    return {DOMAIN_NAMES[domain]: float(probs[j]) for j, domain in enumerate(DOMAINS)}
 
 
 def resolve_config(config: str | ModelConfig) -> ModelConfig:

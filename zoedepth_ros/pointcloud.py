@@ -1,4 +1,4 @@
-"""PointCloud2 packing from depth (numpy, vectorised, ROS-free).
+"""PointCloud2 packing from depth (vectorised torch on the depth's device, numpy API; ROS-free).
 
 Layout (ros-conventions.md section 4): fields ``x, y, z`` FLOAT32 at offsets 0, 4, 8 and, with
 colour, ``rgb`` FLOAT32 at 12 holding the packed 0x00RRGGBB bits (point_step 16; 12 without
@@ -15,9 +15,10 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.geometry import PinholeCamera, depth_to_points
+from zoedepth_ros.geometry import PinholeCamera
 
 FLOAT32 = 7
 """``sensor_msgs/PointField`` datatype of float32."""
@@ -82,6 +83,29 @@ class CloudOptions:
                              f'{self.max_range}')
 
 
+def gate_depth_tensor(depth: torch.Tensor, min_range: float = 0.0,
+                      max_range: float = math.inf, std: torch.Tensor | None = None,
+                      max_rel_std: float = 0.0) -> torch.Tensor:
+    """:func:`gate_depth` on torch tensors, on their device (the estimator's: CPU or GPU).
+
+    Args:
+        depth: (H, W) depth in metres.
+        std: (H, W) standard deviation in metres, needed when ``max_rel_std`` > 0.
+
+    Returns:
+        New (H, W) float32 tensor, NaN where invalid.
+    """
+    depth = depth.float()
+    valid = (depth >= min_range) & (depth <= max_range)  # False for NaN
+    if math.isinf(max_range):
+        valid &= torch.isfinite(depth)
+    if max_rel_std > 0.0:
+        if std is None or std.shape != depth.shape:
+            raise InputError('max_rel_std needs a std map of the depth shape')
+        valid &= std.float() <= max_rel_std * depth  # False for a NaN std
+    return torch.where(valid, depth, math.nan)
+
+
 def gate_depth(depth_m: np.ndarray, min_range: float = 0.0, max_range: float = math.inf,
                std_m: np.ndarray | None = None, max_rel_std: float = 0.0) -> np.ndarray:
     """Copy of ``depth_m`` with NaN outside [min_range, max_range] or above the std gate.
@@ -94,15 +118,17 @@ def gate_depth(depth_m: np.ndarray, min_range: float = 0.0, max_range: float = m
     Returns:
         (H, W) float32 depth, NaN where invalid.
     """
-    depth = np.array(depth_m, dtype=np.float32, copy=True)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        invalid = ~np.isfinite(depth) | (depth < min_range) | (depth > max_range)
-        if max_rel_std > 0.0:
-            if std_m is None or std_m.shape != depth.shape:
-                raise InputError('max_rel_std needs a std map of the depth shape')
-            invalid |= ~(std_m <= max_rel_std * depth)
-    depth[invalid] = np.nan
-    return depth
+    std = None if std_m is None else as_tensor(std_m, np.float32)
+    return gate_depth_tensor(as_tensor(depth_m, np.float32), min_range, max_range, std,
+                             max_rel_std).numpy()
+
+
+def as_tensor(array: np.ndarray, dtype: type) -> torch.Tensor:
+    """CPU tensor sharing ``array``'s memory where possible (copies read-only or strided data)."""
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not array.flags.writeable:  # torch.from_numpy warns on read-only buffers
+        array = array.copy()
+    return torch.from_numpy(array)
 
 
 def strided_camera(camera: PinholeCamera, stride: int) -> PinholeCamera:
@@ -113,10 +139,69 @@ def strided_camera(camera: PinholeCamera, stride: int) -> PinholeCamera:
                          camera.cy / stride, width, height)
 
 
+def point_cloud_tensor(depth: torch.Tensor, camera: PinholeCamera, options: CloudOptions,
+                       rgb: torch.Tensor | None = None,
+                       std: torch.Tensor | None = None) -> torch.Tensor:
+    """Back-project and pack on ``depth``'s device: the cloud's bytes as a float32 tensor.
+
+    Args:
+        depth: (H, W) z-depth in metres, NaN/inf invalid.
+        camera: intrinsics (from P) of the H x W depth image.
+        options: stride, layout, colour, range and uncertainty gate.
+        rgb: (H, W, 3) uint8 RGB registered to the depth; required when ``options.color``.
+        std: (H, W) standard deviation in metres; required when ``options.max_rel_std`` > 0.
+
+    Returns:
+        (h, w, C) organised or (N, C) dense float32 points, C = 4 with colour (x, y, z, rgb
+        bits 0x00RRGGBB) else 3; ``.numpy().tobytes()`` is the PointCloud2 ``data``.
+    """
+    if depth.ndim != 2 or depth.shape != (camera.height, camera.width):
+        raise InputError(f'depth of shape {tuple(depth.shape)} does not match the camera size '
+                         f'{camera.height}x{camera.width}')
+    if options.color and (rgb is None or rgb.ndim != 3 or rgb.shape[:2] != depth.shape
+                          or rgb.shape[2] != 3):
+        raise InputError('a colour cloud needs an (H, W, 3) RGB image of the depth size')
+    step = options.stride
+    z = gate_depth_tensor(depth[::step, ::step], options.min_range, options.max_range,
+                          None if std is None else std[::step, ::step], options.max_rel_std)
+    grid = strided_camera(camera, step)
+    height, width = z.shape
+    # Same float32 operations as geometry.depth_to_points: X = (u - cx) / fx * Z.
+    f32 = np.float32
+    u = (torch.arange(width, dtype=torch.float32, device=z.device) - float(f32(grid.cx))) \
+        / float(f32(grid.fx))
+    v = (torch.arange(height, dtype=torch.float32, device=z.device) - float(f32(grid.cy))) \
+        / float(f32(grid.fy))
+    buffer = torch.empty((height, width, 4 if options.color else 3), dtype=torch.float32,
+                         device=z.device)
+    torch.mul(z, u[None, :], out=buffer[..., 0])
+    torch.mul(z, v[:, None], out=buffer[..., 1])
+    buffer[..., 2] = z
+    if options.color:  # rgb float holds 0x00RRGGBB: bytes B, G, R, 0 in memory
+        assert rgb is not None  # written as bytes: a float copy could flush these denormals
+        colour, source = buffer.view(torch.uint8), rgb[::step, ::step]
+        for channel in range(3):
+            colour[..., 14 - channel] = source[..., channel]
+        colour[..., 15] = 0
+    if options.organized:  # invalid depth is NaN, so x, y, z are already NaN there
+        return buffer
+    return buffer[torch.isfinite(z)]
+
+
+def packed_cloud(points: torch.Tensor, organized: bool) -> PackedCloud:
+    """PackedCloud of :func:`point_cloud_tensor`'s output (copied to host memory)."""
+    fields = XYZRGB_FIELDS if points.shape[-1] == 4 else XYZ_FIELDS
+    point_step = 4 * len(fields)
+    height, width = points.shape[:2] if organized else (1, points.shape[0])
+    data = points.cpu().numpy().tobytes()
+    return PackedCloud(height, width, fields, point_step, point_step * width, not organized,
+                       data)
+
+
 def pack_point_cloud(depth_m: np.ndarray, camera: PinholeCamera, options: CloudOptions,
                      rgb: np.ndarray | None = None,
                      std_m: np.ndarray | None = None) -> PackedCloud:
-    """Back-project depth and pack it as PointCloud2 fields.
+    """Back-project depth and pack it as PointCloud2 fields (numpy in, see point_cloud_tensor).
 
     Args:
         depth_m: (H, W) z-depth in metres, NaN/inf invalid.
@@ -125,29 +210,11 @@ def pack_point_cloud(depth_m: np.ndarray, camera: PinholeCamera, options: CloudO
         rgb: (H, W, 3) uint8 RGB registered to the depth; required when ``options.color``.
         std_m: (H, W) standard deviation in metres; required when ``options.max_rel_std`` > 0.
     """
-    if options.color and (rgb is None or rgb.shape[:2] != depth_m.shape or rgb.ndim != 3):
-        raise InputError('a colour cloud needs an (H, W, 3) RGB image of the depth size')
-    step = options.stride
-    depth = gate_depth(depth_m[::step, ::step], options.min_range, options.max_range,
-                       None if std_m is None else std_m[::step, ::step], options.max_rel_std)
-    points = depth_to_points(depth, strided_camera(camera, step))
-    height, width = depth.shape
-    fields = XYZRGB_FIELDS if options.color else XYZ_FIELDS
-    channels = len(fields)
-    buffer = np.empty((height, width, channels), dtype='<f4')
-    buffer[..., :3] = points
-    if options.color:  # rgb float holds 0x00RRGGBB: bytes B, G, R, 0 in memory
-        colour = buffer.view(np.uint8).reshape(height, width, 4 * channels)[..., 12:16]
-        colour[..., :3] = rgb[::step, ::step, ::-1]
-        colour[..., 3] = 0
-    if options.organized:  # invalid depth is NaN, so x, y, z are already NaN there
-        point_step = 4 * channels
-        return PackedCloud(height, width, fields, point_step, point_step * width, False,
-                           buffer.tobytes())
-    valid = buffer[np.isfinite(depth)]
-    point_step = 4 * channels
-    return PackedCloud(1, len(valid), fields, point_step, point_step * len(valid), True,
-                       valid.tobytes())
+    points = point_cloud_tensor(
+        as_tensor(depth_m, np.float32), camera, options,
+        None if rgb is None else as_tensor(rgb, np.uint8),
+        None if std_m is None else as_tensor(std_m, np.float32))
+    return packed_cloud(points, options.organized)
 
 
 def cloud_to_array(cloud: PackedCloud) -> np.ndarray:

@@ -25,8 +25,9 @@ from std_msgs.msg import String
 from zoedepth_ros.data import messages
 from zoedepth_ros.errors import InputError, ZoeDepthError
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.inference import FrameOptions
 from zoedepth_ros.node_config import NodeConfig
-from zoedepth_ros.pointcloud import CloudOptions, gate_depth, pack_point_cloud
+from zoedepth_ros.pointcloud import CloudOptions
 from zoedepth_ros.ros import convert
 from zoedepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from zoedepth_ros.ros.entry import run_node
@@ -229,23 +230,24 @@ class DepthNode(Node):
         if fields is None:
             return
         fields = messages.scale_camera_info(fields, width, height)
-        result = self.estimator.predict(frame.rgb)
-        depth = gate_depth(result.depth_m, cfg.min_range, cfg.max_range, result.std_m,
-                           cfg.max_rel_std)
+        cloud = None
+        if cfg.cloud.enabled and self._wanted('points'):
+            cloud = CloudOptions(cfg.cloud.stride, cfg.cloud.organized, cfg.cloud.color)
+        options = FrameOptions(cfg.min_range, cfg.max_range, cfg.max_rel_std,
+                               cfg.publish_std and self._wanted('std'), cloud)
+        result = self.estimator.predict_frame(frame.rgb, options, fields.camera)
         header, pubs = frame.header, self._pubs
-        depth_fields = messages.encode_depth(depth, cfg.output_encoding)
+        depth_fields = messages.encode_depth(result.depth_m, cfg.output_encoding)
         pubs['depth'].publish(convert.image_message(depth_fields, header))
         pubs['info'].publish(convert.camera_info_message(fields, header))
-        if cfg.publish_std and self._wanted('std'):
+        if result.std_m is not None:
             std_fields = messages.encode_float_image(result.std_m)
             pubs['std'].publish(convert.image_message(std_fields, header))
         if cfg.publish_preview and self._wanted('preview'):
-            preview = messages.encode_preview(depth, cfg.min_range, cfg.max_range)
+            preview = messages.encode_preview(result.depth_m, cfg.min_range, cfg.max_range)
             pubs['preview'].publish(convert.image_message(preview, header))
-        if cfg.cloud.enabled and self._wanted('points'):
-            options = CloudOptions(cfg.cloud.stride, cfg.cloud.organized, cfg.cloud.color)
-            cloud = pack_point_cloud(depth, fields.camera, options, rgb=frame.rgb)
-            pubs['points'].publish(convert.point_cloud_message(cloud, header))
+        if result.cloud is not None:
+            pubs['points'].publish(convert.point_cloud_message(result.cloud, header))
         pubs['domain'].publish(String(data=result.domain))
         age_s = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         self.stats.record_output(result.timings_ms.get('model', float('nan')), age_s,
