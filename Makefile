@@ -30,6 +30,7 @@ bench: setup
 	$(PY) -m pip install -q -r benchmarks/requirements-bench.txt  # benchmark-only
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_pointcloud.py
+	$(PY) benchmarks/bench_node.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info outputs

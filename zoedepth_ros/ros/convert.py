@@ -1,7 +1,8 @@
-"""Field dataclasses from the ROS-free core -> sensor_msgs messages (byte fields via bytes)."""
+"""Field dataclasses from the ROS-free core -> sensor_msgs messages (one copy of the bytes)."""
 
 from __future__ import annotations
 
+import array
 from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
@@ -15,11 +16,20 @@ def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
+def byte_array(data: bytes) -> array.array:
+    """``uint8[]`` field value; assigned after construction it is kept, not copied again
+    (a message constructor copies its ``data`` argument into a new array)."""
+    values = array.array('B')
+    values.frombytes(data)
+    return values
+
+
 def image_message(fields: ImageFields, header: Any) -> Image:
     """Image with ``header`` (the input's: same stamp and frame id) and the given fields."""
-    return Image(header=header, height=fields.height, width=fields.width,
-                 encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step,
-                 data=fields.data)
+    msg = Image(header=header, height=fields.height, width=fields.width,
+                encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step)
+    msg.data = byte_array(fields.data)
+    return msg
 
 
 def camera_info_message(fields: CameraInfoFields, header: Any) -> CameraInfo:
@@ -33,6 +43,8 @@ def point_cloud_message(cloud: PackedCloud, header: Any) -> PointCloud2:
     """PointCloud2 with ``header`` from a packed cloud."""
     fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
               for f in cloud.fields]
-    return PointCloud2(header=header, height=cloud.height, width=cloud.width, fields=fields,
-                       is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
-                       row_step=cloud.row_step, data=cloud.data, is_dense=cloud.is_dense)
+    msg = PointCloud2(header=header, height=cloud.height, width=cloud.width, fields=fields,
+                      is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
+                      row_step=cloud.row_step, is_dense=cloud.is_dense)
+    msg.data = byte_array(cloud.data)
+    return msg

@@ -137,14 +137,7 @@ class DepthNode(Node):
             self.stats.count('idle_skipped')
             return
         try:
-            stamp = convert.stamp_ns(msg.header)
-            last, self._last_stamp = self._last_stamp, stamp
-            if last is not None and stamp < last:
-                raise InputError(f'image stamp {stamp * 1e-9:.6f} s is older than the previous '
-                                 f'{last * 1e-9:.6f} s (stamps must not go backwards)')
-            decode = (messages.compressed_to_rgb if isinstance(msg, CompressedImage)
-                      else messages.image_to_rgb)
-            frame = Frame(msg.header, stamp, decode(msg, cfg.max_input_pixels))
+            frame = self._decode(msg)
         except ZoeDepthError as err:
             self._reject(err)
             return
@@ -156,17 +149,29 @@ class DepthNode(Node):
             self._hand_over(frame)
             return
         before = self._matcher.unmatched
-        pair = self._matcher.add_image(stamp, frame)
+        pair = self._matcher.add_image(frame.stamp_ns, frame)
         if self._matcher.unmatched > before:
             self.stats.count('dropped', self._matcher.unmatched - before)
             self.get_logger().warning(
                 f'no camera_info within sync_slop_s={cfg.sync_slop_s} s of the images on '
-                f'{self._topics[0]} (last image {stamp * 1e-9:.3f} s, newest camera_info on '
-                f'{self._topics[1]} {self._matcher.newest_info_s:.3f} s): frames dropped',
+                f'{self._topics[0]} (last image {frame.stamp_ns * 1e-9:.3f} s, newest '
+                f'camera_info on {self._topics[1]} {self._matcher.newest_info_s:.3f} s): '
+                'frames dropped',
                 throttle_duration_sec=5.0)
         if pair is not None:
             pair[0].info = pair[1]
             self._hand_over(pair[0])
+
+    def _decode(self, msg: Any) -> Frame:
+        """Image or CompressedImage -> Frame (RGB uint8); InputError for bad or late input."""
+        stamp = convert.stamp_ns(msg.header)
+        last, self._last_stamp = self._last_stamp, stamp
+        if last is not None and stamp < last:
+            raise InputError(f'image stamp {stamp * 1e-9:.6f} s is older than the previous '
+                             f'{last * 1e-9:.6f} s (stamps must not go backwards)')
+        decode = (messages.compressed_to_rgb if isinstance(msg, CompressedImage)
+                  else messages.image_to_rgb)
+        return Frame(msg.header, stamp, decode(msg, self.config.max_input_pixels))
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:
