@@ -48,7 +48,7 @@ class PackedCloud:
     point_step: int
     row_step: int
     is_dense: bool
-    data: bytes
+    data: bytes | memoryview
     is_bigendian: bool = False
 
     @property
@@ -153,7 +153,7 @@ def point_cloud_tensor(depth: torch.Tensor, camera: PinholeCamera, options: Clou
 
     Returns:
         (h, w, C) organised or (N, C) dense float32 points, C = 4 with colour (x, y, z, rgb
-        bits 0x00RRGGBB) else 3; ``.numpy().tobytes()`` is the PointCloud2 ``data``.
+        bits 0x00RRGGBB) else 3; their bytes are the PointCloud2 ``data``.
     """
     if depth.ndim != 2 or depth.shape != (camera.height, camera.width):
         raise InputError(f'depth of shape {tuple(depth.shape)} does not match the camera size '
@@ -193,7 +193,7 @@ def packed_cloud(points: torch.Tensor, organized: bool) -> PackedCloud:
     fields = XYZRGB_FIELDS if points.shape[-1] == 4 else XYZ_FIELDS
     point_step = 4 * len(fields)
     height, width = points.shape[:2] if organized else (1, points.shape[0])
-    data = points.cpu().numpy().tobytes()
+    data = memoryview(points.cpu().numpy().reshape(-1).view(np.uint8))
     return PackedCloud(height, width, fields, point_step, point_step * width, not organized,
                        data)
 

@@ -50,14 +50,17 @@ MAX_UINT16_MM = 65535
 
 @dataclass(frozen=True)
 class ImageFields:
-    """Field values of a ``sensor_msgs/Image`` (everything but the header)."""
+    """Field values of a ``sensor_msgs/Image`` (everything but the header).
+
+    ``data`` is bytes or a byte view of the array it was encoded from (no copy).
+    """
 
     height: int
     width: int
     encoding: str
     is_bigendian: int
     step: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -284,13 +287,18 @@ def scale_camera_info(fields: CameraInfoFields, width: int, height: int) -> Came
 # Writing images
 
 
+def byte_view(array: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array without copying them."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
 def encode_float_image(values: np.ndarray) -> ImageFields:
     """32FC1 little-endian image of an (H, W) float array (NaN stays NaN)."""
     array = np.ascontiguousarray(values, dtype='<f4')
     if array.ndim != 2:
         raise InputError(f'expected an (H, W) array, got shape {array.shape}')
     height, width = array.shape
-    return ImageFields(height, width, '32FC1', 0, width * 4, array.tobytes())
+    return ImageFields(height, width, '32FC1', 0, width * 4, byte_view(array))
 
 
 def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:
@@ -317,7 +325,7 @@ def encode_depth(depth_m: np.ndarray, encoding: str = '32FC1') -> ImageFields:
     if millimetres.ndim != 2:
         raise InputError(f'expected an (H, W) depth array, got shape {millimetres.shape}')
     height, width = millimetres.shape
-    return ImageFields(height, width, '16UC1', 0, width * 2, millimetres.tobytes())
+    return ImageFields(height, width, '16UC1', 0, width * 2, byte_view(millimetres))
 
 
 def encode_preview(depth_m: np.ndarray, min_m: float, max_m: float) -> ImageFields:
