@@ -154,6 +154,11 @@ def test_folder_output_reads_back(tmp_path) -> None:
 def test_bag_output_reads_back(tmp_path, storage: str) -> None:
     generate('outdoor', 4, (40, 30), seed=1, output=tmp_path / 'bag', fmt='bag',
              storage=storage)
+    suffix = '.mcap' if storage == 'mcap' else '.db3'
+    # Only the bag is left, its storage file named after the bag (no staging names).
+    assert sorted(p.name for p in (tmp_path / 'bag').iterdir()) == ['bag' + suffix,
+                                                                      'metadata.yaml']
+    assert [p.name for p in tmp_path.iterdir()] == ['bag']
     dataset = RosbagRGBD(tmp_path / 'bag', domain='outdoor', tolerance_s=0.0)
     frames = list(iter_frames('outdoor', 4, (40, 30), seed=1, frames_per_scene=40))
     assert len(dataset) == 4

@@ -207,10 +207,10 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
     per_scene = frames_per_scene or (4 if fmt == 'folder' else 40)
     start = time.perf_counter()
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{output.name}.', dir=output.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    # Staged as <hidden temp>/<output name>: a bag's storage file is named after its folder.
+    holder = Path(tempfile.mkdtemp(prefix=f'.{output.name}.', dir=output.parent))
+    staging = holder / output.name
+    staging.mkdir()
     try:
         datasets = []
         for name in domains:
@@ -219,9 +219,8 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
                           test_fraction, workers, progress)
             datasets.append(output if domain != 'both' else output / name)
         _move_into_place(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
     return SynthSummary(output=output, datasets=tuple(datasets), domains=domains,
                         frames=count * len(domains), size=(int(size[0]), int(size[1])),
                         fmt=fmt, seconds=time.perf_counter() - start)

@@ -20,13 +20,14 @@ frame id per frame, written with the ROS 2 Kilted message definitions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import yaml
 
-from zoedepth_ros.errors import BagError, InputError
+from zoedepth_ros.data import messages
+from zoedepth_ros.data.bag_output import AtomicBagWriter
+from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
 
 RGB_TOPIC = '/camera/image_raw'
@@ -105,33 +106,18 @@ class BagWriter:
     """Writes frames as a rosbag2 with image, camera info and depth topics.
 
     Args:
-        path: bag directory to create (must not exist yet).
+        path: bag directory to create (must not exist yet); the storage file is named after
+            it (``<name>.mcap`` / ``<name>.db3``).
         camera: intrinsics shared by every frame.
         storage: 'sqlite3' or 'mcap'.
     """
 
     def __init__(self, path: Path, camera: PinholeCamera, storage: str = 'sqlite3') -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
-        from rosbags.typesys import Stores, get_typestore
-
         if storage not in STORAGES:
             raise InputError(f'unknown bag storage {storage!r}; expected one of {STORAGES}')
-        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self.camera = camera
-        self._store = get_typestore(Stores.ROS2_KILTED)
-        self._writer = Writer(Path(path), version=9, storage_plugin=plugin)
-        try:
-            self._writer.open()
-        except Exception as err:  # rosbags raises its own WriterError types
-            raise BagError(f'cannot create bag {path}: {err}') from err
-        image_type, info_type = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'
-        self._connections = {
-            RGB_TOPIC: self._writer.add_connection(RGB_TOPIC, image_type, typestore=self._store),
-            INFO_TOPIC: self._writer.add_connection(INFO_TOPIC, info_type,
-                                                    typestore=self._store),
-            DEPTH_TOPIC: self._writer.add_connection(DEPTH_TOPIC, image_type,
-                                                     typestore=self._store),
-        }
+        self._info = messages.camera_info_from_camera(camera)
+        self._bag = AtomicBagWriter(path, storage=storage, version=9)
 
     def write(self, stem: str, rgb: np.ndarray, depth_m: np.ndarray, split: str = 'train',
               stamp_ns: int = 0) -> None:
@@ -145,43 +131,13 @@ class BagWriter:
             stamp_ns: nanoseconds since the epoch; must increase from frame to frame.
         """
         del stem, split
-        header = self._header(stamp_ns)
-        messages: dict[str, Any] = {
-            RGB_TOPIC: self._image(header, np.ascontiguousarray(rgb, dtype=np.uint8), 'rgb8'),
-            INFO_TOPIC: self._camera_info(header),
-            DEPTH_TOPIC: self._image(header, np.ascontiguousarray(depth_m, dtype='<f4'),
-                                     '32FC1'),
-        }
-        for topic, message in messages.items():
-            data = self._store.serialize_cdr(message, message.__msgtype__)
-            self._writer.write(self._connections[topic], stamp_ns, data)
+        bag = self._bag
+        header = bag.header(stamp_ns, FRAME_ID)
+        rgb_fields = messages.image_fields(np.asarray(rgb, dtype=np.uint8), 'rgb8')
+        bag.write(RGB_TOPIC, bag.image(rgb_fields, header), stamp_ns)
+        bag.write(INFO_TOPIC, bag.camera_info(self._info, header), stamp_ns)
+        bag.write(DEPTH_TOPIC, bag.image(messages.encode_float_image(depth_m), header), stamp_ns)
 
     def close(self) -> None:
-        """Finish the bag (writes metadata.yaml)."""
-        self._writer.close()
-
-    def _header(self, stamp_ns: int) -> Any:
-        types = self._store.types
-        stamp = types['builtin_interfaces/msg/Time'](sec=stamp_ns // 1_000_000_000,
-                                                     nanosec=stamp_ns % 1_000_000_000)
-        return types['std_msgs/msg/Header'](stamp=stamp, frame_id=FRAME_ID)
-
-    def _image(self, header: Any, array: np.ndarray, encoding: str) -> Any:
-        height, width = array.shape[:2]
-        step = array.strides[0]
-        return self._store.types['sensor_msgs/msg/Image'](
-            header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
-            step=step, data=np.frombuffer(array.tobytes(), dtype=np.uint8))
-
-    def _camera_info(self, header: Any) -> Any:
-        types = self._store.types
-        camera = self.camera
-        k = camera.matrix.reshape(-1)
-        p = np.array([camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0,
-                      0.0, 0.0, 1.0, 0.0])
-        roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0,
-                                                        width=0, do_rectify=False)
-        return types['sensor_msgs/msg/CameraInfo'](
-            header=header, height=camera.height, width=camera.width,
-            distortion_model='plumb_bob', d=np.zeros(5), k=k, r=np.eye(3).reshape(-1), p=p,
-            binning_x=0, binning_y=0, roi=roi)
+        """Finish the bag (writes metadata.yaml) and move it to its path."""
+        self._bag.commit()
