@@ -92,3 +92,18 @@ def test_config_checks_values_when_built_directly() -> None:
     assert NodeConfig(device='cuda:1').device == 'cuda:1'
     with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['strid'\\]"):
         config_from_parameters({'cloud.strid': 2})
+
+
+def test_onnx_backend_options_are_checked() -> None:
+    cfg = NodeConfig(model='/models/nk.onnx',
+                     onnx_providers='CUDAExecutionProvider, CPUExecutionProvider')
+    assert cfg.onnx_file == '/models/nk.onnx'
+    assert cfg.providers == ['CUDAExecutionProvider', 'CPUExecutionProvider']
+    assert NodeConfig(checkpoint='nk.onnx').onnx_file == 'nk.onnx'
+    assert NodeConfig().onnx_file == '' and NodeConfig().providers == []
+    with pytest.raises(ConfigError, match='onnx_providers is set but neither model'):
+        NodeConfig(onnx_providers='CPUExecutionProvider')
+    with pytest.raises(ConfigError, match='precision fp32 and compile false'):
+        NodeConfig(model='nk.onnx', precision='fp16')
+    with pytest.raises(ConfigError, match='precision fp32 and compile false'):
+        NodeConfig(model='nk.onnx', compile=True)

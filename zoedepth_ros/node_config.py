@@ -68,6 +68,12 @@ class NodeConfig:
                         read_only=True)
     domain: Literal['auto', 'indoor', 'outdoor'] = _param(
         'auto', 'auto (router) | indoor | outdoor: metric head to use.', read_only=True)
+    compile: bool = _param(False, 'Run the model through torch.compile (GPU; the first frames '
+                           'take minutes to compile).', read_only=True)
+    onnx_providers: str = _param(
+        '', 'For a .onnx model (zoedepth export): onnxruntime execution providers, comma-'
+        'separated in priority order, e.g. TensorrtExecutionProvider,CUDAExecutionProvider,'
+        'CPUExecutionProvider; empty = CPU.', read_only=True)
     input_transport: Literal['raw', 'compressed'] = _param(
         'raw', 'raw: subscribe image (sensor_msgs/Image); compressed: subscribe '
         'image/compressed (jpeg/png sensor_msgs/CompressedImage).', read_only=True)
@@ -102,9 +108,26 @@ class NodeConfig:
         if not _DEVICE_PATTERN.match(self.device):
             raise ConfigError(f'device {self.device!r} is not valid; expected auto, cpu, cuda, '
                               'cuda:N or mps')
+        if self.onnx_providers and not self.onnx_file:
+            raise ConfigError(f'onnx_providers is set but neither model {self.model!r} nor '
+                              f'checkpoint {self.checkpoint!r} is a .onnx file')
+        if self.onnx_file and (self.compile or self.precision != 'fp32'):
+            raise ConfigError(f'{self.onnx_file} runs with onnxruntime as exported (fp32): set '
+                              'precision fp32 and compile false')
         if self.min_range >= self.max_range:
             raise ConfigError(f'min_range {self.min_range} must be smaller than max_range '
                               f'{self.max_range}')
+
+    @property
+    def onnx_file(self) -> str:
+        """The exported graph to run with onnxruntime ('' for the torch backend)."""
+        path = self.checkpoint or self.model
+        return path if path.endswith('.onnx') else ''
+
+    @property
+    def providers(self) -> list[str]:
+        """``onnx_providers`` as a list (empty = onnxruntime's CPU provider)."""
+        return [name.strip() for name in self.onnx_providers.split(',') if name.strip()]
 
 
 @dataclass(frozen=True)

@@ -413,6 +413,39 @@ def _compressed_approx_fallback(probe: Probe) -> None:
         what='corrupt jpeg counted')
 
 
+def test_onnx_model_runs_with_onnxruntime_and_matches_torch(
+        tmp_path: Path, tiny_model_yaml: Path, listener: Probe) -> None:
+    """An exported graph as ``model``: the node serves it (onnxruntime CPU provider) and its
+    depth equals the torch model's to 1e-3."""
+    import torch
+
+    from zoedepth_ros.config import ModelConfig, load_config
+    from zoedepth_ros.export import export_onnx
+    from zoedepth_ros.inference import DepthEstimator
+    from zoedepth_ros.model import build_model
+
+    torch.manual_seed(5)
+    model = build_model(load_config(tiny_model_yaml, ModelConfig))
+    graph = export_onnx(model, tmp_path / 'tiny_nk.onnx', 64, 96)
+    node = NodeProcess(tmp_path / 'd.log', '/d', {
+        'model': str(graph), 'onnx_providers': 'CPUExecutionProvider', 'fov_deg': 60.0})
+    try:
+        image_pub = listener.publisher(Image, '/d/image')
+        listener.subscribe(Image, '/d/depth/image')
+        wait_until(lambda: image_pub.get_subscription_count() and listener.node.count_publishers(
+            '/d/depth/image'), what='node D matched')
+        header = stamp_header(30)
+        depth_msg = serve(listener, make_image(RGB, header), None, image_pub, None,
+                          '/d/depth/image')
+        depth = np.frombuffer(bytes(depth_msg.data), '<f4').reshape(48, 64)
+        expected = DepthEstimator(model, device='cpu').predict(RGB).depth_m
+        np.testing.assert_allclose(depth, expected, rtol=1e-3)
+    finally:
+        code = node.stop()
+    assert code == 0, node.log()
+    assert 'tiny_nk.onnx on cpu' in node.log() and 'RANDOM' not in node.log()
+
+
 def test_sigterm_during_start_up_exits_cleanly(tmp_path: Path, model_params: dict[str, Any],
                                                listener: Probe) -> None:
     node = NodeProcess(tmp_path / 'c.log', '/c', model_params)

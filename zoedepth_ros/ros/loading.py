@@ -12,8 +12,10 @@ def load_estimator(cfg: NodeConfig) -> tuple[Any, bool]:
     from zoedepth_ros.inference import DepthEstimator, resolve_config
     from zoedepth_ros.model import PRESETS
 
-    options = dict(device=cfg.device, precision=cfg.precision, preprocess=cfg.preprocess,
-                   flip=cfg.flip, domain=cfg.domain)
+    options = dict(preprocess=cfg.preprocess, flip=cfg.flip, domain=cfg.domain)
+    if cfg.onnx_file:  # pre/post-processing on the CPU, the graph where the providers say
+        return DepthEstimator.from_onnx(cfg.onnx_file, cfg.providers or None, **options), False
+    options.update(device=cfg.device, precision=cfg.precision, compile=cfg.compile)
     is_config = cfg.model in PRESETS or cfg.model.endswith(('.yaml', '.yml'))
     if cfg.checkpoint:
         config = cfg.model if is_config else None
