@@ -106,7 +106,8 @@ class Probe:
                          else ReliabilityPolicy.BEST_EFFORT)
         return self.node.create_publisher(kind, topic, qos)
 
-    def subscribe(self, kind: type, topic: str, depth: int = 50) -> list[tuple[float, Any]]:
+    def subscribe(self, kind: type, topic: str, depth: int | QoSProfile = 50
+                  ) -> list[tuple[float, Any]]:
         """Messages arriving on ``topic`` as (monotonic receive time, message)."""
         messages = self.received.setdefault(topic, [])
 
@@ -114,7 +115,8 @@ class Probe:
             with self._lock:
                 messages.append((time.monotonic(), msg))
 
-        self.node.create_subscription(kind, topic, store, QoSProfile(depth=depth))
+        qos = depth if isinstance(depth, QoSProfile) else QoSProfile(depth=depth)
+        self.node.create_subscription(kind, topic, store, qos)
         return messages
 
     def latest(self, topic: str, predicate: Callable[[Any], bool] = lambda m: True) -> Any:

@@ -11,14 +11,25 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from node_harness import REPO, NodeProcess, Probe, wait_until
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from zoedepth_ros.data.bag_output import AtomicBagWriter
 from zoedepth_ros.data.bagio import open_bag, stamp_ns
@@ -128,3 +139,47 @@ def test_record_and_play_refuse_missing_topics(tmp_path: Path) -> None:
     write_input_bag(tmp_path / 'input')
     with pytest.raises(BagError, match='has no topic .*/cam/camera_info, /cam/image_raw'):
         play_bag(tmp_path / 'input', topics=['/cam/missing'])
+
+
+def test_loop_duration_and_latched_topics(tmp_path: Path) -> None:
+    """play --loop until stopped, record --duration, and TRANSIENT_LOCAL kept both ways."""
+    write_input_bag(tmp_path / 'plain')
+    latched_qos = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE,
+                      QosDurability.TRANSIENT_LOCAL, QosTime(0, 0), QosTime(0, 0),
+                      QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
+    with open_bag(tmp_path / 'plain') as reader, \
+            AtomicBagWriter(tmp_path / 'input', 'sqlite3') as bag:
+        bag.connection('/map_name', 'std_msgs/msg/String', qos=[latched_qos])
+        bag.write('/map_name', bag.typestore.types['std_msgs/msg/String'](data='lab'), BASE_NS)
+        for connection, bag_time, raw in reader.messages():
+            bag.write_raw(connection.topic, connection.msgtype, bag_time, raw, connection)
+    stop = threading.Event()
+    played: list[int] = []
+    player = threading.Thread(target=lambda: played.append(play_bag(
+        tmp_path / 'input', rate=4.0, loop=True, stop=stop)))
+    player.start()
+    try:
+        start = time.monotonic()
+        counts = record_bag(tmp_path / 'out', ['/cam/image_raw', '/map_name'],
+                            storage='mcap', duration_s=2.0, discovery_timeout_s=30.0)
+        assert 2.0 <= time.monotonic() - start < 40.0
+        # A late TRANSIENT_LOCAL subscriber matches only a TRANSIENT_LOCAL publisher.
+        probe = Probe('latched_probe')
+        names = probe.subscribe(String, '/map_name', QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        try:
+            wait_until(lambda: names, what='the latched message for a late subscriber')
+        finally:
+            probe.close()
+    finally:
+        stop.set()
+        player.join(timeout=30)
+    assert not player.is_alive() and played[0] > 3 * (2 * FRAMES + 1)  # several loops
+    # 2 s at 4x of a 1.6 s bag: several loops' images in the recording.
+    assert counts['/cam/image_raw'] > FRAMES and counts['/map_name'] >= 1, counts
+    with open_bag(tmp_path / 'out') as reader:
+        profiles = {c.topic: c.ext.offered_qos_profiles for c in reader.connections}
+    assert [q.durability for q in profiles['/map_name']] == [QosDurability.TRANSIENT_LOCAL]
+    assert [(q.reliability, q.durability) for q in profiles['/cam/image_raw']] == [
+        (QosReliability.RELIABLE, QosDurability.VOLATILE)]

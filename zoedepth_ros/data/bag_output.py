@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -65,7 +66,8 @@ class AtomicBagWriter:
         self._connections: dict[tuple[str, str], Any] = {}
         self.message_count = 0
 
-    def connection(self, topic: str, msgtype: str, source: Any | None = None) -> Any:
+    def connection(self, topic: str, msgtype: str, source: Any | None = None,
+                   qos: Sequence[Any] = ()) -> Any:
         """The writer's connection for ``topic``, added on first use.
 
         Args:
@@ -73,6 +75,8 @@ class AtomicBagWriter:
             msgtype: e.g. 'sensor_msgs/msg/Image'.
             source: a reader connection to copy the type definition and QoS from (needed for
                 types the ROS 2 Kilted typestore does not know).
+            qos: offered QoS profiles of the topic's publishers (``rosbags.interfaces.Qos``),
+                stored in the bag's metadata when ``source`` has none.
         """
         key = (topic, msgtype)
         if key not in self._connections:
@@ -80,8 +84,9 @@ class AtomicBagWriter:
             ext = getattr(source, 'ext', None)
             if source is not None and source.msgdef.data and source.digest:
                 options = {'msgdef': source.msgdef.data, 'rihs01': source.digest}
-            if getattr(ext, 'offered_qos_profiles', None):
-                options['offered_qos_profiles'] = ext.offered_qos_profiles
+            profiles = getattr(ext, 'offered_qos_profiles', None) or list(qos)
+            if profiles:
+                options['offered_qos_profiles'] = profiles
             try:
                 self._connections[key] = self._writer.add_connection(topic, msgtype, **options)
             except Exception as err:  # unknown type without a definition, duplicate topic

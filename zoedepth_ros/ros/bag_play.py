@@ -2,22 +2,24 @@
 
 Messages are published as the raw CDR bytes stored in the bag (no decoding), on publishers of
 the recorded message types, with RELIABLE KEEP_LAST QoS (which serves reliable and best-effort
-subscribers alike). With ``clock`` the bag time is published on ``/clock`` (run consumers with
-``use_sim_time:=true``). Reading goes through :func:`zoedepth_ros.data.bagio.open_bag`.
+subscribers alike), TRANSIENT_LOCAL for topics whose recorded publishers all were. With
+``clock`` the bag time is published on ``/clock`` (run consumers with ``use_sim_time:=true``).
+Reading goes through :func:`zoedepth_ros.data.bagio.open_bag`.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
 from zoedepth_ros.data.bagio import open_bag
@@ -67,19 +69,34 @@ def _publish_clock(publisher: Any, stamp_ns: int) -> None:
     publisher.publish(message)
 
 
+def play_qos(connection: Any | None) -> QoSProfile:
+    """RELIABLE KEEP_LAST 100 (serves reliable and best-effort subscribers alike), and
+    TRANSIENT_LOCAL when every recorded publisher offered it (latched topics such as
+    /tf_static reach subscribers that ask for it), else VOLATILE."""
+    ext = getattr(connection, 'ext', None)
+    profiles = getattr(ext, 'offered_qos_profiles', None) or []
+    latched = bool(profiles) and all(
+        getattr(getattr(q, 'durability', None), 'name', '') == 'TRANSIENT_LOCAL'
+        for q in profiles)
+    return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                      else DurabilityPolicy.VOLATILE)
+
+
 def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
              topics: Sequence[str] | None = None, clock: bool = False,
-             wait_for_subscribers_s: float = 0.0) -> int:
+             wait_for_subscribers_s: float = 0.0, stop: threading.Event | None = None) -> int:
     """Publish the bag's messages; returns how many were published.
 
     Args:
         path: rosbag2 directory.
         rate: playback speed factor (2.0 = twice as fast).
-        loop: start over at the end (until Ctrl-C).
+        loop: start over at the end (until Ctrl-C or ``stop``).
         topics: play only these topics (default: all).
         clock: publish /clock with the bag time.
         wait_for_subscribers_s: before starting, wait up to this long until every played
             topic has a subscriber.
+        stop: set by another thread to end the playback.
     """
     context = Context()
     rclpy.init(context=context)
@@ -92,19 +109,20 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
             if missing:
                 listing = ', '.join(sorted({c.topic for c in reader.connections}))
                 raise BagError(f'{path} has no topic {missing}; it has: {listing}')
-            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-            publishers = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, qos)
-                          for c in connections}
-            clock_pub = node.create_publisher(Clock, '/clock', qos) if clock else None
+            publishers = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic,
+                                                         play_qos(c)) for c in connections}
+            clock_pub = (node.create_publisher(Clock, '/clock', play_qos(None)) if clock
+                         else None)
             if wait_for_subscribers_s > 0:
                 waited = dict(publishers)
                 if clock_pub is not None:
                     waited['/clock'] = clock_pub  # sim-time consumers need the first ticks too
                 _wait_for_subscribers(node, waited, wait_for_subscribers_s)
+            running = (lambda: context.ok() and not stop.is_set()) if stop else context.ok
             while True:
                 published += _play_once(reader, connections, publishers, clock_pub, rate,
-                                        context)
-                if not loop or not context.ok():
+                                        running)
+                if not loop or not running():
                     break
     except KeyboardInterrupt:
         pass
@@ -115,12 +133,12 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
 
 
 def _play_once(reader: Any, connections: list[Any], publishers: dict[str, Any],
-               clock_pub: Any, rate: float, context: Context) -> int:
+               clock_pub: Any, rate: float, running: Callable[[], bool]) -> int:
     count = 0
     wall_start = time.monotonic()
     bag_start: int | None = None
     for connection, bag_time, raw in reader.messages(connections=connections):
-        if not context.ok():
+        if not running():
             break
         bag_start = bag_time if bag_start is None else bag_start
         target = wall_start + (bag_time - bag_start) * 1e-9 / rate

@@ -1,10 +1,12 @@
 """Record topics into a rosbag2 through rclpy (``zoedepth bag record``).
 
-Subscriptions take raw CDR bytes (``raw=True``) and write them unchanged, with the receive
-time of the node clock as bag time (as ``ros2 bag record``); header stamps stay inside the
-messages. The QoS follows the publishers: RELIABLE when every publisher is reliable, else
-BEST_EFFORT (which matches both). The bag is written under a temporary name and renamed when
-the recording ends (Ctrl-C, SIGTERM or the duration), so the target holds only complete bags.
+Subscriptions take raw CDR bytes (``raw=True``) and write them unchanged, with the receive time
+of the node clock as bag time (as ``ros2 bag record``); header stamps stay inside the messages.
+The QoS follows the publishers: RELIABLE when every publisher is reliable, else BEST_EFFORT
+(which matches both), TRANSIENT_LOCAL when every publisher is; their offered profiles are
+stored in the bag (``zoedepth bag play`` and ``ros2 bag play`` read them). The bag is written
+under a temporary name and renamed when the recording ends (Ctrl-C, SIGTERM or the duration),
+so the target holds only complete bags.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 
 from zoedepth_ros.data.bag_output import AtomicBagWriter
 from zoedepth_ros.errors import BagError
@@ -43,12 +53,28 @@ def _discover(node: Node, executor: Any, topics: Sequence[str], timeout_s: float
     return {topic: found[topic] for topic in topics}
 
 
-def _qos(node: Node, topic: str) -> QoSProfile:
-    infos = node.get_publishers_info_by_topic(topic)
+def _qos(infos: Sequence[Any]) -> QoSProfile:
+    """Subscription QoS matching every publisher: RELIABLE / TRANSIENT_LOCAL only when all
+    publishers offer it (as ``ros2 bag record``), so latched topics keep their last message."""
     reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
                                    for i in infos)
+    latched = bool(infos) and all(
+        i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
     return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
-                      else ReliabilityPolicy.BEST_EFFORT)
+                      else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                      else DurabilityPolicy.VOLATILE)
+
+
+def offered_qos(infos: Sequence[Any]) -> list[Qos]:
+    """The publishers' history, depth, reliability, durability and liveliness as rosbag2
+    metadata profiles (rclpy and rosbag2 number these policies alike); deadline, lifespan and
+    lease duration are stored as 0 (the middleware default)."""
+    zero = QosTime(0, 0)
+    return [Qos(QosHistory(q.history.value), q.depth, QosReliability(q.reliability.value),
+                QosDurability(q.durability.value), zero, zero,
+                QosLiveliness(q.liveliness.value), zero, q.avoid_ros_namespace_conventions)
+            for q in (info.qos_profile for info in infos)]
 
 
 def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
@@ -82,7 +108,9 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     try:
         types = _discover(node, executor, topics, discovery_timeout_s, context)
         for topic, msgtype in types.items():
-            _subscribe(node, topic, msgtype, writer, counts, lock)
+            publishers = node.get_publishers_info_by_topic(topic)
+            writer.connection(topic, msgtype, qos=offered_qos(publishers))
+            _subscribe(node, topic, msgtype, writer, counts, lock, _qos(publishers))
         subscribed = True
         node.get_logger().info(f'recording {sorted(types)} into {path}')
         if ready is not None:
@@ -105,7 +133,7 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
 
 
 def _subscribe(node: Node, topic: str, msgtype: str, writer: AtomicBagWriter,
-               counts: dict[str, int], lock: threading.Lock) -> None:
+               counts: dict[str, int], lock: threading.Lock, qos: QoSProfile) -> None:
     """A raw subscription writing each message with the node clock's receive time."""
 
     def store(raw: bytes) -> None:
@@ -114,7 +142,7 @@ def _subscribe(node: Node, topic: str, msgtype: str, writer: AtomicBagWriter,
             writer.write_raw(topic, msgtype, stamp, raw)
             counts[topic] += 1
 
-    node.create_subscription(message_class(msgtype), topic, store, _qos(node, topic), raw=True)
+    node.create_subscription(message_class(msgtype), topic, store, qos, raw=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
