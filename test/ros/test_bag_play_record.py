@@ -183,3 +183,23 @@ def test_loop_duration_and_latched_topics(tmp_path: Path) -> None:
     assert [q.durability for q in profiles['/map_name']] == [QosDurability.TRANSIENT_LOCAL]
     assert [(q.reliability, q.durability) for q in profiles['/cam/image_raw']] == [
         (QosReliability.RELIABLE, QosDurability.VOLATILE)]
+
+
+def test_play_loop_ends_cleanly_on_sigint(tmp_path: Path) -> None:
+    """``bag play --loop`` repeats the bag until Ctrl-C, then exits 0 with its count."""
+    write_input_bag(tmp_path / 'input')
+    probe = Probe('loop_probe')
+    images = probe.subscribe(Image, '/cam/image_raw')
+    player = subprocess.Popen(
+        [sys.executable, '-m', 'zoedepth_ros.cli.main', 'bag', 'play', str(tmp_path / 'input'),
+         '--loop', '--rate', '4', '--topics', '/cam/image_raw'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: len(images) > FRAMES, what='a second pass over the bag')
+        player.send_signal(signal.SIGINT)
+        output, _ = player.communicate(timeout=20)
+    finally:
+        player.kill()
+        probe.close()
+    assert player.returncode == 0, output
+    assert 'played' in output and 'Traceback' not in output

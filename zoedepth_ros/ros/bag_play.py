@@ -9,10 +9,12 @@ Reading goes through :func:`zoedepth_ros.data.bagio.open_bag`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,28 @@ def message_class(msgtype: str) -> type:
                        '--topics') from None
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While inside, SIGINT and SIGTERM set ``stop`` instead of raising (main thread only).
+
+    A KeyboardInterrupt raised at an arbitrary point inside rclpy can leave a node's handles
+    marked in use, and ``destroy_node`` then waits forever; a flag checked by the loops ends
+    them cleanly within one wait period. The previous handlers come back on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in signals}
+    for number in signals:
+        signal.signal(number, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _wait_for_subscribers(node: Node, publishers: dict[str, Any], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -51,9 +75,9 @@ def _wait_for_subscribers(node: Node, publishers: dict[str, Any], timeout_s: flo
 
 
 def _sleep_until(target: float, clock_pub: Any, bag_now_ns: int, wall_start: float,
-                 rate: float) -> None:
-    """Sleep until the monotonic time ``target``, publishing /clock meanwhile if asked."""
-    while True:
+                 rate: float, running: Callable[[], bool]) -> None:
+    """Sleep until the monotonic time ``target`` (or a stop), publishing /clock if asked."""
+    while running():
         remaining = target - time.monotonic()
         if remaining <= 0:
             return
@@ -103,7 +127,7 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
     node = rclpy.create_node('zoedepth_bag_player', context=context)
     published = 0
     try:
-        with open_bag(path) as reader:
+        with open_bag(path) as reader, stop_on_signals(stop or threading.Event()) as stop:
             connections = [c for c in reader.connections if topics is None or c.topic in topics]
             missing = sorted(set(topics or ()) - {c.topic for c in connections})
             if missing:
@@ -118,14 +142,14 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
                 if clock_pub is not None:
                     waited['/clock'] = clock_pub  # sim-time consumers need the first ticks too
                 _wait_for_subscribers(node, waited, wait_for_subscribers_s)
-            running = (lambda: context.ok() and not stop.is_set()) if stop else context.ok
+            def running() -> bool:
+                return context.ok() and not stop.is_set()
+
             while True:
                 published += _play_once(reader, connections, publishers, clock_pub, rate,
                                         running)
                 if not loop or not running():
                     break
-    except KeyboardInterrupt:
-        pass
     finally:
         node.destroy_node()
         context.try_shutdown()
@@ -142,7 +166,9 @@ def _play_once(reader: Any, connections: list[Any], publishers: dict[str, Any],
             break
         bag_start = bag_time if bag_start is None else bag_start
         target = wall_start + (bag_time - bag_start) * 1e-9 / rate
-        _sleep_until(target, clock_pub, bag_start, wall_start, rate)
+        _sleep_until(target, clock_pub, bag_start, wall_start, rate, running)
+        if not running():
+            break
         if clock_pub is not None:
             _publish_clock(clock_pub, bag_time)
         publishers[connection.topic].publish(bytes(raw))

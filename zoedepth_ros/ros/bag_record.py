@@ -11,10 +11,9 @@ so the target holds only complete bags.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,22 @@ from rosbags.interfaces import (
 
 from zoedepth_ros.data.bag_output import AtomicBagWriter
 from zoedepth_ros.errors import BagError
-from zoedepth_ros.ros.bag_play import message_class
+from zoedepth_ros.ros.bag_play import message_class, stop_on_signals
 
 
 def _discover(node: Node, executor: Any, topics: Sequence[str], timeout_s: float,
-              context: Context) -> dict[str, str]:
-    """Message type of each topic, waiting up to ``timeout_s`` for publishers to appear."""
+              running: Callable[[], bool]) -> dict[str, str] | None:
+    """Message type of each topic, waiting up to ``timeout_s`` for publishers to appear;
+    None when stopped first."""
     deadline = time.monotonic() + timeout_s
-    while context.ok():
+    found: dict[str, str] = {}
+    while running():
         found = {name: types[0] for name, types in node.get_topic_names_and_types()}
         if all(topic in found for topic in topics) or time.monotonic() > deadline:
             break
         executor.spin_once(timeout_sec=0.1)
+    else:
+        return None
     missing = [topic for topic in topics if topic not in found]
     if missing:
         raise BagError(f'no publisher of {missing} appeared within {timeout_s} s; topics seen: '
@@ -95,8 +98,6 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     Stopped before every topic appeared, it writes no bag and returns zero counts.
     """
     writer = AtomicBagWriter(path, storage)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # end like Ctrl-C: the bag is kept
     context = Context()
     rclpy.init(context=context)
     node = rclpy.create_node('zoedepth_bag_recorder', context=context)
@@ -106,17 +107,22 @@ def record_bag(path: Path | str, topics: Sequence[str], storage: str = 'mcap',
     lock = threading.Lock()
     subscribed = False
     try:
-        types = _discover(node, executor, topics, discovery_timeout_s, context)
-        for topic, msgtype in types.items():
-            publishers = node.get_publishers_info_by_topic(topic)
-            writer.connection(topic, msgtype, qos=offered_qos(publishers))
-            _subscribe(node, topic, msgtype, writer, counts, lock, _qos(publishers))
-        subscribed = True
-        node.get_logger().info(f'recording {sorted(types)} into {path}')
-        if ready is not None:
-            ready.set()
-        _spin(executor, context, duration_s, stop)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        with stop_on_signals(stop or threading.Event()) as stop:  # Ctrl-C/SIGTERM keep the bag
+            def running() -> bool:
+                return context.ok() and not stop.is_set()
+
+            types = _discover(node, executor, topics, discovery_timeout_s, running)
+            if types is not None:
+                for topic, msgtype in types.items():
+                    publishers = node.get_publishers_info_by_topic(topic)
+                    writer.connection(topic, msgtype, qos=offered_qos(publishers))
+                    _subscribe(node, topic, msgtype, writer, counts, lock, _qos(publishers))
+                subscribed = True
+                node.get_logger().info(f'recording {sorted(types)} into {path}')
+                if ready is not None:
+                    ready.set()
+                _spin(executor, duration_s, running)
+    except ExternalShutdownException:
         pass
     except BaseException:
         writer.abort()
@@ -145,14 +151,9 @@ def _subscribe(node: Node, topic: str, msgtype: str, writer: AtomicBagWriter,
     node.create_subscription(message_class(msgtype), topic, store, qos, raw=True)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _spin(executor: Any, context: Context, duration_s: float,
-          stop: threading.Event | None) -> None:
+def _spin(executor: Any, duration_s: float, running: Callable[[], bool]) -> None:
     deadline = time.monotonic() + duration_s if duration_s > 0 else None
-    while context.ok() and not (stop is not None and stop.is_set()):
+    while running():
         if deadline is not None and time.monotonic() > deadline:
             return
         executor.spin_once(timeout_sec=0.1)
