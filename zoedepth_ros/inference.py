@@ -144,8 +144,8 @@ class DepthEstimator:
         compile: run the model through ``torch.compile`` (first calls are slow; off by
             default). Compiled graphs run both NK heads and select per sample.
         channels_last: store the convolutions' weights channels-last. None: on for CPU
-            (fp32 decoder convolutions measured 6-15% faster on 2 cores), off for CUDA
-            (benchmarks/bench_gpu.py measures both).
+            (whole BEiT-B forward -5 % to +15 % across runs on 2 cores, faster in most),
+            off for CUDA (benchmarks/bench_gpu.py measures both).
     """
 
     def __init__(self, model: ZoeDepth, device: str = 'auto', precision: str = 'fp32',
