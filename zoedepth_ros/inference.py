@@ -308,11 +308,8 @@ class DepthEstimator:
 
     @staticmethod
     def to_float(batch: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, 3) uint8 -> contiguous (B, 3, H, W) float32 in [0, 1] (the model's input).
-
-        Contiguous NCHW, not the permuted (channels-last) view: the bilinear resize that
-        follows is 2.5x slower on a channels-last input on CPU.
-        """
+        """(B, H, W, 3) uint8 -> contiguous (B, 3, H, W) float32 in [0, 1] (the model's input;
+        not the permuted view: the resize that follows is 2.5x slower on it on CPU)."""
         return batch.permute(0, 3, 1, 2).to(torch.float32,
                                             memory_format=torch.contiguous_format).div_(255.0)
 
