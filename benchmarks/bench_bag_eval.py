@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import machine_facts, versions, write_report
 
 from zoedepth_ros.bag_eval import BagEvalSettings, evaluate_bag
 from zoedepth_ros.data.bag_output import AtomicBagWriter
@@ -59,8 +59,8 @@ def main() -> None:
     parser.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'])
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
-    results = {'device': platform.processor() or platform.machine(), 'frames': args.frames,
-               'size': list(args.size), 'storage': args.storage}
+    results = {'benchmark': 'bag_eval', **machine_facts('cpu'), 'versions': versions('rosbags'),
+               'frames': args.frames, 'size': list(args.size), 'storage': args.storage}
     with tempfile.TemporaryDirectory() as tmp:
         bag = Path(tmp) / 'bag'
         write_bag(bag, args.frames, *args.size, args.storage)
@@ -76,7 +76,7 @@ def main() -> None:
             results[f'{name}_frames_per_cpu_s'] = args.frames / (time.process_time() - cpu)
     print(json.dumps(results, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + '\n')
+        write_report(args.json, results)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Synthetic scene generation speed (one process): frames/s per domain and image size.
 
-Usage (package installed, or with PYTHONPATH=.):
+Usage (from the repository root):
     python benchmarks/bench_synth.py [--frames 48] [--sizes 160x120 320x240] [--json out.json]
 
 Renders ``--frames`` frames per domain and size with ``iter_frames`` (4 views per scene, so
@@ -11,9 +11,9 @@ time is the steadier number on a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
+
+from common import machine_facts, versions, write_report
 
 from zoedepth_ros.synth import iter_frames
 
@@ -46,11 +46,10 @@ def main() -> None:
             print(f'{domain:8s} {text:>8s}: {row["frames_per_s_wall"]:6.1f} frames/s wall, '
                   f'{row["frames_per_s_cpu"]:6.1f} frames/s CPU '
                   f'({row["ms_per_frame_cpu"]:.0f} ms/frame)')
-    report = {'machine': platform.processor() or platform.machine(),
-              'python': platform.python_version(), 'processes': 1, 'results': results}
+    report = {'benchmark': 'synth', **machine_facts('cpu'), 'versions': versions('trimesh'),
+              'processes': 1, 'results': results}
     if args.json:
-        with open(args.json, 'w') as handle:
-            json.dump(report, handle, indent=2)
+        write_report(args.json, report)
 
 
 if __name__ == '__main__':

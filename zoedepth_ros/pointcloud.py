@@ -201,15 +201,7 @@ def packed_cloud(points: torch.Tensor, organized: bool) -> PackedCloud:
 def pack_point_cloud(depth_m: np.ndarray, camera: PinholeCamera, options: CloudOptions,
                      rgb: np.ndarray | None = None,
                      std_m: np.ndarray | None = None) -> PackedCloud:
-    """Back-project depth and pack it as PointCloud2 fields (numpy in, see point_cloud_tensor).
-
-    Args:
-        depth_m: (H, W) z-depth in metres, NaN/inf invalid.
-        camera: intrinsics (from P) of the H x W depth image.
-        options: stride, layout, colour, range and uncertainty gate.
-        rgb: (H, W, 3) uint8 RGB registered to the depth; required when ``options.color``.
-        std_m: (H, W) standard deviation in metres; required when ``options.max_rel_std`` > 0.
-    """
+    """:func:`point_cloud_tensor` on numpy arrays (same arguments), packed for PointCloud2."""
     points = point_cloud_tensor(
         as_tensor(depth_m, np.float32), camera, options,
         None if rgb is None else as_tensor(rgb, np.uint8),

@@ -22,6 +22,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import QosDurability
 from rosgraph_msgs.msg import Clock
 
 from zoedepth_ros.data.bagio import open_bag
@@ -64,10 +65,11 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
             signal.signal(number, handler)
 
 
-def _wait_for_subscribers(node: Node, publishers: dict[str, Any], timeout_s: float) -> None:
+def _wait_for_subscribers(node: Node, publishers: dict[str, Any], timeout_s: float,
+                          running: Callable[[], bool]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if all(p.get_subscription_count() > 0 for p in publishers.values()):
+        if not running() or all(p.get_subscription_count() > 0 for p in publishers.values()):
             return
         time.sleep(0.05)
     missing = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
@@ -97,11 +99,9 @@ def play_qos(connection: Any | None) -> QoSProfile:
     """RELIABLE KEEP_LAST 100 (serves reliable and best-effort subscribers alike), and
     TRANSIENT_LOCAL when every recorded publisher offered it (latched topics such as
     /tf_static reach subscribers that ask for it), else VOLATILE."""
-    ext = getattr(connection, 'ext', None)
-    profiles = getattr(ext, 'offered_qos_profiles', None) or []
-    latched = bool(profiles) and all(
-        getattr(getattr(q, 'durability', None), 'name', '') == 'TRANSIENT_LOCAL'
-        for q in profiles)
+    profiles = getattr(getattr(connection, 'ext', None), 'offered_qos_profiles', None) or []
+    latched = bool(profiles) and all(q.durability == QosDurability.TRANSIENT_LOCAL
+                                     for q in profiles)
     return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
                       else DurabilityPolicy.VOLATILE)
@@ -137,14 +137,15 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
                                                          play_qos(c)) for c in connections}
             clock_pub = (node.create_publisher(Clock, '/clock', play_qos(None)) if clock
                          else None)
+
+            def running() -> bool:
+                return context.ok() and not stop.is_set()
+
             if wait_for_subscribers_s > 0:
                 waited = dict(publishers)
                 if clock_pub is not None:
                     waited['/clock'] = clock_pub  # sim-time consumers need the first ticks too
-                _wait_for_subscribers(node, waited, wait_for_subscribers_s)
-            def running() -> bool:
-                return context.ok() and not stop.is_set()
-
+                _wait_for_subscribers(node, waited, wait_for_subscribers_s, running)
             while True:
                 published += _play_once(reader, connections, publishers, clock_pub, rate,
                                         running)
