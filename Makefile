@@ -5,7 +5,7 @@ STAMP := $(VENV)/.requirements-installed
 OUT ?= outputs/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 # The venv is reused while requirements.txt is unchanged (make compares timestamps).
 $(STAMP): requirements.txt
@@ -22,6 +22,10 @@ demo: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# Inner loop: everything but the tests marked slow (torchrun DDP, resume, demo, node overload).
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,8 @@
-"""Throughput of `bag eval` outside the model: a null estimator (constant depth) on a bag.
+"""Throughput of `bag eval` outside the model: a null model (constant depth) on a bag.
 
-Measures reading + pairing + decoding + metrics (+ writing an output bag with depth, info, std
-and an organised cloud) per colour frame. Writes JSON to --json (default: print only).
+Measures reading + pairing + decoding + the per-frame path + metrics (+ writing an output bag
+with depth, info, std, an organised cloud and the domain) per colour frame. Writes JSON to
+--json (default: print only).
 
   python benchmarks/bench_bag_eval.py --frames 60 --size 640 480
 """
@@ -16,26 +17,15 @@ from pathlib import Path
 
 import numpy as np
 from common import machine_facts, versions, write_report
+from doubles import null_estimator
 
-from zoedepth_ros.bag_eval import BagEvalSettings, evaluate_bag
-from zoedepth_ros.data.bag_output import AtomicBagWriter
-from zoedepth_ros.data.bagio import FrameTopics
-from zoedepth_ros.data.messages import camera_info_from_camera, encode_depth, image_fields
+from zoedepth_ros.evaluation.bags import BagEvalSettings, evaluate_bag
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.inference import DepthResult
+from zoedepth_ros.io.bag_writer import AtomicBagWriter
+from zoedepth_ros.io.bags import FrameTopics
+from zoedepth_ros.io.messages import camera_info_from_camera, encode_depth, image_fields
 
 TOPICS = FrameTopics('/camera/image_raw', '/camera/depth/image', '/camera/camera_info')
-
-
-class NullEstimator:
-    """Constant 2 m depth, no model: isolates the tool's own cost."""
-
-    name = 'null (constant 2 m)'
-
-    def predict(self, rgb: np.ndarray) -> DepthResult:
-        depth = np.full(rgb.shape[:2], 2.0, dtype=np.float32)
-        return DepthResult(depth, depth * 0.1, 'indoor', {'indoor': 1.0, 'outdoor': 0.0},
-                           {'model': 0.0})
 
 
 def write_bag(path: Path, frames: int, width: int, height: int, storage: str) -> None:
@@ -68,10 +58,10 @@ def main() -> None:
         for name, out in (('metrics_only', None), ('with_out_bag', Path(tmp) / 'out')):
             start, cpu = time.perf_counter(), time.process_time()
             if out is None:
-                evaluate_bag(NullEstimator(), bag, settings)
+                evaluate_bag(null_estimator(depth_m=2.0), bag, settings)
             else:
                 with AtomicBagWriter(out, args.storage) as writer:
-                    evaluate_bag(NullEstimator(), bag, settings, writer)
+                    evaluate_bag(null_estimator(depth_m=2.0), bag, settings, writer)
             results[f'{name}_frames_per_s'] = args.frames / (time.perf_counter() - start)
             results[f'{name}_frames_per_cpu_s'] = args.frames / (time.process_time() - cpu)
     print(json.dumps(results, indent=2))

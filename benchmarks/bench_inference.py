@@ -40,9 +40,9 @@ from common import (  # first: puts the repository on sys.path for a fresh clone
     write_report,
 )
 
-from zoedepth_ros.config import ModelConfig
 from zoedepth_ros.model import ZoeDepth, build_model, get_config
 from zoedepth_ros.model.checkpoint import original_state_dict
+from zoedepth_ros.model.config import ModelConfig
 from zoedepth_ros.model.hf_layout import hf_key_rows
 
 INSTALL_HINT = ('transformers is needed for this benchmark only (not at run time); install '

@@ -28,7 +28,6 @@ from typing import Any
 import cv2
 import numpy as np
 import rclpy
-import torch
 from common import (
     DEFAULT_OUTPUT_DIR,
     REPO,
@@ -38,18 +37,19 @@ from common import (
     versions,
     write_report,
 )
+from doubles import null_estimator
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 
-from zoedepth_ros.data import messages
+from zoedepth_ros.frame import OUTPUT_TOPICS
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.inference import DepthEstimator
-from zoedepth_ros.model import ZoeDepth, get_config
-from zoedepth_ros.model.zoedepth import DepthOutput
+from zoedepth_ros.io import messages
+from zoedepth_ros.model.loading import is_config_source
 from zoedepth_ros.ros import convert
-from zoedepth_ros.ros.depth_node import OUTPUTS, DepthNode
+from zoedepth_ros.ros import depth_node as depth_node_module
+from zoedepth_ros.ros.depth_node import MESSAGE_TYPES, DepthNode
 
 TARGET_MS = 5.0
 """Issue target: node overhead at 640x480 with the defaults."""
@@ -60,35 +60,6 @@ CASES: dict[str, dict[str, Any]] = {
     'rgb8_dense_xyz_stride1': {'cloud.stride': 1, 'cloud.organized': False,
                                'cloud.color': False},
 }
-
-
-class NullModel(torch.nn.Module):
-    """ZoeDepth's call interface at no cost: its input resize and normalisation, then fixed
-    outputs (a depth ramp 0.3-100 m, std 5 %, indoor) cached per network size."""
-
-    def __init__(self, preset: str = 'ZoeD_NK') -> None:
-        super().__init__()
-        self.cfg = get_config(preset)
-        self._cache: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    @property
-    def domains(self) -> tuple[str, ...]:
-        return tuple(head.name for head in self.cfg.heads)
-
-    def forward(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
-                keep_aspect: bool | None = None) -> DepthOutput:
-        x = ZoeDepth.prepare(self, image, keep_aspect)  # type: ignore[arg-type] # reads cfg only
-        key = tuple(x.shape)
-        if key not in self._cache:
-            batch, _, height, width = x.shape
-            ramp = torch.linspace(0.3, 100.0, height * width, device=x.device)
-            depth = ramp.reshape(1, 1, height, width).expand(batch, 1, height, width)
-            self._cache[key] = depth.contiguous(), 0.05 * depth.contiguous()
-        depth, std = self._cache[key]
-        logits = torch.tensor([[2.0, -2.0]], device=x.device).expand(x.shape[0], 2)
-        index = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        # relative depth, bins and decoder tensors are not read by DepthEstimator.
-        return DepthOutput(depth, std, depth[:, 0], depth, depth, logits, index, None)
 
 
 def frame_messages(width: int, height: int) -> tuple[Image, CompressedImage, CameraInfo]:
@@ -104,10 +75,11 @@ def frame_messages(width: int, height: int) -> tuple[Image, CompressedImage, Cam
 
 def make_node(index: int, overrides: dict[str, Any]) -> DepthNode:
     """A DepthNode on the CPU with the null model in place of its network."""
-    parameters = {'model': 'zoedepth_tiny_nk', 'device': 'cpu', **overrides}
+    parameters = {'model': 'zoedepth_tiny_nk', 'random_weights': True, 'device': 'cpu',
+                  **overrides}
     node = DepthNode(namespace=f'/bench{index}', parameter_overrides=[
         Parameter(name, value=value) for name, value in parameters.items()])
-    node.estimator = DepthEstimator(NullModel(), device='cpu', name='null model')
+    node.estimator = null_estimator()
     return node
 
 
@@ -125,7 +97,7 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
     """Wall time of decode -> publish for one frame, and its phases, in milliseconds."""
     phases: dict[str, list[float]] = {'decode': [], 'preprocess': [], 'model_call': [],
                                       'postprocess': [], 'encode_publish': [], 'total': []}
-    predict = node.estimator.predict_frame
+    predict = depth_node_module.predict_frame
     recorded: dict[str, float] = {}
 
     def predict_frame(*args: Any, **kwargs: Any) -> Any:
@@ -133,24 +105,27 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
         recorded.update(result.timings_ms)
         return result
 
-    node.estimator.predict_frame = predict_frame  # type: ignore[method-assign]
-    for index in range(warmup + iterations):
-        node._last_stamp = None  # the same message again is not a stamp going backwards
-        start = time.perf_counter()
-        frame = node._decode(msg)
-        decoded = time.perf_counter()
-        frame.info = info
-        node._process(frame)
-        done = time.perf_counter()
-        if index < warmup:
-            continue
-        estimator_ms = sum(recorded.values())
-        phases['decode'].append(decoded - start)
-        phases['preprocess'].append(1e-3 * recorded['preprocess'])
-        phases['model_call'].append(1e-3 * recorded['model'])
-        phases['postprocess'].append(1e-3 * recorded['postprocess'])
-        phases['encode_publish'].append(done - decoded - 1e-3 * estimator_ms)
-        phases['total'].append(done - start)
+    depth_node_module.predict_frame = predict_frame  # the node's per-frame call, timed
+    try:
+        for index in range(warmup + iterations):
+            node._last_stamp = None  # the same message again is not a stamp going backwards
+            start = time.perf_counter()
+            frame = node._decode(msg)
+            decoded = time.perf_counter()
+            frame.info = messages.camera_info_fields(info)
+            node._process(frame)
+            done = time.perf_counter()
+            if index < warmup:
+                continue
+            estimator_ms = sum(recorded.values())
+            phases['decode'].append(decoded - start)
+            phases['preprocess'].append(1e-3 * recorded['preprocess'])
+            phases['model_call'].append(1e-3 * recorded['model'])
+            phases['postprocess'].append(1e-3 * recorded['postprocess'])
+            phases['encode_publish'].append(done - decoded - 1e-3 * estimator_ms)
+            phases['total'].append(done - start)
+    finally:
+        depth_node_module.predict_frame = predict
     return {name: latency_stats(values) for name, values in phases.items()}
 
 
@@ -161,9 +136,9 @@ def overhead(sizes: list[tuple[int, int]], iterations: int, warmup: int) -> list
         for index, (name, overrides) in enumerate(CASES.items()):
             node = make_node(index, overrides)
             reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-            for kind, topic in (OUTPUTS[key] for key in ('depth', 'info', 'points', 'std')):
-                sink.create_subscription(kind, f'/bench{index}/{topic}', lambda _: None,
-                                         reliable)
+            for key in ('depth', 'info', 'points', 'std'):
+                sink.create_subscription(MESSAGE_TYPES[key], f'/bench{index}/{OUTPUT_TOPICS[key]}',
+                                         lambda _: None, reliable)
             sink.create_subscription(String, f'/bench{index}/domain', lambda _: None, reliable)
             try:
                 wait_for_subscribers(node, sink)
@@ -184,7 +159,8 @@ def end_to_end(width: int, height: int, frames: int, model: str) -> dict[str, An
     """Latency of the real node (tiny model) over DDS, one frame in flight at a time."""
     command = [sys.executable, '-m', 'zoedepth_ros.ros.depth_node', '--ros-args',
                '--params-file', str(REPO / 'config' / 'depth.yaml'), '-p', 'device:=cpu',
-               '-p', f'model:={model}', '-r', '__ns:=/e2e',
+               '-p', f'model:={model}', '-p', f'random_weights:={is_config_source(model)}',
+               '-r', '__ns:=/e2e',
                # Reliable input: best-effort ~1 MB images get lost on loopback here (~30 %).
                '-p', 'qos_overrides./e2e/image.subscription.reliability:=reliable']
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -215,7 +191,7 @@ def end_to_end(width: int, height: int, frames: int, model: str) -> dict[str, An
                 rclpy.spin_once(node, timeout_sec=0.05)
             if len(received) > count and index > 0:  # the first frame warms up
                 arrival, msg = received[-1]
-                latencies.append(arrival - convert.stamp_ns(msg.header) * 1e-9)
+                latencies.append(arrival - messages.stamp_ns(msg.header) * 1e-9)
     finally:
         process.send_signal(signal.SIGINT)
         exit_code = process.wait(timeout=30)

@@ -1,4 +1,5 @@
-"""Vectorised PointCloud2 packing vs the per-point reference (depth_image_proc's loop).
+"""Vectorised range gate + PointCloud2 packing vs the per-point reference (depth_image_proc's
+loop).
 
 Usage:
     python benchmarks/bench_pointcloud.py [--sizes 640x480 1280x720] [--iterations 10]
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from common import (
     DEFAULT_OUTPUT_DIR,
     latency_stats,
@@ -28,21 +30,30 @@ from common import (
     versions,
     write_report,
 )
+from oracles import cloud_to_array, gated_cloud_reference
 
+from zoedepth_ros.frame import gate_depth
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.pointcloud import (
-    CloudOptions,
-    PackedCloud,
-    cloud_to_array,
-    pack_point_cloud,
-    pack_point_cloud_reference,
-)
+from zoedepth_ros.io.messages import PackedCloud
+from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
 
-LAYOUTS = {
-    'organized_xyzrgb': CloudOptions(),
-    'dense_xyzrgb_range': CloudOptions(organized=False, min_range=0.5, max_range=8.0),
-    'organized_xyz_stride2': CloudOptions(stride=2, color=False),
+LAYOUTS: dict[str, tuple[CloudOptions, tuple[float, float]]] = {
+    'organized_xyzrgb': (CloudOptions(), (0.0, float('inf'))),
+    'dense_xyzrgb_range': (CloudOptions(organized=False), (0.5, 8.0)),
+    'organized_xyz_stride2': (CloudOptions(stride=2, color=False), (0.0, float('inf'))),
 }
+
+
+def vectorised(depth: np.ndarray, camera: PinholeCamera, options: CloudOptions,
+               rgb: np.ndarray, limits: tuple[float, float]) -> PackedCloud:
+    """What the per-frame path does: gate, then back-project and pack (CPU tensors)."""
+    return pack_point_cloud(gate_depth(torch.from_numpy(depth), *limits), camera, options, rgb)
+
+
+def reference(depth: np.ndarray, camera: PinholeCamera, options: CloudOptions,
+              rgb: np.ndarray, limits: tuple[float, float]) -> PackedCloud:
+    return gated_cloud_reference(depth, camera, options, rgb, min_range=limits[0],
+                                 max_range=limits[1])
 
 
 def scene(width: int, height: int, seed: int) -> tuple[np.ndarray, np.ndarray, PinholeCamera]:
@@ -85,21 +96,21 @@ def bench_size(width: int, height: int, iterations: int, reference_iterations: i
                ) -> list[dict[str, Any]]:
     depth, rgb, camera = scene(width, height, seed=width)
     rows = []
-    for layout, options in LAYOUTS.items():
-        fast = pack_point_cloud(depth, camera, options, rgb)
-        reference = pack_point_cloud_reference(depth, camera, options, rgb)
-        agreement = compare(fast, reference)
+    for layout, (options, limits) in LAYOUTS.items():
+        fast = vectorised(depth, camera, options, rgb, limits)
+        slow = reference(depth, camera, options, rgb, limits)
+        agreement = compare(fast, slow)
         if not agreement['same_layout_rgb_and_nans'] or agreement['max_rel_diff_xyz'] > 2e-6:
             raise SystemExit(f'{layout} {width}x{height}: vectorised and reference clouds '
                              f'differ: {agreement}')
-        fast_times = timed(lambda o=options: pack_point_cloud(depth, camera, o, rgb),
+        fast_times = timed(lambda o=options, r=limits: vectorised(depth, camera, o, rgb, r),
                            iterations)
-        reference_times = timed(lambda o=options: pack_point_cloud_reference(depth, camera, o,
-                                                                             rgb),
+        reference_times = timed(lambda o=options, r=limits: reference(depth, camera, o, rgb, r),
                                 reference_iterations)
         ours, theirs = latency_stats(fast_times), latency_stats(reference_times)
-        rows.append({'size': f'{width}x{height}', 'layout': layout, 'points': fast.point_count,
-                     'bytes': len(fast.data), **agreement, 'vectorised': ours,
+        rows.append({'size': f'{width}x{height}', 'layout': layout,
+                     'points': fast.height * fast.width, 'bytes': len(fast.data), **agreement,
+                     'vectorised': ours,
                      'reference': theirs, 'ratio': theirs['median_ms'] / ours['median_ms']})
     return rows
 

@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as `python benchmarks/bench_x.py` from a fresh clone
-    sys.path.insert(0, str(REPO))
+# Run as `python benchmarks/bench_x.py` from a fresh clone: the package, and the slow oracles
+# and stand-in models the tests also use (test/oracles.py, test/doubles.py).
+for _path in (REPO, REPO / 'test'):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from zoedepth_ros.config import atomic_write_text  # noqa: E402
+from zoedepth_ros.io.atomic import write_text  # noqa: E402
 
 DEFAULT_OUTPUT_DIR = REPO / 'outputs' / 'benchmarks'
 
@@ -126,5 +129,5 @@ def max_rss_mb() -> float:
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> Path:
     """Write ``report`` as indented JSON atomically; returns the path."""
     path = Path(path)
-    atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + '\n')
+    write_text(path, json.dumps(report, indent=2, sort_keys=False) + '\n')
     return path

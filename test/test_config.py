@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from zoedepth_ros.config import (
+from zoedepth_ros.config import apply_overrides, from_dict, load_config, save_config
+from zoedepth_ros.errors import ConfigError
+from zoedepth_ros.model.config import (
     BinConf,
     ModelConfig,
-    apply_overrides,
-    from_dict,
-    load_config,
+    get_config,
     load_original_config,
-    save_config,
+    resolve_model_config,
 )
-from zoedepth_ros.errors import ConfigError
-from zoedepth_ros.model import get_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config' / 'model'
 
@@ -56,7 +55,7 @@ def test_overrides_are_parsed_and_checked() -> None:
         apply_overrides(cfg, ['max_temp'])
 
 
-def test_original_zoedepth_config_carries_over() -> None:
+def test_original_zoedepth_config_carries_over(tmp_path: Path) -> None:
     original = {
         'model': {'name': 'ZoeDepthNK', 'version_name': 'v1', 'bin_centers_type': 'softplus',
                   'bin_embedding_dim': 128, 'n_attractors': [16, 8, 4, 1],
@@ -75,6 +74,11 @@ def test_original_zoedepth_config_carries_over() -> None:
     assert cfg.pretrained_resource.startswith('url::')
     comparable = {**cfg.__dict__, 'pretrained_resource': None}
     assert ModelConfig(**comparable) == get_config('ZoeD_NK')
+    (tmp_path / 'config_zoedepth_nk.json').write_text(json.dumps(original))
+    assert resolve_model_config(str(tmp_path / 'config_zoedepth_nk.json')) == cfg
+    (tmp_path / 'broken.json').write_text('{"model": ')
+    with pytest.raises(ConfigError, match='cannot read original config'):
+        resolve_model_config(str(tmp_path / 'broken.json'))
 
 
 def test_save_config_round_trip(tmp_path: Path) -> None:

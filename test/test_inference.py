@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from zoedepth_ros.config import ModelConfig
 from zoedepth_ros.errors import ConfigError, InputError
-from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.inference import DepthEstimator, FrameOptions, original_padding
-from zoedepth_ros.model import get_config
-from zoedepth_ros.pointcloud import (
-    CloudOptions,
-    cloud_to_array,
-    gate_depth,
-    pack_point_cloud_reference,
-)
+from zoedepth_ros.inference import DepthEstimator, original_padding
+from zoedepth_ros.model.config import ModelConfig, get_config
 
 
 def small(preset: str) -> ModelConfig:
@@ -25,9 +17,15 @@ def small(preset: str) -> ModelConfig:
     return type(cfg)(**{**cfg.__dict__, 'img_size': (64, 96)})
 
 
+def tiny(preset: str = 'zoedepth_tiny_nk', **options: object) -> DepthEstimator:
+    """A random-weight estimator of a tiny preset (CPU unless ``device`` is given)."""
+    options.setdefault('device', 'cpu')
+    return DepthEstimator.from_pretrained(small(preset), random_weights=True, **options)
+
+
 @pytest.fixture(scope='module')
 def estimator() -> DepthEstimator:
-    return DepthEstimator.from_config(small('zoedepth_tiny_nk'), seed=1, device='cpu')
+    return tiny()
 
 
 def image(height: int = 48, width: int = 80, seed: int = 0) -> np.ndarray:
@@ -64,20 +62,18 @@ def test_batch_equals_single_predictions(estimator) -> None:
 
 
 def test_forced_domains_use_their_heads() -> None:
-    cfg = small('zoedepth_tiny_nk')
-    indoor = DepthEstimator.from_config(cfg, seed=1, device='cpu', domain='indoor')
-    outdoor = DepthEstimator.from_config(cfg, seed=1, device='cpu', domain='outdoor')
+    indoor = tiny(domain='indoor')
+    outdoor = tiny(domain='outdoor')
     rgb = image()
     a, b = indoor.predict(rgb), outdoor.predict(rgb)
     assert (a.domain, b.domain) == ('indoor', 'outdoor')
     assert not np.allclose(a.depth_m, b.depth_m)
     with pytest.raises(ConfigError, match='not available'):
-        DepthEstimator.from_config(small('zoedepth_tiny_n'), device='cpu', domain='outdoor')
+        tiny('zoedepth_tiny_n', domain='outdoor')
 
 
 def test_flip_averaging_is_mirror_symmetric() -> None:
-    flipping = DepthEstimator.from_config(small('zoedepth_tiny_n'), seed=2, device='cpu',
-                                          flip=True)
+    flipping = tiny('zoedepth_tiny_n', flip=True)
     rgb = image(48, 64)
     mirrored = np.ascontiguousarray(rgb[:, ::-1])
     np.testing.assert_allclose(flipping.predict(rgb).depth_m,
@@ -85,7 +81,7 @@ def test_flip_averaging_is_mirror_symmetric() -> None:
 
 
 def test_original_padding_values() -> None:
-    """§7: pad = int(3 * sqrt(side / 2))."""
+    """The original infer pads by int(3 * sqrt(side / 2))."""
     assert original_padding(480, 640) == (46, 53)
     assert original_padding(720, 1280) == (56, 75)
     assert original_padding(384, 512) == (41, 48)
@@ -106,58 +102,14 @@ def test_bad_inputs_and_options(estimator) -> None:
             DepthEstimator(estimator.model, device='cuda')
 
 
-def test_predict_frame_gates_and_packs_like_the_host_functions(estimator) -> None:
-    rgb = image(48, 80, seed=4)
-    camera = PinholeCamera.from_fov(80, 48, 70.0)
-    plain = estimator.predict(rgb)
-    # Cut inside the predicted range so both gates remove pixels.
-    low, high = np.quantile(plain.depth_m, [0.2, 0.9])
-    rel = float(np.median(plain.std_m / plain.depth_m))
-    cloud = CloudOptions(stride=3, organized=False, color=True)
-    options = FrameOptions(float(low), float(high), rel, std=True, cloud=cloud)
-    frame = estimator.predict_frame(rgb, options, camera)
-    expected = gate_depth(plain.depth_m, float(low), float(high), plain.std_m, rel)
-    np.testing.assert_array_equal(frame.depth_m, expected)
-    assert 0.3 < np.isnan(frame.depth_m).mean() < 0.9
-    np.testing.assert_array_equal(frame.std_m, plain.std_m)
-    reference = pack_point_cloud_reference(expected, camera, cloud, rgb=rgb)
-    assert (frame.cloud.width, frame.cloud.point_step, frame.cloud.is_dense) == (
-        reference.width, 16, True) and reference.width > 0
-    np.testing.assert_allclose(cloud_to_array(frame.cloud)['z'],
-                               cloud_to_array(reference)['z'])
-    assert frame.cloud.data[12::16] == reference.data[12::16]  # blue bytes of every point
-    assert (frame.domain, frame.domain_probs) == (plain.domain, plain.domain_probs)
-    bare = estimator.predict_frame(rgb, FrameOptions(std=False))
-    assert bare.std_m is None and bare.cloud is None
-    np.testing.assert_array_equal(bare.depth_m, plain.depth_m)
-    with pytest.raises(InputError, match='intrinsics'):
-        estimator.predict_frame(rgb, options)
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 @pytest.mark.parametrize('precision', ['fp16', 'bf16'])
 def test_half_precision_on_cuda_stays_close(precision: str) -> None:
-    cfg = small('zoedepth_tiny_nk')
-    reference = DepthEstimator.from_config(cfg, seed=3, device='cuda')
-    half = DepthEstimator.from_config(cfg, seed=3, device='cuda', precision=precision)
+
+    reference = tiny(device='cuda')
+    half = tiny(device='cuda', precision=precision)
     rgb = image(96, 128)
     full, low = reference.predict(rgb), half.predict(rgb)
     relative = np.abs(full.depth_m - low.depth_m) / full.depth_m
     assert np.median(relative) < 0.02
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
-def test_predict_frame_on_cuda_matches_the_cpu() -> None:
-    cfg = small('zoedepth_tiny_nk')
-    rgb, camera = image(96, 128, seed=5), PinholeCamera.from_fov(128, 96, 60.0)
-    options = FrameOptions(0.0, 80.0, cloud=CloudOptions(stride=2))
-    on_cpu = DepthEstimator.from_config(cfg, seed=3, device='cpu').predict_frame(
-        rgb, options, camera)
-    on_gpu = DepthEstimator.from_config(cfg, seed=3, device='cuda').predict_frame(
-        rgb, options, camera)
-    np.testing.assert_allclose(on_gpu.depth_m, on_cpu.depth_m, rtol=1e-3)
-    gpu_points, cpu_points = cloud_to_array(on_gpu.cloud), cloud_to_array(on_cpu.cloud)
-    np.testing.assert_allclose(gpu_points['x'], cpu_points['x'], rtol=1e-3, atol=1e-5)
-    assert on_gpu.cloud.data[12::16] == on_cpu.cloud.data[12::16]

@@ -17,6 +17,7 @@ from zoedepth_ros.metrics import (
     crop_mask,
     image_metrics,
     mri_theta,
+    resize_prediction,
     valid_mask,
 )
 
@@ -90,8 +91,8 @@ def test_image_metrics_applies_clamp_mask_and_crop() -> None:
     expected = compute_errors([1.0, 2.0, 4.0, 8.0], [1.0, 2.5, 3.0, 10.0])
     assert values == pytest.approx(expected)
     assert image_metrics(pred, np.zeros_like(gt), 1e-3, 10.0) is None
-    with pytest.raises(InputError, match='resize the prediction'):
-        image_metrics(pred[:, :2], gt, 1e-3, 10.0)
+    with pytest.raises(InputError, match='one \\(H, W\\) depth map'):
+        image_metrics(np.zeros((2, 2, 2)), gt, 1e-3, 10.0)
 
 
 def test_depth_metrics_averages_images_not_pixels() -> None:
@@ -103,10 +104,6 @@ def test_depth_metrics_averages_images_not_pixels() -> None:
     result = acc.compute()
     assert result['abs_rel'] == pytest.approx(0.25)  # pooled would be 0.125
     assert (acc.count, acc.skipped) == (2, 1)
-    other = DepthMetrics(1e-3, 10.0)
-    other.load_state(acc.state())
-    other.merge(acc)
-    assert other.compute()['abs_rel'] == pytest.approx(0.25) and other.count == 4
     assert all(math.isnan(v) for v in DepthMetrics().compute().values())
     assert set(result) == set(METRIC_KEYS)
 
@@ -118,3 +115,28 @@ def test_mri_theta() -> None:
     assert mri_theta(target, reference) == pytest.approx(0.1)
     with pytest.raises(InputError, match='missing'):
         mri_theta({'a1': 1.0}, reference)
+
+
+def test_crop_windows_by_pixel() -> None:
+    eigen = crop_mask(480, 640, 'eigen')
+    assert eigen.sum() == (470 - 45 + 1) * (600 - 41 + 1)
+    assert eigen[45, 41] and eigen[470, 600] and not eigen[44, 41] and not eigen[45, 601]
+    big = crop_mask(768, 1024, 'eigen')  # applied as-is, as the original does for DIODE
+    assert big.sum() == eigen.sum() and big[45, 41] and not big[471, 41]
+    small = crop_mask(120, 160, 'eigen')  # scaled window for small maps
+    assert small[12, 11] and not small[10, 11] and small[117, 149] and not small[118, 149]
+    rows, columns = np.nonzero(crop_mask(352, 1216, 'garg'))
+    assert (rows.min(), rows.max() + 1) == (143, 349)
+    assert (columns.min(), columns.max() + 1) == (43, 1172)
+    assert crop_mask(3, 4, 'none').all()
+
+
+def test_prediction_is_resized_to_the_ground_truth() -> None:
+    pred = np.array([[1.0, 3.0], [5.0, 7.0]])
+    gt = np.full((3, 3), 4.0)
+    resized = resize_prediction(pred, (3, 3))
+    np.testing.assert_allclose(resized, [[1, 2, 3], [3, 4, 5], [5, 6, 7]], rtol=1e-6)
+    values = image_metrics(pred, gt, 1e-3, 10.0)
+    assert values is not None
+    np.testing.assert_allclose(values['abs_rel'], np.mean(np.abs(resized - 4.0) / 4.0),
+                               rtol=1e-6)

@@ -17,32 +17,23 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoedepth_ros.config import ModelConfig, load_config
 from zoedepth_ros.errors import ConfigError, InputError
-from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.model import ZoeDepth, build_model, get_config
-from zoedepth_ros.model.router import DOMAINS
-from zoedepth_ros.pointcloud import (
-    CloudOptions,
-    PackedCloud,
-    as_tensor,
-    gate_depth_tensor,
-    packed_cloud,
-    point_cloud_tensor,
-)
+from zoedepth_ros.model.config import ModelConfig
+from zoedepth_ros.model.loading import LoadedModel, load_model
+from zoedepth_ros.model.onnx import OnnxDepthModel
+from zoedepth_ros.model.router import DOMAIN_NAMES, DOMAINS, domain_name, head_name
+from zoedepth_ros.model.weights import DEFAULT_MODEL
+from zoedepth_ros.model.zoedepth import ZoeDepth
+from zoedepth_ros.pointcloud import as_tensor
 
 Preprocess = Literal['eval', 'keep_aspect', 'original_infer']
 PREPROCESS_PRESETS = ('eval', 'keep_aspect', 'original_infer')
-DOMAIN_NAMES = {'nyu': 'indoor', 'kitti': 'outdoor'}
-"""User-facing names of the heads."""
-_HEAD_OF = {'indoor': 'nyu', 'outdoor': 'kitti', 'nyu': 'nyu', 'kitti': 'kitti'}
 
 
 @dataclass
@@ -64,43 +55,6 @@ class DepthResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class FrameOptions:
-    """What :meth:`DepthEstimator.predict_frame` computes besides depth.
-
-    Attributes:
-        min_range, max_range: valid depth interval in metres (NaN outside).
-        max_rel_std: invalidate pixels with std / depth above this; 0 disables the gate.
-        std: also return the std map.
-        cloud: point cloud options (stride, layout, colour); None for no cloud.
-    """
-
-    min_range: float = 0.0
-    max_range: float = math.inf
-    max_rel_std: float = 0.0
-    std: bool = True
-    cloud: CloudOptions | None = None
-
-
-@dataclass
-class FrameResult:
-    """One frame's outputs on the host: depth gated by FrameOptions (NaN invalid), std, cloud.
-
-    Attributes:
-        depth_m: (H, W) float32 z-depth in metres, NaN outside the gates.
-        std_m: (H, W) float32 standard deviation in metres (None unless requested).
-        cloud: the packed point cloud (None unless requested).
-        domain, domain_probs, timings_ms: as in DepthResult.
-    """
-
-    depth_m: np.ndarray
-    std_m: np.ndarray | None
-    cloud: PackedCloud | None
-    domain: str
-    domain_probs: dict[str, float]
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-
 @dataclass
 class DepthTensors:
     """Batch prediction on the model's device: depth/std (B, 1, H, W), index (B,), probs (B, 2)."""
@@ -111,7 +65,7 @@ class DepthTensors:
     domain_probs: torch.Tensor
 
 
-def pick_device(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
     """'auto' -> cuda if available else cpu; an explicit device must exist."""
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -143,30 +97,32 @@ class DepthEstimator:
         name: label for logs and reports.
         compile: run the model through ``torch.compile`` (first calls are slow; off by
             default). Compiled graphs run both NK heads and select per sample.
-        channels_last: store the convolutions' weights channels-last. None: on for CPU
-            (whole BEiT-B forward -5 % to +15 % across runs on 2 cores, faster in most),
-            off for CUDA (benchmarks/bench_gpu.py measures both).
+        channels_last: store the convolutions' weights channels-last. None: on for CPU,
+            off for CUDA (the faster default of each, see benchmarks/README.md).
+        kind: what the weights are: 'weights', 'demo', 'onnx' or 'random' (see
+            :class:`~zoedepth_ros.model.loading.LoadedModel`).
+        warning: what users must be told about the weights (demo or random), else None.
     """
 
-    def __init__(self, model: ZoeDepth, device: str = 'auto', precision: str = 'fp32',
-                 preprocess: str = 'eval', flip: bool | None = None, domain: str = 'auto',
-                 routing: str = 'sample', name: str = '', pad: bool | None = None,
-                 compile: bool = False, channels_last: bool | None = None) -> None:
+    def __init__(self, model: ZoeDepth | OnnxDepthModel, device: str = 'auto',
+                 precision: str = 'fp32', preprocess: str = 'eval', flip: bool | None = None,
+                 domain: str = 'auto', routing: str = 'sample', name: str = '',
+                 pad: bool | None = None, compile: bool = False,
+                 channels_last: bool | None = None, kind: str = 'weights',
+                 warning: str | None = None) -> None:
         if preprocess not in PREPROCESS_PRESETS:
             raise ConfigError(f'preprocess {preprocess!r} is not one of {PREPROCESS_PRESETS}')
         if precision not in ('fp32', 'fp16', 'bf16'):
             raise ConfigError(f"precision {precision!r} is not one of ['fp32', 'fp16', 'bf16']")
         if routing not in ('sample', 'batch'):
             raise ConfigError(f"routing {routing!r} is not one of ['sample', 'batch']")
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         if precision != 'fp32' and self.device.type != 'cuda':
             raise ConfigError(f'precision {precision} needs a CUDA device; use fp32 on '
                               f'{self.device.type}')
-        if domain != 'auto':
-            head = _HEAD_OF.get(domain)
-            if head not in model.domains:
-                raise ConfigError(f'domain {domain!r} is not available; this model has '
-                                  f'{[DOMAIN_NAMES[d] for d in model.domains]} (or auto)')
+        if domain != 'auto' and head_name(domain) not in model.domains:
+            raise ConfigError(f'domain {domain!r} is not available; this model has '
+                              f'{[domain_name(d) for d in model.domains]} (or auto)')
         self.model = model.eval().to(self.device)
         if channels_last is None:
             channels_last = self.device.type == 'cpu' and isinstance(model, torch.nn.Module)
@@ -180,61 +136,38 @@ class DepthEstimator:
         self.domain = domain
         self.routing = routing
         self.name = name or model.cfg.name
+        self.kind = kind
+        self.warning = warning
 
     # ---------------------------------------------------------------- construction
 
     @classmethod
-    def from_model(cls, model: ZoeDepth, **kwargs: object) -> DepthEstimator:
-        return cls(model, **kwargs)  # type: ignore[arg-type]
-
-    @classmethod
-    def from_config(cls, preset_or_cfg: str | ModelConfig, seed: int = 0,
-                    **kwargs: object) -> DepthEstimator:
-        """Random weights (seeded): for tests, benchmarks and smoke runs only."""
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            model = build_model(preset_or_cfg)
-        finally:
-            torch.random.set_rng_state(generator_state)
-        name = preset_or_cfg if isinstance(preset_or_cfg, str) else preset_or_cfg.name
-        kwargs.setdefault('name', f'{name} (random weights)')
-        return cls(model, **kwargs)  # type: ignore[arg-type]
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, config: str | ModelConfig | None = None,
+    def from_pretrained(cls, source: str | ModelConfig = DEFAULT_MODEL,
+                        config: str | ModelConfig | None = None, random_weights: bool = False,
+                        onnx_providers: list[str] | None = None,
                         **kwargs: object) -> DepthEstimator:
-        """Load named or local weights (see :func:`zoedepth_ros.loading.load_model`).
+        """An estimator for a weights name or file (see :func:`~.model.loading.load_model`).
 
-        A ``.onnx`` file (from ``zoedepth export``) runs with onnxruntime: see from_onnx.
+        ``random_weights=True`` builds a preset or ModelConfig with seeded random weights
+        (tests, benchmarks); an ``.onnx`` file runs with onnxruntime on the CPU unless
+        ``onnx_providers`` say otherwise, fp32 only.
         """
-        if str(name_or_path).endswith('.onnx'):
-            if config is not None:
-                raise ConfigError('an ONNX file carries its own config; drop --config')
-            return cls.from_onnx(name_or_path, **kwargs)
-        from zoedepth_ros.loading import load_model
-
-        model = load_model(name_or_path, config)
-        kwargs.setdefault('name', Path(name_or_path).name)
-        return cls(model, **kwargs)  # type: ignore[arg-type]
+        loaded = load_model(source, config, random_weights=random_weights,
+                            onnx_providers=onnx_providers)
+        return cls.from_loaded(loaded, **kwargs)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, providers: list[str] | None = None,
-                  **kwargs: object) -> DepthEstimator:
-        """Run an exported graph with onnxruntime (backend 'onnxruntime'), fp32 only.
-
-        Pre/post-processing is the same as with torch; the graph's network size and (forced
-        or routed) domain are fixed at export. ``providers``: onnxruntime execution providers,
-        e.g. ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'].
-        """
-        from zoedepth_ros.export import OnnxDepthModel
-
-        if kwargs.get('precision', 'fp32') != 'fp32' or kwargs.get('compile'):
-            raise ConfigError('the onnxruntime backend runs the graph as exported (fp32); '
-                              'drop precision/compile')
-        kwargs.setdefault('name', Path(path).name)
-        kwargs.setdefault('device', 'cpu')
-        return cls(OnnxDepthModel(path, providers), **kwargs)  # type: ignore[arg-type]
+    def from_loaded(cls, loaded: LoadedModel, **kwargs: object) -> DepthEstimator:
+        """An estimator around a model from :func:`~.model.loading.load_model`."""
+        if loaded.kind == 'onnx':
+            if kwargs.get('precision', 'fp32') != 'fp32' or kwargs.get('compile'):
+                raise ConfigError('the onnxruntime backend runs the graph as exported (fp32); '
+                                  'drop precision/compile')
+            kwargs.setdefault('device', 'cpu')  # pre/post-processing; the graph runs where
+            # its execution providers say
+        kwargs.setdefault('name', loaded.name)
+        return cls(loaded.model, kind=loaded.kind, warning=loaded.warning,
+                   **kwargs)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- inference
 
@@ -245,7 +178,7 @@ class DepthEstimator:
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                   torch.Tensor]:
         """One pass at network resolution, upsampled to x's size (after any padding)."""
-        head = None if self.domain == 'auto' else _HEAD_OF[self.domain]
+        head = None if self.domain == 'auto' else head_name(self.domain)
         keep_aspect = self.preprocess != 'eval'
         with self._autocast():
             out = self._run(x, domain=head, routing=self.routing, keep_aspect=keep_aspect)
@@ -313,7 +246,8 @@ class DepthEstimator:
         return batch.permute(0, 3, 1, 2).to(torch.float32,
                                             memory_format=torch.contiguous_format).div_(255.0)
 
-    def _sync(self) -> None:
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (for timings); a no-op on the CPU."""
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
@@ -323,77 +257,32 @@ class DepthEstimator:
             return []
         start = time.perf_counter()
         tensor = self.to_float(self.upload(images))
-        self._sync()
+        self.synchronize()
         prepared = time.perf_counter()
         out = self.predict_tensor(tensor)
-        self._sync()
+        self.synchronize()
         inferred = time.perf_counter()
         depth = out.depth[:, 0].cpu().numpy()
         std = out.std[:, 0].cpu().numpy()
         index = out.domain_index.cpu().numpy()
         probs = out.domain_probs.cpu().numpy()
-        timings = _timings(start, prepared, inferred)
-        return [DepthResult(depth[i], std[i], DOMAIN_NAMES[DOMAINS[int(index[i])]],
-                            _probabilities(probs[i]), dict(timings))
+        timings = phase_timings(start, prepared, inferred)
+        return [DepthResult(depth[i], std[i], domain_name(int(index[i])),
+                            domain_probabilities(probs[i]), dict(timings))
                 for i in range(len(images))]
-
-    @torch.inference_mode()
-    def predict_frame(self, rgb: np.ndarray, options: FrameOptions = FrameOptions(),
-                      camera: PinholeCamera | None = None) -> FrameResult:
-        """One camera frame -> gated depth, std and point cloud, computed on the model's device.
-
-        The range/std gate and the back-projection run where the model ran (the GPU when
-        there is one); depth, std and the packed cloud are then copied to the host once.
-
-        Args:
-            rgb: HxWx3 uint8 RGB image.
-            options: gates and what to return (see FrameOptions).
-            camera: intrinsics of the H x W image; needed when ``options.cloud`` is set.
-        """
-        if options.cloud is not None and camera is None:
-            raise InputError('a point cloud needs the camera intrinsics')
-        start = time.perf_counter()
-        image = self.upload([rgb])
-        tensor = self.to_float(image)
-        self._sync()
-        prepared = time.perf_counter()
-        out = self.predict_tensor(tensor)
-        self._sync()
-        inferred = time.perf_counter()
-        std = out.std[0, 0]
-        depth = gate_depth_tensor(out.depth[0, 0], options.min_range, options.max_range, std,
-                                  options.max_rel_std)
-        cloud = None
-        if options.cloud is not None:
-            assert camera is not None
-            points = point_cloud_tensor(depth, camera, options.cloud, image[0], std)
-            cloud = packed_cloud(points, options.cloud.organized)
-        index = int(out.domain_index[0])
-        return FrameResult(depth.cpu().numpy(), std.cpu().numpy() if options.std else None,
-                           cloud, DOMAIN_NAMES[DOMAINS[index]],
-                           _probabilities(out.domain_probs[0].cpu().numpy()),
-                           _timings(start, prepared, inferred))
 
     def predict(self, rgb: np.ndarray) -> DepthResult:
         """HxWx3 uint8 RGB image -> DepthResult at the same resolution."""
         return self.predict_batch([rgb])[0]
 
 
-def _timings(start: float, prepared: float, inferred: float) -> dict[str, float]:
+def phase_timings(start: float, prepared: float, inferred: float) -> dict[str, float]:
     """'preprocess', 'model', 'postprocess' milliseconds from perf_counter marks (now = end)."""
     done = time.perf_counter()
     return {'preprocess': 1e3 * (prepared - start), 'model': 1e3 * (inferred - prepared),
             'postprocess': 1e3 * (done - inferred)}
 
 
-def _probabilities(probs: np.ndarray) -> dict[str, float]:
-    return {DOMAIN_NAMES[domain]: float(probs[j]) for j, domain in enumerate(DOMAINS)}
-
-
-def resolve_config(config: str | ModelConfig) -> ModelConfig:
-    """A ModelConfig from itself, a preset name or a YAML file path."""
-    if isinstance(config, ModelConfig):
-        return config
-    if Path(config).is_file():
-        return load_config(config, ModelConfig)
-    return get_config(config)
+def domain_probabilities(probs: np.ndarray) -> dict[str, float]:
+    """{'indoor': p0, 'outdoor': p1} of a router probability row."""
+    return {DOMAIN_NAMES[j]: float(probs[j]) for j in range(len(DOMAINS))}

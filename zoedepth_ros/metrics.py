@@ -1,7 +1,10 @@
-"""Depth-estimation metrics and the evaluation masking rules of the ZoeDepth protocol.
+"""Depth-estimation metrics and the evaluation rules of the ZoeDepth protocol, in one place.
 
-Pure numpy (torch tensors are accepted and converted). Definitions follow the design spec
-(zoedepth-model.md §10), with d = ground truth and p = prediction over the valid pixels:
+Every evaluation (datasets, recorded bags, validation during training) goes through here:
+:func:`image_metrics` / :class:`DepthMetrics` resize the prediction to the ground truth, mask
+and crop, and accumulate. numpy (torch tensors are accepted and converted); the metrics are
+the standard ones of the depth literature, with d = ground truth and p = prediction over the
+valid pixels:
 
 =========  =======================================================
 a1/a2/a3   fraction with max(d/p, p/d) < 1.25, 1.25**2, 1.25**3
@@ -13,9 +16,10 @@ log10      mean(|log10 d - log10 p|)
 silog      100 * sqrt(mean(e**2) - mean(e)**2), e = ln p - ln d
 =========  =======================================================
 
-Evaluation rules: the prediction is clamped to [min_depth, max_depth] (+inf -> max, NaN -> min);
-valid pixels satisfy min_depth < d < max_depth and lie inside the crop. Metrics are computed per
-image and averaged over images (:class:`DepthMetrics`), never pooled over pixels.
+Evaluation rules: the prediction is resized bilinearly (align_corners=True) to the
+ground-truth size and clamped to [min_depth, max_depth] (+inf -> max, NaN -> min); valid pixels
+satisfy min_depth < d < max_depth and lie inside the crop (NYU Eigen or KITTI Garg). Metrics are
+computed per image and averaged over images (:class:`DepthMetrics`), never pooled over pixels.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from zoedepth_ros.errors import InputError
 
@@ -69,9 +75,8 @@ def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
         width: map width in pixels.
         crop: ``'eigen'`` (fixed pixel indices sized for 480x640, applied as-is to any map
             of at least 471x601 pixels, as the original evaluation does for every indoor set;
-            smaller maps get the same window scaled to their size, as
-            ``data.transforms.eval_crop_mask``), ``'garg'`` (fractions of the size, floored)
-            or ``'none'``.
+            smaller maps get the same window scaled to their size), ``'garg'`` (fractions of
+            the size, floored) or ``'none'``.
     """
     mask = np.zeros((height, width), dtype=bool)
     if crop == 'none':
@@ -88,6 +93,16 @@ def crop_mask(height: int, width: int, crop: Crop) -> np.ndarray:
     else:
         raise InputError(f'unknown crop {crop!r}; expected one of {list(CROPS)}')
     return mask
+
+
+def resize_prediction(pred: Any, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) prediction resized bilinearly (align_corners=True) to ``shape``, as float32."""
+    values = _as_map(pred, 'prediction').astype(np.float32)
+    if values.shape == tuple(shape):
+        return values
+    tensor = torch.from_numpy(np.ascontiguousarray(values))[None, None]
+    return F.interpolate(tensor, size=tuple(shape), mode='bilinear',
+                         align_corners=True)[0, 0].numpy()
 
 
 def clamp_prediction(pred: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
@@ -138,29 +153,34 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def image_metrics(pred: Any, gt: Any, min_depth: float, max_depth: float,
-                  crop: Crop = 'none') -> dict[str, float] | None:
-    """Metrics of one image under the evaluation rules (clamp, range mask, crop).
+def valid_pairs(pred: Any, gt: Any, min_depth: float, max_depth: float,
+                crop: Crop = 'none') -> tuple[np.ndarray, np.ndarray] | None:
+    """The protocol's (ground truth, prediction) values over the valid pixels of one image.
 
     Args:
-        pred: (H, W) predicted depth in metres, already at the ground-truth size.
+        pred: (h, w) predicted depth in metres, any size (resized to the ground truth).
         gt: (H, W) ground-truth depth in metres; values outside (min, max) or NaN are invalid.
         min_depth: lower evaluation bound in metres.
         max_depth: upper evaluation bound in metres.
         crop: evaluation crop, see :func:`crop_mask`.
 
     Returns:
-        The metrics, or None when the image has no valid pixel.
+        Matching 1-D float64 arrays (prediction clamped), or None without a valid pixel.
     """
-    pred_map, gt_map = _as_map(pred, 'prediction'), _as_map(gt, 'ground truth')
-    if pred_map.shape != gt_map.shape:
-        raise InputError(f'prediction {pred_map.shape} and ground truth {gt_map.shape} differ '
-                         'in size; resize the prediction to the ground-truth size first')
+    gt_map = _as_map(gt, 'ground truth')
     mask = valid_mask(gt_map, min_depth, max_depth, crop)
     if not mask.any():
         return None
-    clamped = clamp_prediction(pred_map, min_depth, max_depth)
-    return compute_errors(gt_map[mask], clamped[mask])
+    pred_map = resize_prediction(pred, gt_map.shape)
+    return gt_map[mask], clamp_prediction(pred_map[mask], min_depth, max_depth)
+
+
+def image_metrics(pred: Any, gt: Any, min_depth: float, max_depth: float,
+                  crop: Crop = 'none') -> dict[str, float] | None:
+    """Metrics of one image under the evaluation rules (resize, clamp, range mask, crop);
+    None when the image has no valid pixel. Arguments as :func:`valid_pairs`."""
+    pairs = valid_pairs(pred, gt, min_depth, max_depth, crop)
+    return None if pairs is None else compute_errors(*pairs)
 
 
 class DepthMetrics:
@@ -199,32 +219,11 @@ class DepthMetrics:
             self._sums[key] += float(values[key])
         self.count += 1
 
-    def merge(self, other: DepthMetrics) -> None:
-        """Fold another accumulator (e.g. from another process) into this one."""
-        for key in METRIC_KEYS:
-            self._sums[key] += other._sums[key]
-        self.count += other.count
-        self.skipped += other.skipped
-
     def compute(self) -> dict[str, float]:
         """Per-image averages; NaN for every key when no image was valid."""
         if self.count == 0:
             return dict.fromkeys(METRIC_KEYS, math.nan)
         return {key: self._sums[key] / self.count for key in METRIC_KEYS}
-
-    def state(self) -> list[float]:
-        """Sums, count and skipped as a flat list (for all-reduce across processes)."""
-        return [self._sums[key] for key in METRIC_KEYS] + [float(self.count),
-                                                           float(self.skipped)]
-
-    def load_state(self, values: Sequence[float]) -> None:
-        """Inverse of :meth:`state`."""
-        if len(values) != len(METRIC_KEYS) + 2:
-            raise InputError(f'expected {len(METRIC_KEYS) + 2} values, got {len(values)}')
-        for index, key in enumerate(METRIC_KEYS):
-            self._sums[key] = float(values[index])
-        self.count = int(round(values[len(METRIC_KEYS)]))
-        self.skipped = int(round(values[len(METRIC_KEYS) + 1]))
 
 
 def relative_improvement(target: float, reference: float, key: str) -> float:

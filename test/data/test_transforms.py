@@ -1,4 +1,4 @@
-"""Training augmentation and evaluation crops keep image, depth and mask consistent."""
+"""Training augmentation keeps image, depth and mask consistent and is seeded by its generator."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from zoedepth_ros.data.transforms import (
     AugmentConfig,
     augment,
     crop,
-    eval_crop_mask,
-    eval_mask,
     hflip,
-    kb_crop_sample,
     photometric,
-    resize,
     rotate,
-    train_augmentation,
 )
 from zoedepth_ros.errors import InputError
 
@@ -116,65 +111,3 @@ def test_random_crop_is_aligned_and_checked() -> None:
     assert crop(sample, 8, 8, 8, 8)['depth'].unique().numel() == 1  # one block
     with pytest.raises(InputError, match='larger than'):
         augment(sample, torch.Generator(), AugmentConfig(crop_size=(100, 24)))
-
-
-def test_eval_crops() -> None:
-    eigen = eval_crop_mask('eigen', 480, 640)
-    assert eigen.sum() == (470 - 45 + 1) * (600 - 41 + 1)
-    assert eigen[45, 41] and eigen[470, 600] and not eigen[44, 41] and not eigen[45, 601]
-    big = eval_crop_mask('eigen', 768, 1024)  # applied as-is, as the original does for DIODE
-    assert big.sum() == eigen.sum() and big[45, 41] and not big[471, 41]
-    small = eval_crop_mask('eigen', 120, 160)  # scaled window for small maps
-    assert small[12, 11] and not small[10, 11] and small[117, 149] and not small[118, 149]
-    garg = eval_crop_mask('garg', 352, 1216)
-    rows, columns = torch.nonzero(garg, as_tuple=True)
-    assert (rows.min(), rows.max() + 1) == (143, 349)
-    assert (columns.min(), columns.max() + 1) == (43, 1172)
-    assert eval_crop_mask(None, 3, 4).all()
-    with pytest.raises(InputError, match='unknown evaluation crop'):
-        eval_crop_mask('kb', 3, 4)
-    sample = {'depth': torch.tensor([[[0.0, 5.0, 20.0, 9.9]]]),
-              'mask': torch.tensor([[[True, True, True, False]]])}
-    assert eval_mask(sample, None, 1e-3, 10.0).tolist() == [[[False, True, False, False]]]
-
-
-def test_resize_keeps_depth_values_and_mask_alignment() -> None:
-    sample = _blocky_sample()
-    small = resize(sample, 24, 32)
-    assert small['image'].shape == (3, 24, 32)
-    values = set(np.unique(small['depth'].numpy()).tolist())
-    assert values <= set(np.unique(sample['depth'].numpy()).tolist())
-    torch.testing.assert_close(small['depth'][0, ::4, ::4], sample['depth'][0, ::8, ::8])
-
-
-def test_numpy_adapter_matches_torch_path_and_is_seeded() -> None:
-    sample = _blocky_sample()
-    image = (sample['image'].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    depth = sample['depth'][0].numpy().copy()
-    depth[0, 0] = np.nan
-    first = train_augmentation(image, depth, np.random.default_rng(4))
-    again = train_augmentation(image, depth, np.random.default_rng(4))
-    other = train_augmentation(image.transpose(2, 0, 1), depth[None], np.random.default_rng(5))
-    assert first[0].shape == (48, 64, 3) and first[1].shape == (48, 64)
-    assert first[0].dtype == np.float32 and 0.0 <= first[0].min() and first[0].max() <= 1.0
-    np.testing.assert_array_equal(first[0], again[0])
-    np.testing.assert_array_equal(first[1], again[1])
-    assert other[0].shape == (48, 64, 3) and not np.array_equal(first[0], other[0])
-    assert np.isfinite(first[1]).all() and (first[1] == 0).sum() >= 1
-    values = set(np.unique(first[1][first[1] > 0]).tolist())
-    assert values <= set(np.unique(sample['depth'].numpy()).tolist())
-    with pytest.raises(InputError, match='expected HxWx3'):
-        train_augmentation(np.zeros((4, 5)), np.zeros((4, 5)), np.random.default_rng(0))
-
-
-def test_kb_crop_sample_takes_the_bottom_centre() -> None:
-    depth = torch.arange(375 * 1242, dtype=torch.float32).reshape(1, 375, 1242)
-    sample = {'image': torch.zeros(3, 375, 1242), 'depth': depth,
-              'mask': torch.ones(1, 375, 1242, dtype=torch.bool)}
-    cropped = kb_crop_sample(sample)
-    assert cropped['depth'].shape == (1, 352, 1216)
-    assert cropped['depth'][0, 0, 0] == depth[0, 23, 13] and cropped['depth'][0, -1, -1] == \
-        depth[0, -1, 1228]
-    with pytest.raises(InputError, match='smaller than'):
-        kb_crop_sample({'image': torch.zeros(3, 10, 10), 'depth': torch.zeros(1, 10, 10),
-                        'mask': torch.zeros(1, 10, 10, dtype=torch.bool)})

@@ -31,10 +31,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from zoedepth_ros.data.bag_output import AtomicBagWriter
-from zoedepth_ros.data.bagio import open_bag, stamp_ns
-from zoedepth_ros.data.messages import CameraInfoFields, image_fields
 from zoedepth_ros.errors import BagError
+from zoedepth_ros.io.bag_writer import AtomicBagWriter
+from zoedepth_ros.io.bags import open_bag
+from zoedepth_ros.io.messages import CameraInfoFields, image_fields, stamp_ns
 from zoedepth_ros.ros.bag_play import play_bag
 from zoedepth_ros.ros.bag_record import record_bag
 
@@ -66,7 +66,7 @@ def recorded(path: Path) -> dict[str, list[tuple[int, str]]]:
         for connection, _, raw in reader.messages():
             message = reader.deserialize(raw, connection.msgtype)
             out.setdefault(connection.topic, []).append(
-                (stamp_ns(message), message.header.frame_id))
+                (stamp_ns(message.header), message.header.frame_id))
     return out
 
 
@@ -87,7 +87,7 @@ def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> N
     stamps = write_input_bag(tmp_path / 'input')
     out_bag = tmp_path / 'recorded'
     node = NodeProcess(tmp_path / 'node.log', '/zoedepth',
-                       {'model': str(tiny_model_yaml), 'device': 'cpu'},
+                       {'model': str(tiny_model_yaml), 'random_weights': True, 'device': 'cpu'},
                        {'image': '/cam/image_raw', 'camera_info': '/cam/camera_info'})
     record_log = open(tmp_path / 'record.log', 'w')  # noqa: SIM115 - closed below
     record = subprocess.Popen(
@@ -116,7 +116,7 @@ def test_play_node_record_round_trip(tmp_path: Path, tiny_model_yaml: Path) -> N
         node.stop()
         probe.close()
     assert code == 0, (tmp_path / 'record.log').read_text()
-    served_stamps = sorted(stamp_ns(message) for _, message in served)
+    served_stamps = sorted(stamp_ns(message.header) for _, message in served)
     bag = recorded(out_bag)
     depth = bag['/zoedepth/depth/image']
     info = bag['/zoedepth/depth/camera_info']

@@ -43,7 +43,8 @@ A_OUTPUTS = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'points': Po
 
 @pytest.fixture(scope='module')
 def model_params(tiny_model_yaml: Path) -> dict[str, Any]:
-    return {'model': str(tiny_model_yaml), 'device': 'cpu', 'diagnostics.period_s': 0.3}
+    return {'model': str(tiny_model_yaml), 'random_weights': True, 'device': 'cpu',
+            'diagnostics.period_s': 0.3}
 
 
 @pytest.fixture(scope='module')
@@ -288,6 +289,7 @@ def test_diagnostics_report_rates_timings_and_model(node_a: NodeProcess, probe: 
         assert key in values
 
 
+@pytest.mark.slow
 def test_overload_keeps_lag_bounded_drops_frames_and_memory_flat(node_a: NodeProcess,
                                                                  probe: Probe) -> None:
     header = stamp_header(5000)  # warm up (first inferences allocate) before measuring memory
@@ -413,16 +415,18 @@ def _compressed_approx_fallback(probe: Probe) -> None:
         what='corrupt jpeg counted')
 
 
+@pytest.mark.slow
 def test_onnx_model_runs_with_onnxruntime_and_matches_torch(
         tmp_path: Path, tiny_model_yaml: Path, listener: Probe) -> None:
     """An exported graph as ``model``: the node serves it (onnxruntime CPU provider) and its
     depth equals the torch model's to 1e-3."""
     import torch
 
-    from zoedepth_ros.config import ModelConfig, load_config
-    from zoedepth_ros.export import export_onnx
+    from zoedepth_ros.config import load_config
     from zoedepth_ros.inference import DepthEstimator
     from zoedepth_ros.model import build_model
+    from zoedepth_ros.model.config import ModelConfig
+    from zoedepth_ros.model.onnx import export_onnx
 
     torch.manual_seed(5)
     model = build_model(load_config(tiny_model_yaml, ModelConfig))

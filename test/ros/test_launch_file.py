@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from zoedepth_ros.node_config import NodeConfig, parameter_specs, parameter_values
+from zoedepth_ros.ros.config import NodeConfig, parameter_specs, parameter_values
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / 'launch' / 'depth.launch.py'

@@ -1,4 +1,4 @@
-"""depth_lifecycle_node: a bad checkpoint fails configure cleanly; configure + activate serve."""
+"""depth_lifecycle_node: bad weights fail configure cleanly; configure + activate serve."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def state(probe: Probe) -> str:
 def test_bad_checkpoint_fails_configure_and_the_node_stays_up(tmp_path: Path,
                                                               tiny_model_yaml: Path) -> None:
     node = NodeProcess(tmp_path / 'l.log', '/l', {
-        'model': str(tiny_model_yaml), 'device': 'cpu', 'checkpoint': str(tmp_path / 'none.pt')},
+        'model': str(tmp_path / 'none.pt'), 'device': 'cpu'},
         module='zoedepth_ros.ros.lifecycle_node')
     probe = Probe('lifecycle_probe')
     try:
@@ -57,7 +57,8 @@ def test_bad_checkpoint_fails_configure_and_the_node_stays_up(tmp_path: Path,
 
 
 def test_lifecycle_configure_activate_serves(tmp_path: Path, tiny_model_yaml: Path) -> None:
-    node = NodeProcess(tmp_path / 'm.log', '/l', {'model': str(tiny_model_yaml), 'device': 'cpu'},
+    node = NodeProcess(tmp_path / 'm.log', '/l', {'model': str(tiny_model_yaml),
+                                                   'random_weights': True, 'device': 'cpu'},
                        module='zoedepth_ros.ros.lifecycle_node')
     probe = Probe('lifecycle_probe')
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[2])]
+sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).resolve().parents[2])]
 
 from tiny_data import TINY_MODEL_N, TinyRGBD  # noqa: E402
 

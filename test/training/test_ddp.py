@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 JOB = Path(__file__).with_name('ddp_job.py')
@@ -25,6 +26,7 @@ def _run(command: list[str], output: Path) -> dict:
     return json.loads((output / 'losses.json').read_text())
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     single = _run([sys.executable], tmp_path / 'single')
     ddp = _run([sys.executable, '-m', 'torch.distributed.run', '--standalone',

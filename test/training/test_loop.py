@@ -1,4 +1,4 @@
-"""The loop functions on their own: train_one_epoch, gradient checkpointing, AMP on CUDA."""
+"""The loop functions on their own: train_steps, gradient checkpointing, AMP on CUDA."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from zoedepth_ros.config import apply_overrides
 from zoedepth_ros.model import build_model, get_config
 from zoedepth_ros.training.batches import collate, to_sample
 from zoedepth_ros.training.config import LossConfig, OptimConfig, ScheduleConfig
+from zoedepth_ros.training.distributed import DistInfo
 from zoedepth_ros.training.loop import (
     StageLoss,
     enable_gradient_checkpointing,
     evaluate,
-    train_one_epoch,
+    train_steps,
 )
 from zoedepth_ros.training.optim import build_optimizer, build_scheduler
 
@@ -34,8 +35,9 @@ def run_epoch(model: torch.nn.Module, steps: int, device: str = 'cpu',
     optimizer = build_optimizer(model, OptimConfig(lr=1e-3), ScheduleConfig(), 1)
     scheduler = build_scheduler(optimizer, ScheduleConfig(), steps)
     batches = [fixed_batch()] * steps
-    records = train_one_epoch(model, batches, StageLoss('metric', LossConfig()), optimizer,
-                              scheduler, grad_clip=0.1, device=device, amp=amp)
+    records = train_steps(model, ((0, batch) for batch in batches),
+                          StageLoss('metric', LossConfig()), optimizer, scheduler, 0.1,
+                          DistInfo(), torch.device(device), amp)
     return [record.loss for record in records]
 
 

@@ -59,6 +59,7 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path: Path) -> None:
     assert json.loads((run / 'history.json').read_text())[-1]['step'] == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mixing', ['alternate', 'paired'])
 def test_resume_continues_exactly(tmp_path: Path, mixing: str) -> None:
     straight = Trainer(make_config(tmp_path / 'a', data__nk_mixing=mixing),

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoedepth_ros.cli.infer import add_model_arguments, build_estimator
+from zoedepth_ros.cli.common import add_model_arguments, build_estimator
 from zoedepth_ros.errors import ConfigError, InputError
 
 HELP = 'rosbag tools: info, eval (offline metrics and plots), play, record'
@@ -102,7 +100,7 @@ def _when(stamp_ns: int) -> str:
 
 
 def format_summary(summary: Any) -> str:
-    """``ros2 bag info``-style text of a :class:`~zoedepth_ros.data.bag_summary.BagSummary`."""
+    """``ros2 bag info``-style text of a :class:`~zoedepth_ros.io.bag_info.BagSummary`."""
     files = sorted(p.name for p in summary.path.iterdir() if p.suffix in ('.db3', '.mcap'))
     lines = [f'Files:             {", ".join(files)}',
              f'Bag size:          {summary.size_bytes / 2**20:.2f} MiB',
@@ -120,7 +118,7 @@ def format_summary(summary: Any) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from zoedepth_ros.data.bag_summary import summarize_bag
+    from zoedepth_ros.io.bag_info import summarize_bag
 
     print(format_summary(summarize_bag(args.bag)))
     return 0
@@ -131,13 +129,13 @@ def run_info(args: argparse.Namespace) -> int:
 
 def eval_settings(args: argparse.Namespace) -> Any:
     """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
-    from zoedepth_ros.bag_eval import BagEvalSettings
-    from zoedepth_ros.data.bagio import FrameTopics
+    from zoedepth_ros.evaluation.bags import BagEvalSettings
+    from zoedepth_ros.io.bags import FrameTopics
 
     protocol: dict[str, Any] = {'min_depth': 1e-3, 'max_depth': 80.0, 'crop': 'none'}
     if args.eval_config is not None:
         from zoedepth_ros.config import load_config
-        from zoedepth_ros.evaluation import EvalConfig
+        from zoedepth_ros.evaluation.datasets import EvalConfig
 
         cfg = load_config(args.eval_config, EvalConfig)
         protocol.update({k: v for k, v in (('min_depth', cfg.min_depth),
@@ -161,19 +159,8 @@ def parser_default(name: str) -> str:
     return {'domain': 'auto', 'device': 'auto', 'precision': 'fp32'}[name]
 
 
-def _staging(output: Path, overwrite: bool) -> Path:
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise InputError(f'output folder {output} exists and is not empty; choose another '
-                         'or pass --overwrite')
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f'.{output.name}.partial-{os.getpid()}'
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
-
-
 def _image_count(path: Path, topic: str) -> int | None:
-    from zoedepth_ros.data.bagio import open_bag
+    from zoedepth_ros.io.bags import open_bag
 
     with open_bag(path) as reader:
         return sum(c.msgcount for c in reader.connections if c.topic == topic) or None
@@ -181,39 +168,43 @@ def _image_count(path: Path, topic: str) -> int | None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate, then move the report folder (and output bag) into place together."""
-    from zoedepth_ros.data.bag_output import AtomicBagWriter
+    from zoedepth_ros.io.atomic import atomic_directory
+    from zoedepth_ros.io.bag_writer import AtomicBagWriter
 
     settings = eval_settings(args)
     if not args.bag.exists():
         raise InputError(f'bag {args.bag} not found')
     total = _image_count(args.bag, settings.topics.image)
-    staging = _staging(args.output, args.overwrite)
-    writer, committed, done = None, False, []
+    done: list[int] = []
+    writer = None
     try:
-        if args.out_bag is not None:  # refuses an existing bag before the model loads
-            writer = AtomicBagWriter(args.out_bag, args.out_storage, args.out_version,
-                                     overwrite=args.overwrite)
-        estimator = build_estimator(args)
-        logger.info('model %s on %s; %s -> %s', estimator.name,
-                    getattr(estimator, 'device', '?'), args.bag, args.output)
-        report = evaluate_with_progress(estimator, args.bag, settings, writer, total,
-                                        args.samples, staging, done)
-        if writer is not None:
-            writer.commit()
-        committed = True
-        if args.output.exists():
-            shutil.rmtree(args.output)
-        os.replace(staging, args.output)
+        with atomic_directory(args.output, args.overwrite) as staging:
+            staging.mkdir()
+            if args.out_bag is not None:  # refuses an existing bag before the model loads
+                writer = AtomicBagWriter(args.out_bag, args.out_storage, args.out_version,
+                                         overwrite=args.overwrite)
+            estimator = build_estimator(args)
+            logger.info('model %s on %s; %s -> %s', estimator.name, estimator.device,
+                        args.bag, args.output)
+            report = evaluate_with_progress(estimator, args.bag, settings, writer, total,
+                                            args.samples, staging, done)
+            if writer is not None:
+                writer.commit()
+                writer = None
+    except FileExistsError:
+        raise InputError(f'output folder {args.output} exists and is not empty; choose another '
+                         'or pass --overwrite') from None
     except KeyboardInterrupt:
         logger.error('interrupted after %d of %s frames: nothing was written (%s and %s are '
                      'unchanged)', len(done), total or '?', args.output,
                      args.out_bag or 'no output bag')
         return 130
     finally:
-        if writer is not None and not committed:
+        if writer is not None:
             writer.abort()
-        shutil.rmtree(staging, ignore_errors=True)
     print_summary(report, args.output)
+    if estimator.warning:
+        logger.warning('%s', estimator.warning)
     return 0
 
 
@@ -225,8 +216,9 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from zoedepth_ros.bag_eval import evaluate_bag, resize_depth
-    from zoedepth_ros.bag_report import SamplePanel, write_report
+    from zoedepth_ros.evaluation.bags import evaluate_bag
+    from zoedepth_ros.evaluation.report import SamplePanel, write_report
+    from zoedepth_ros.metrics import resize_prediction
 
     count = min(total or 0, settings.max_frames or (total or 0))
     wanted = set(np.linspace(0, max(count - 1, 0), sample_count).round().astype(int).tolist()
@@ -234,14 +226,15 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     samples: list[SamplePanel] = []
     with logging_redirect_tqdm(), tqdm(total=count or None, desc='eval', unit='frame',
                                        disable=None) as bar:
-        def on_frame(frame: Any, result: Any, record: Any) -> None:
+        def on_frame(frame: Any, outputs: Any, record: Any) -> None:
             bar.update(1)
             done.append(frame.index)
             if frame.index in wanted and frame.depth_m is not None:
                 shape = frame.depth_m.shape
                 samples.append(SamplePanel(
-                    frame.index, frame.rgb, frame.depth_m, resize_depth(result.depth_m, shape),
-                    resize_depth(result.std_m, shape), result.domain))
+                    frame.index, frame.rgb, frame.depth_m,
+                    resize_prediction(outputs.depth_m, shape),
+                    resize_prediction(outputs.std_m, shape), outputs.domain))
 
         report = evaluate_bag(estimator, bag, settings, writer, on_frame)
     write_report(report, directory, samples)

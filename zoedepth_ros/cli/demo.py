@@ -12,7 +12,6 @@ Usage: ``python -m zoedepth_ros.cli.demo --output outputs/demo``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import shutil
@@ -24,11 +23,9 @@ from pathlib import Path
 
 from zoedepth_ros.cli.bag import format_summary
 from zoedepth_ros.cli.infer import write_outputs
+from zoedepth_ros.model.weights import DEMO_MODEL
 
 logger = logging.getLogger('zoedepth.demo')
-DEMO_MODEL = 'zoedepth_demo_nk'
-FALLBACK_PRESET = 'zoedepth_tiny_nk'
-FALLBACK_IMG_SIZE = (96, 128)
 IMAGE, INFO, DEPTH = '/camera/image_raw', '/camera/camera_info', '/camera/depth/image'
 NODE_OUTPUTS = ['/zoedepth/depth/image', '/zoedepth/depth/camera_info', '/zoedepth/depth/std',
                 '/zoedepth/points', '/zoedepth/domain']
@@ -50,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_demo_bag(path: Path, frames: int, size: tuple[int, int]) -> None:
     """Indoor then outdoor synthetic frames in one bag (10 Hz, 1 s gap between domains)."""
-    from zoedepth_ros.data.bag_output import AtomicBagWriter
-    from zoedepth_ros.data.messages import camera_info_from_camera, encode_depth, image_fields
+    from zoedepth_ros.io.bag_writer import AtomicBagWriter
+    from zoedepth_ros.io.messages import camera_info_from_camera, encode_depth, image_fields
     from zoedepth_ros.synth import iter_frames
     from zoedepth_ros.synth.generator import FIRST_STAMP_NS
 
@@ -68,43 +65,6 @@ def write_demo_bag(path: Path, frames: int, size: tuple[int, int]) -> None:
                 bag.write(DEPTH, bag.image(encode_depth(frame.depth_m), header), stamp)
                 last = stamp
             offset = last + 1_000_000_000 - FIRST_STAMP_NS  # next domain: 1 s later
-
-
-@dataclasses.dataclass(frozen=True)
-class DemoModel:
-    """How the node (ROS parameters) and ``bag eval`` (CLI options) load the demo model."""
-
-    node_params: list[str]
-    cli_args: list[str]
-    random_weights: bool
-
-
-def demo_model(work: Path) -> DemoModel:
-    """The registered demo model, else its bundled files, else random weights (said loudly)."""
-    from zoedepth_ros.weights import REGISTRY, bundled_path
-
-    if DEMO_MODEL in REGISTRY:
-        return DemoModel(['-p', f'model:={DEMO_MODEL}'], ['--model', DEMO_MODEL], False)
-    checkpoint = bundled_path(f'{DEMO_MODEL}.pt')
-    config = checkpoint.with_suffix('.yaml')
-    if checkpoint.is_file() and config.is_file():
-        logger.info('%s is not in the weights registry; loading its bundled files %s',
-                    DEMO_MODEL, checkpoint)
-        return DemoModel(['-p', f'model:={config}', '-p', f'checkpoint:={checkpoint}'],
-                         ['--weights', str(checkpoint), '--config', str(config)], False)
-    from zoedepth_ros.config import save_config
-    from zoedepth_ros.model import get_config
-
-    path = work / 'logs' / 'fallback_model.yaml'
-    save_config(dataclasses.replace(get_config(FALLBACK_PRESET), img_size=FALLBACK_IMG_SIZE),
-                path)
-    logger.warning('=' * 78)
-    logger.warning('%s is not available: using %s with RANDOM weights at %s.',
-                   DEMO_MODEL, FALLBACK_PRESET, FALLBACK_IMG_SIZE)
-    logger.warning('The pipeline runs end to end, but the depth and the metrics are meaningless.')
-    logger.warning('=' * 78)
-    return DemoModel(['-p', f'model:={path}'], ['--model', FALLBACK_PRESET, '--config',
-                                                 str(path)], True)
 
 
 def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -133,7 +93,7 @@ def _stop(process: subprocess.Popen, timeout_s: float = 30.0) -> int:
         return process.wait()
 
 
-def run_live(out: Path, model: DemoModel, rate: float, timeout_s: float) -> str | None:
+def run_live(out: Path, rate: float, timeout_s: float) -> str | None:
     """Node + recorder + player over DDS; returns None on success or what went wrong."""
     # own domain, outside the test suite's 100..161 (test/conftest.py) and below Fast DDS's 233
     env = dict(os.environ, ROS_DOMAIN_ID=str(170 + os.getpid() % 60),
@@ -144,7 +104,8 @@ def run_live(out: Path, model: DemoModel, rate: float, timeout_s: float) -> str 
                                            'ROS_LOG_DIR')})
     node = _spawn([sys.executable, '-m', 'zoedepth_ros.ros.depth_node', '--ros-args',
                    '-r', '__ns:=/zoedepth', '-r', f'image:={IMAGE}', '-r', f'camera_info:={INFO}',
-                   *model.node_params, '-p', 'device:=cpu'], out / 'logs' / 'node.log', env)
+                   '-p', f'model:={DEMO_MODEL}', '-p', 'device:=cpu'], out / 'logs' / 'node.log',
+                  env)
     record = _spawn([sys.executable, '-m', 'zoedepth_ros.cli.main', 'bag', 'record',
                      str(out / 'node_bag'), '--discovery-timeout', str(timeout_s), '--topics',
                      *NODE_OUTPUTS], out / 'logs' / 'record.log', env)
@@ -170,7 +131,7 @@ def run_live(out: Path, model: DemoModel, rate: float, timeout_s: float) -> str 
 
 def write_depth_files(out: Path, every: int = 6) -> int:
     """Depth images and PLY clouds of every ``every``-th frame, from the eval output bag."""
-    from zoedepth_ros.data.bagio import FrameTopics, read_rgbd
+    from zoedepth_ros.io.bags import FrameTopics, read_rgbd
 
     topics = FrameTopics(IMAGE, '/zoedepth/depth/image', '/zoedepth/depth/camera_info', 0.0)
     written = 0
@@ -189,7 +150,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import torch
 
     from zoedepth_ros.cli.main import main as zoedepth
-    from zoedepth_ros.data.bag_summary import summarize_bag
+    from zoedepth_ros.io.bag_info import summarize_bag
 
     start = time.perf_counter()
     out: Path = args.output
@@ -200,23 +161,21 @@ def run_demo(args: argparse.Namespace) -> int:
     logger.info('rendering %d indoor + %d outdoor synthetic frames', args.frames, args.frames)
     write_demo_bag(out / 'input_bag', args.frames, tuple(args.size))
     print(format_summary(summarize_bag(out / 'input_bag')))
-    model = demo_model(out)
-    gap = run_live(out, model, args.rate, args.node_timeout)
+    gap = run_live(out, args.rate, args.node_timeout)
     if gap:
         logger.error('live part skipped: %s; continuing with the offline evaluation', gap)
     code = zoedepth(['bag', 'eval', str(out / 'input_bag'), '--output', str(out / 'eval'),
-                     '--camera-info-topic', INFO, '--device', 'cpu', *model.cli_args,
+                     '--camera-info-topic', INFO, '--device', 'cpu', '--model', DEMO_MODEL,
                      '--out-bag', str(out / 'eval_bag'), '--overwrite'])
     if code != 0:
         return code
     clouds = write_depth_files(out)
-    print_locations(out, gap, clouds, time.perf_counter() - start, model.random_weights)
+    print_locations(out, gap, clouds, time.perf_counter() - start)
     return 0 if gap is None else 1
 
 
-def print_locations(out: Path, gap: str | None, clouds: int, seconds: float,
-                    random_weights: bool) -> None:
-    from zoedepth_ros.data.bag_summary import summarize_bag
+def print_locations(out: Path, gap: str | None, clouds: int, seconds: float) -> None:
+    from zoedepth_ros.io.bag_info import summarize_bag
 
     lines = ['', f'Demo finished in {seconds:.0f} s. Outputs under {out}/:',
              f'  report        {out / "eval" / "report.md"} (metrics.json, per_frame.csv)',
@@ -230,8 +189,8 @@ def print_locations(out: Path, gap: str | None, clouds: int, seconds: float,
                      f'{counts.get("/zoedepth/depth/image", 0)} depth frames)')
     else:
         lines.append(f'  node bag      not recorded: {gap}')
-    if random_weights:
-        lines.append(f'  NOTE: {DEMO_MODEL} is not available; the model had RANDOM weights.')
+    lines.append(f'  NOTE: {DEMO_MODEL} was trained on synthetic scenes only; on real images '
+                 'use ZoeD_M12_NK.')
     print('\n'.join(lines))
 
 

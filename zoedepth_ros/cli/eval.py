@@ -6,7 +6,7 @@ Eigen, KITTI Garg), per-image metrics averaged over images.
 
 Examples:
   zoedepth eval --dataset folder --root data/synth/indoor --split test
-  zoedepth eval --weights ZoeD_M12_N.pt --dataset nyu --root nyu_test \\
+  zoedepth eval --model ZoeD_M12_N.pt --dataset nyu --root nyu_test \\
       --split-file nyu_test.txt --baseline newcrfs_nyu.json
   zoedepth eval --eval-config config/eval/kitti.yaml --model ZoeD_M12_NK --root kitti
 """
@@ -17,18 +17,15 @@ import argparse
 import logging
 from pathlib import Path
 
+from zoedepth_ros.cli.common import add_model_arguments, build_estimator
+
 HELP = 'evaluate a model on a dataset (delta1-3, REL, RMSE, ...; mRI against a baseline)'
-DEFAULT_MODEL = 'zoedepth_demo_nk'
 DATASETS = ('nyu', 'kitti', 'diode', 'diode_indoor', 'diode_outdoor', 'folder')
 logger = logging.getLogger('zoedepth.eval')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument('--model', default=DEFAULT_MODEL,
-                        help='weights name or preset (random weights) (default: %(default)s)')
-    source.add_argument('--weights', type=Path, help='checkpoint file')
-    parser.add_argument('--model-config', help='model config YAML or preset for --weights')
+    add_model_arguments(parser, runtime=False)  # the protocol fixes preprocessing and flip
     parser.add_argument('--eval-config', type=Path, help='EvalConfig YAML (config/eval/)')
     parser.add_argument('--dataset', choices=DATASETS,
                         help="dataset layout ('diode' = diode_indoor)")
@@ -50,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace):  # -> EvalConfig
     from zoedepth_ros.config import from_dict, load_config, to_dict
-    from zoedepth_ros.evaluation import EvalConfig
+    from zoedepth_ros.evaluation.datasets import EvalConfig
 
     cfg = load_config(args.eval_config, EvalConfig) if args.eval_config else EvalConfig()
     data = to_dict(cfg)
@@ -74,24 +71,18 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from zoedepth_ros.data.datasets import build_dataset
-    from zoedepth_ros.evaluation import (
+    from zoedepth_ros.evaluation.datasets import (
         evaluate_dataset,
         load_baseline,
         save_report,
         with_baseline,
     )
-    from zoedepth_ros.inference import DepthEstimator
 
     cfg = _config(args)
     dataset = build_dataset(cfg.dataset, args.root, split=cfg.split,
                             split_file=cfg.split_file)
-    options = dict(device=cfg.device, precision=cfg.precision, preprocess='eval',
-                   flip=cfg.flip, domain=cfg.domain)
-    if args.weights is not None:
-        estimator = DepthEstimator.from_pretrained(str(args.weights), config=args.model_config,
-                                                   **options)
-    else:
-        estimator = _named_estimator(args.model, options)
+    estimator = build_estimator(args, device=cfg.device, precision=cfg.precision,
+                                preprocess='eval', flip=cfg.flip, domain=cfg.domain)
     baseline = load_baseline(args.baseline) if args.baseline else None
 
     def progress(samples, total):
@@ -107,15 +98,6 @@ def run(args: argparse.Namespace) -> int:
     print(report.table())
     logger.info('wrote %s (%.1f s, %.1f img/s)', output, report.seconds,
                 (report.samples + report.skipped) / max(report.seconds, 1e-9))
+    if estimator.warning:
+        logger.warning('%s', estimator.warning)
     return 0
-
-
-def _named_estimator(name: str, options: dict):
-    from zoedepth_ros.inference import DepthEstimator
-    from zoedepth_ros.model import PRESETS
-    from zoedepth_ros.weights import REGISTRY
-
-    if name in PRESETS and name not in REGISTRY:
-        logger.warning('%s has no weights: evaluating RANDOM weights', name)
-        return DepthEstimator.from_config(name, **options)
-    return DepthEstimator.from_pretrained(name, **options)

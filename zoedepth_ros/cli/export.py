@@ -3,13 +3,13 @@
 The graph takes (B, 3, H, W) float32 RGB in [0, 1] at the exported size and returns depth and
 std (B, 1, H, W) in metres, the domain index (B,) and, for NK models, the router logits. With
 --domain auto an NK graph computes both heads and routes each image inside the graph.
-Use the file with `DepthEstimator.from_onnx(path)` (or any tool taking a weights path, e.g.
-`zoedepth infer --weights model.onnx`), optionally with TensorRT/CUDA execution providers.
+Use the file with `DepthEstimator.from_pretrained(path)` (or any tool taking a model, e.g.
+`zoedepth infer --model model.onnx`), optionally with TensorRT/CUDA execution providers.
 
 Examples:
   zoedepth export --onnx zoed_nk.onnx --model ZoeD_M12_NK
-  zoedepth export --onnx kitti.onnx --weights ZoeD_M12_K.pt --height 384 --width 768
-  zoedepth export --onnx tiny.onnx --model zoedepth_tiny_nk --domain indoor
+  zoedepth export --onnx kitti.onnx --model ZoeD_M12_K.pt --height 384 --width 768
+  zoedepth export --onnx tiny.onnx --model zoedepth_tiny_nk --random-weights --domain indoor
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 import time
 from pathlib import Path
 
+from zoedepth_ros.cli.common import add_model_arguments
 from zoedepth_ros.errors import ConfigError
 
 HELP = 'export a model to ONNX (fixed size, routing inside) and check it with onnxruntime'
@@ -27,13 +28,7 @@ logger = logging.getLogger('zoedepth.export')
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--onnx', type=Path, required=True, help='output .onnx file')
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument('--model', default='ZoeD_M12_NK',
-                        help='weights name (ZoeD_M12_N, ZoeD_M12_K, ZoeD_M12_NK, '
-                             'zoedepth_demo_nk) or a preset for random weights '
-                             '(default: %(default)s)')
-    source.add_argument('--weights', type=Path, help='checkpoint file or transformers folder')
-    parser.add_argument('--config', help='model config YAML or preset for --weights')
+    add_model_arguments(parser, runtime=False)
     parser.add_argument('--height', type=int, help='network input height (default: config)')
     parser.add_argument('--width', type=int, help='network input width (default: config)')
     parser.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'],
@@ -44,27 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='largest accepted max|onnx - torch| / max|torch| of the depth')
 
 
-def _load(args: argparse.Namespace):  # noqa: ANN202 (ZoeDepth; heavy import kept lazy)
-    from zoedepth_ros.loading import load_model
-    from zoedepth_ros.model import PRESETS, build_model
-    from zoedepth_ros.weights import REGISTRY
-
-    if args.weights is not None:
-        return load_model(str(args.weights), args.config)
-    if args.model in PRESETS and args.model not in REGISTRY:
-        logger.warning('%s is a preset: exporting RANDOM weights', args.model)
-        import torch
-
-        torch.manual_seed(0)
-        return build_model(args.model)
-    return load_model(args.model, args.config)
-
-
 def check(model, path: Path, tolerance: float) -> dict[str, float]:  # noqa: ANN001
     """Run torch and onnxruntime on one random image; raise if the depth differs too much."""
     import torch
 
-    from zoedepth_ros.export import OnnxDepthModel
+    from zoedepth_ros.model.onnx import OnnxDepthModel
 
     graph = OnnxDepthModel(path)
     head = {'auto': None, 'indoor': 'nyu', 'outdoor': 'kitti'}[graph.exported_domain]
@@ -86,14 +65,19 @@ def check(model, path: Path, tolerance: float) -> dict[str, float]:  # noqa: ANN
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoedepth_ros.export import export_onnx
+    from zoedepth_ros.model.loading import load_model
+    from zoedepth_ros.model.onnx import export_onnx
 
     if args.onnx.suffix != '.onnx':
         raise ConfigError(f'--onnx needs a .onnx file name, got {args.onnx}')
-    model = _load(args)
+    if args.model.endswith('.onnx'):
+        raise ConfigError(f'{args.model} is already an ONNX graph; export from torch weights')
+    loaded = load_model(args.model, args.config, random_weights=args.random_weights)
+    if loaded.warning:
+        logger.warning('%s', loaded.warning)
+    model = loaded.model
     start = time.perf_counter()
-    path = export_onnx(model, args.onnx, args.height, args.width, args.domain,
-                       name=str(args.weights or args.model))
+    path = export_onnx(model, args.onnx, args.height, args.width, args.domain, name=loaded.name)
     logger.info('wrote %s (%.1f MB) in %.1f s', path, path.stat().st_size / 1e6,
                 time.perf_counter() - start)
     if not args.no_check:

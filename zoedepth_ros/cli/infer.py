@@ -7,7 +7,7 @@ with --ply, <stem>.ply (coloured points in the camera optical frame).
 Examples:
   zoedepth infer --output out/ photos/*.jpg
   zoedepth infer --model ZoeD_M12_NK --device cuda --precision fp16 --output out/ video.mp4
-  zoedepth infer --weights ZoeD_M12_N.pt --ply --fov-deg 60 --output out/ room.png
+  zoedepth infer --model ZoeD_M12_N.pt --ply --fov-deg 60 --output out/ room.png
 """
 
 from __future__ import annotations
@@ -19,37 +19,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zoedepth_ros.cli.common import add_model_arguments, build_estimator
 from zoedepth_ros.errors import InputError, ZoeDepthError
 
-if TYPE_CHECKING:
-    from zoedepth_ros.inference import DepthEstimator
-
 HELP = 'predict metric depth for images, folders, globs or videos'
-DEFAULT_MODEL = 'zoedepth_demo_nk'
 logger = logging.getLogger('zoedepth.infer')
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that runs a model."""
-    group = parser.add_argument_group('model')
-    source = group.add_mutually_exclusive_group()
-    source.add_argument('--model', default=DEFAULT_MODEL,
-                        help='weights name (ZoeD_M12_N, ZoeD_M12_K, ZoeD_M12_NK, '
-                             f'{DEFAULT_MODEL}) or a preset for random weights '
-                             f'(default: %(default)s)')
-    source.add_argument('--weights', type=Path, help='checkpoint file or transformers folder')
-    group.add_argument('--config', help='model config YAML or preset name for --weights (or '
-                                        'for a random-weight preset --model)')
-    group.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
-    group.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
-    group.add_argument('--preprocess', default='eval',
-                       choices=['eval', 'keep_aspect', 'original_infer'])
-    group.add_argument('--flip', action='store_true', help='average with the mirrored image')
-    group.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,28 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='colour-map range upper end in metres (default: per image)')
 
 
-def build_estimator(args: argparse.Namespace) -> DepthEstimator:
-    """DepthEstimator from the shared model options."""
-    from zoedepth_ros.inference import DepthEstimator, resolve_config
-    from zoedepth_ros.model import PRESETS
-    from zoedepth_ros.weights import REGISTRY
-
-    options = dict(device=args.device, precision=args.precision, preprocess=args.preprocess,
-                   flip=args.flip or None, domain=args.domain)
-    if args.weights is not None:
-        return DepthEstimator.from_pretrained(str(args.weights), config=args.config, **options)
-    if args.model in PRESETS and args.model not in REGISTRY:
-        logger.warning('%s has no weights: using RANDOM weights (for smoke tests only)',
-                       args.model)
-        return DepthEstimator.from_config(resolve_config(args.config or args.model), **options)
-    return DepthEstimator.from_pretrained(args.model, config=args.config, **options)
-
-
 def iter_frames(inputs: list[str]) -> Iterator[tuple[str, np.ndarray | Exception]]:
     """(stem, RGB image or the error reading it) for every input image / video frame."""
     import cv2
 
-    from zoedepth_ros.outputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb
+    from zoedepth_ros.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb
 
     for item in inputs:
         path = Path(item)
@@ -121,10 +81,10 @@ def iter_frames(inputs: list[str]) -> Iterator[tuple[str, np.ndarray | Exception
 
 def write_outputs(args: argparse.Namespace, stem: str, rgb: np.ndarray, depth: np.ndarray
                   ) -> None:
-    from zoedepth_ros.data.messages import depth_to_millimetres
     from zoedepth_ros.geometry import PinholeCamera, depth_to_points
-    from zoedepth_ros.outputs import write_npy, write_ply, write_png
-    from zoedepth_ros.visualize import colorize_depth, with_scale_bar
+    from zoedepth_ros.io.files import write_npy, write_ply, write_png
+    from zoedepth_ros.io.messages import depth_to_millimetres
+    from zoedepth_ros.io.visualize import colorize_depth, with_scale_bar
 
     out = args.output
     write_npy(out / f'{stem}_depth.npy', depth.astype(np.float32))
@@ -174,4 +134,6 @@ def run(args: argparse.Namespace) -> int:
     logger.info('%d image(s) -> %s in %.1f s (model %.0f ms/image; %s)%s', done, args.output,
                 elapsed, float(np.mean(model_ms)) if model_ms else 0.0, summary or 'none',
                 f'; {failed} failed' if failed else '')
+    if estimator.warning:
+        logger.warning('%s', estimator.warning)
     return 1 if failed or not done else 0

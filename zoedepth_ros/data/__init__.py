@@ -1,1 +1,1 @@
-"""Data access: message conversion, rosbag frames and datasets (ROS-free)."""
+"""Training and evaluation data: the sample contract, dataset layouts, bags, augmentation."""

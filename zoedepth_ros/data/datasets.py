@@ -1,160 +1,30 @@
-"""Torch datasets over standard RGB-D layouts, all returning the same sample dictionary.
-
-Sample (what ``dataset[i]`` returns, before any transform)::
-
-    'image'   float32 tensor (3, H, W), RGB in [0, 1]
-    'depth'   float32 tensor (1, H, W), metres; 0 where the ground truth is missing
-    'mask'    bool tensor (1, H, W), True where min_depth < depth < max_depth (use this, not
-              depth > 0: depth may hold finite values beyond the dataset's range)
-    'domain'  'indoor' | 'outdoor'
-    'dataset' dataset name, e.g. 'nyu', 'kitti', 'diode_indoor', 'synth_indoor'
-    'stem'    identifier of the frame within the dataset (str)
-
-Each dataset carries a :class:`DatasetInfo` (``dataset.info``): name, domain, valid depth
-range and evaluation crop ('eigen', 'garg' or None, see ``transforms.eval_crop_mask``).
-A ``transform(sample, generator)`` callable may be given; the generator is a
-``torch.Generator`` seeded from (seed, epoch, index), so augmentation is reproducible whatever
-the number of DataLoader workers (call :meth:`DepthDataset.set_epoch` each epoch).
+"""Datasets over standard RGB-D layouts, all returning the sample of :mod:`.base`.
 
 Layouts: NYU Depth v2 and KITTI Eigen as in the BTS split files (``<rgb> <depth> <focal>``
 per line, paths relative to the data roots), DIODE (``<stem>.png``, ``<stem>_depth.npy``,
-``<stem>_depth_mask.npy``) and the generic folder format of the team brief. The rosbag
-dataset is in :mod:`zoedepth_ros.data.bag_dataset`.
+``<stem>_depth_mask.npy``) and the generic RGB-D folder format (``dataset.yaml``, ``rgb/``,
+``depth/``, split files; written by ``zoedepth synth``). Recorded bags:
+:mod:`zoedepth_ros.data.bag_dataset`. :func:`build_dataset` opens any of them by name.
 """
 
 from __future__ import annotations
 
-import abc
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import torch
 import yaml
-from torch.utils.data import Dataset
 
+from zoedepth_ros.data.bag_dataset import RosbagRGBD
+from zoedepth_ros.data.base import DatasetInfo, DepthDataset
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.io.files import read_depth_png, read_rgb
 
-Sample = dict[str, Any]
-Transform = Callable[[Sample, torch.Generator], Sample]
 KB_HEIGHT, KB_WIDTH = 352, 1216
 NYU_FOCAL = 518.8579
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts about a dataset.
-
-    Attributes:
-        name: short name used in samples and reports.
-        domain: 'indoor' or 'outdoor'.
-        min_depth_m: lower bound (exclusive) of valid ground truth.
-        max_depth_m: upper bound (exclusive) of valid ground truth.
-        eval_crop: 'eigen', 'garg' or None.
-    """
-
-    name: str
-    domain: str
-    min_depth_m: float
-    max_depth_m: float
-    eval_crop: str | None
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a PNG/JPG file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
-    if image is None:
-        raise InputError(f'cannot read image {path}; expected an 8-bit PNG or JPG file')
-    return image
-
-
-def read_depth_png(path: Path, scale: float) -> np.ndarray:
-    """(H, W) float32 metres from a uint16 PNG storing metres / ``scale``; 0 = invalid."""
-    stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if stored is None or stored.dtype != np.uint16 or stored.ndim != 2:
-        what = 'unreadable' if stored is None else f'{stored.dtype} with shape {stored.shape}'
-        raise InputError(f'depth image {path} is {what}; expected a single-channel uint16 PNG')
-    return stored.astype(np.float32) * np.float32(scale)
-
-
-def make_sample(rgb: np.ndarray, depth_m: np.ndarray, info: DatasetInfo, stem: str) -> Sample:
-    """Build the sample dictionary (see the module docstring) from numpy arrays.
-
-    Args:
-        rgb: (H, W, 3) uint8 RGB.
-        depth_m: (H, W) depth in metres; NaN, inf and values <= 0 are invalid.
-        info: the dataset's facts (range, domain, name).
-        stem: frame identifier.
-    """
-    if rgb.shape[:2] != depth_m.shape:
-        raise InputError(f'{info.name} {stem}: image is {rgb.shape[:2]} but depth is '
-                         f'{depth_m.shape}; expected equal sizes')
-    depth = np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    depth[depth < 0] = 0.0
-    mask = (depth > info.min_depth_m) & (depth < info.max_depth_m)
-    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
-    return {'image': image, 'depth': torch.from_numpy(depth)[None],
-            'mask': torch.from_numpy(mask)[None], 'domain': info.domain,
-            'dataset': info.name, 'stem': stem}
-
-
-class DepthDataset(Dataset, abc.ABC):
-    """Base class: subclasses set ``info`` and implement ``__len__`` and :meth:`load`.
-
-    Args:
-        transform: optional ``transform(sample, generator) -> sample``.
-        seed: base seed of the per-sample generators given to ``transform``.
-    """
-
-    info: DatasetInfo
-
-    def __init__(self, transform: Transform | None = None, seed: int = 0) -> None:
-        self.transform = transform
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Vary the augmentation per epoch (deterministically)."""
-        self.epoch = epoch
-
-    @property
-    def domain(self) -> str:
-        """'indoor' or 'outdoor' (same as ``info.domain``)."""
-        return self.info.domain
-
-    @property
-    def min_depth(self) -> float:
-        """Lower bound of valid depth in metres (``info.min_depth_m``)."""
-        return self.info.min_depth_m
-
-    @property
-    def max_depth(self) -> float:
-        """Upper bound of valid depth in metres (``info.max_depth_m``)."""
-        return self.info.max_depth_m
-
-    @abc.abstractmethod
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """(H, W, 3) uint8 RGB, (H, W) float32 depth in metres (0/NaN invalid), stem."""
-
-    def camera(self, index: int) -> PinholeCamera | None:
-        """Intrinsics of frame ``index`` at the size ``load`` returns, where known."""
-        return None
-
-    def __getitem__(self, index: int) -> Sample:
-        if not 0 <= index < len(self):
-            raise IndexError(f'{self.info.name}: index {index} out of range 0..{len(self) - 1}')
-        rgb, depth, stem = self.load(index)
-        sample = make_sample(rgb, depth, self.info, stem)
-        if self.transform is not None:
-            state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)
-            generator = torch.Generator().manual_seed(int(state[0]))
-            sample = self.transform(sample, generator)
-        return sample
 
 
 def _existing_dir(root: Path | str, what: str) -> Path:
@@ -190,16 +60,13 @@ class NYUDepthV2(DepthDataset):
         split_file: e.g. nyudepthv2_train_files_with_gt.txt or
             nyudepthv2_test_files_with_gt.txt. Without it, every ``rgb_*.jpg`` under
             ``root`` paired with ``sync_depth_*.png`` in the same folder is used.
-        transform, seed: see :class:`DepthDataset`.
 
     Depth PNGs store millimetres (value / 1000 = metres); valid 1e-3 < d < 10; Eigen crop.
     """
 
     info = DatasetInfo('nyu', 'indoor', 1e-3, 10.0, 'eigen')
 
-    def __init__(self, root: Path | str, split_file: Path | str | None = None,
-                 transform: Transform | None = None, seed: int = 0) -> None:
-        super().__init__(transform, seed)
+    def __init__(self, root: Path | str, split_file: Path | str | None = None) -> None:
         self.root = _existing_dir(root, 'NYU Depth v2')
         if split_file is not None:
             lines = read_split_lines(split_file, 'NYU Depth v2')
@@ -247,7 +114,6 @@ class KITTIEigen(DepthDataset):
         split_file: BTS eigen list, lines ``<rgb> <depth or None> <focal>``.
         depth_root: root of the annotated depth paths (default: ``root``, or a sibling
             ``gts/`` or ``data_depth_annotated/`` folder that holds them).
-        transform, seed: see :class:`DepthDataset`.
 
     Lines whose depth is ``None`` (no ground truth) are skipped, as in evaluation (697 test
     lines, 652 with ground truth). Images and depth are KB-cropped to 352x1216.
@@ -257,9 +123,7 @@ class KITTIEigen(DepthDataset):
     info = DatasetInfo('kitti', 'outdoor', 1e-3, 80.0, 'garg')
 
     def __init__(self, root: Path | str, split_file: Path | str,
-                 depth_root: Path | str | None = None, transform: Transform | None = None,
-                 seed: int = 0) -> None:
-        super().__init__(transform, seed)
+                 depth_root: Path | str | None = None) -> None:
         self.root = _existing_dir(root, 'KITTI raw data')
         lines = read_split_lines(split_file, 'KITTI Eigen')
         first_depth = next((line[1] for line in lines if line[1] != 'None'), '')
@@ -301,12 +165,9 @@ class DIODE(DepthDataset):
         root: a DIODE split folder (e.g. ``diode/val``) holding ``indoors/`` or ``outdoor/``,
             or one of those folders itself; searched recursively.
         domain: 'indoor' (valid 1e-3..10, Eigen crop) or 'outdoor' (1e-3..80, Garg crop).
-        transform, seed: see :class:`DepthDataset`.
     """
 
-    def __init__(self, root: Path | str, domain: str = 'indoor',
-                 transform: Transform | None = None, seed: int = 0) -> None:
-        super().__init__(transform, seed)
+    def __init__(self, root: Path | str, domain: str = 'indoor') -> None:
         if domain not in ('indoor', 'outdoor'):
             raise InputError(f'DIODE domain {domain!r}; expected indoor or outdoor')
         self.info = DatasetInfo(f'diode_{domain}', domain, 1e-3,
@@ -340,22 +201,19 @@ _FOLDER_KEYS = ('domain', 'depth_scale', 'min_depth', 'max_depth', 'camera', 'ev
 
 
 class GenericFolder(DepthDataset):
-    """The generic RGB-D folder format (see the team brief and ``zoedepth synth``).
+    """The generic RGB-D folder format (written by ``zoedepth synth``).
 
     Args:
         root: folder with ``dataset.yaml``, ``rgb/<stem>.png|jpg`` and
             ``depth/<stem>.png`` (uint16 x depth_scale) or ``depth/<stem>.npy`` (float metres).
         split: None (every image in rgb/), or 'train' / 'test' (stems from ``<split>.txt``).
-        transform, seed: see :class:`DepthDataset`.
 
     ``dataset.yaml`` keys: domain, depth_scale, min_depth, max_depth, camera (optional:
     fx, fy, cx, cy, width, height), eval_crop (optional: eigen | garg | null, default null),
     name (optional, default: the folder name).
     """
 
-    def __init__(self, root: Path | str, split: str | None = None,
-                 transform: Transform | None = None, seed: int = 0) -> None:
-        super().__init__(transform, seed)
+    def __init__(self, root: Path | str, split: str | None = None) -> None:
         self.root = _existing_dir(root, 'RGB-D folder')
         meta = self._read_meta(self.root / 'dataset.yaml')
         self.depth_scale = float(meta.get('depth_scale', 1.0))
@@ -446,8 +304,6 @@ def build_dataset(name: str, root: Path | str, split: str | None = None,
     if name == 'folder':
         return GenericFolder(root, split, **kwargs)
     if name == 'bag':
-        from zoedepth_ros.data.bag_dataset import RosbagRGBD
-
         return RosbagRGBD(root, **kwargs)
     raise InputError(f'unknown dataset {name!r}; expected one of {list(DATASET_NAMES)}')
 

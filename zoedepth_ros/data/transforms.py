@@ -1,15 +1,16 @@
-"""Training augmentation and evaluation crops/resizes on sample dictionaries (torch).
+"""Training augmentation on sample dictionaries (torch), seeded by the caller's generator.
 
-Training augmentation follows the ZoeDepth metric fine-tuning recipe (zoedepth-model.md §9.2),
-in the original order: random rotation uniform in +-1 degree (bilinear image, nearest depth and
+The augmentation follows the original ZoeDepth metric fine-tuning recipe, in its order:
+random rotation uniform in +-1 degree (bilinear image, nearest depth and
 mask, zero fill outside), optional random crop (off by default, as in the original),
 horizontal flip with p = 0.5, and with p = 0.5 a photometric change: gamma U(0.9, 1.1),
 brightness U(0.75, 1.25) for NYU or U(0.9, 1.1) otherwise, per-channel gain U(0.9, 1.1),
 clip to [0, 1]. Every random number comes from the ``torch.Generator`` passed in, so a sample
 is augmented identically for the same generator seed.
 
-Samples are the dictionaries of :mod:`zoedepth_ros.data.datasets` ('image' (3, H, W) in
-[0, 1], 'depth' (1, H, W) metres with 0 invalid, 'mask' (1, H, W) bool, plus metadata).
+Samples are dictionaries with 'image' (3, H, W) in [0, 1], 'depth' (1, H, W) metres with 0
+invalid and 'mask' (1, H, W) bool (see :mod:`zoedepth_ros.data.base`); other keys pass
+through. :class:`zoedepth_ros.training.batches.SeededView` is the one place that seeds it.
 """
 
 from __future__ import annotations
@@ -18,19 +19,12 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from zoedepth_ros.errors import InputError
 
 Sample = dict[str, Any]
-# NYU Eigen crop of a 480 x 640 map: rows 45..470 and columns 41..600 inclusive.
-EIGEN_ROWS, EIGEN_COLUMNS, EIGEN_SIZE = (45, 471), (41, 601), (480, 640)
-# Garg crop as fractions of the (KB-cropped) height and width.
-GARG_ROWS, GARG_COLUMNS = (0.40810811, 0.99189189), (0.03594771, 0.96405229)
-EVAL_CROPS = ('eigen', 'garg')
-KB_SIZE = (352, 1216)  # KITTI benchmark crop (height, width)
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ def augment(sample: Sample, generator: torch.Generator,
 
 
 class TrainAugmentation:
-    """``transform(sample, generator)`` callable for the datasets, with one config.
+    """``transform(sample, generator)`` callable for the training views, with one config.
 
     Args:
         config: the augmentation; default: the recipe for non-NYU data.
@@ -155,90 +149,3 @@ class TrainAugmentation:
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
         return augment(sample, generator, self.config)
-
-
-def train_augmentation(image: np.ndarray, depth: np.ndarray, rng: np.random.Generator,
-                       config: AugmentConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """numpy adapter of :func:`augment` for callers that hold arrays and a numpy Generator.
-
-    Args:
-        image: (H, W, 3) or (3, H, W) RGB, uint8 or float in [0, 1].
-        depth: (H, W) or (1, H, W) metres; NaN, inf and <= 0 are invalid.
-        rng: the only source of randomness (one integer is drawn to seed torch).
-        config: the augmentation (default: the recipe for non-NYU data).
-
-    Returns:
-        image (H, W, 3) float32 in [0, 1] and depth (H, W) float32 metres, 0 where invalid
-        (including the corners a rotation brings in from outside).
-    """
-    array = np.asarray(image)
-    if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
-        array = array.transpose(1, 2, 0)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise InputError(f'image of shape {array.shape}; expected HxWx3 or 3xHxW RGB')
-    scale = 255.0 if array.dtype == np.uint8 else 1.0
-    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), np.float32)) / scale
-    values = np.asarray(depth, dtype=np.float32).reshape(1, *array.shape[:2])
-    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    sample = {'image': tensor, 'depth': torch.from_numpy(values),
-              'mask': torch.from_numpy(values > 0)}
-    generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-    out = augment(sample, generator, config or AugmentConfig())
-    depth_out = torch.where(out['mask'], out['depth'], torch.zeros_like(out['depth']))
-    return out['image'].permute(1, 2, 0).numpy(), depth_out[0].numpy()
-
-
-def resize(sample: Sample, height: int, width: int) -> Sample:
-    """Resize to height x width: image bilinear (antialiased), depth and mask nearest."""
-    image = F.interpolate(sample['image'][None], size=(height, width), mode='bilinear',
-                          align_corners=False, antialias=True)[0]
-    stacked = torch.cat([sample['depth'], sample['mask'].to(sample['depth'].dtype)])[None]
-    nearest = F.interpolate(stacked, size=(height, width), mode='nearest-exact')[0]
-    return {**sample, 'image': image.clamp(0.0, 1.0), 'depth': nearest[:1],
-            'mask': nearest[1:] > 0.5}
-
-
-def kb_crop_sample(sample: Sample) -> Sample:
-    """KITTI benchmark crop of a sample: bottom 352 rows, central 1216 columns (vKITTI2, DDAD)."""
-    height, width = sample['image'].shape[-2:]
-    if height < KB_SIZE[0] or width < KB_SIZE[1]:
-        raise InputError(f'sample of {width}x{height} is smaller than the {KB_SIZE[1]}x'
-                         f'{KB_SIZE[0]} KITTI benchmark crop')
-    return crop(sample, height - KB_SIZE[0], (width - KB_SIZE[1]) // 2, *KB_SIZE)
-
-
-def eval_crop_mask(name: str | None, height: int, width: int) -> torch.Tensor:
-    """(H, W) bool evaluation crop.
-
-    Args:
-        name: 'eigen' (NYU: rows 45..470, columns 41..600 as fixed pixel indices, applied
-            as-is to any map of at least 471 x 601 pixels as the original code does; smaller
-            maps get the same window scaled to their size), 'garg' (fractions of the size,
-            for KB-cropped outdoor maps) or None (everything).
-        height, width: size of the ground-truth map.
-    """
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    if name is None:
-        mask[:] = True
-    elif name == 'eigen':
-        rows, columns = EIGEN_ROWS, EIGEN_COLUMNS
-        if height < rows[1] or width < columns[1]:
-            rows = tuple(round(r * height / EIGEN_SIZE[0]) for r in rows)
-            columns = tuple(round(c * width / EIGEN_SIZE[1]) for c in columns)
-        mask[rows[0]:rows[1], columns[0]:columns[1]] = True
-    elif name == 'garg':
-        top, bottom = (int(f * height) for f in GARG_ROWS)
-        left, right = (int(f * width) for f in GARG_COLUMNS)
-        mask[top:bottom, left:right] = True
-    else:
-        raise InputError(f'unknown evaluation crop {name!r}; expected one of {EVAL_CROPS} '
-                         'or None')
-    return mask
-
-
-def eval_mask(sample: Sample, crop_name: str | None, min_depth_m: float,
-              max_depth_m: float) -> torch.Tensor:
-    """(1, H, W) pixels to evaluate: min < depth < max, inside the crop, and the sample mask."""
-    depth = sample['depth']
-    valid = (depth > min_depth_m) & (depth < max_depth_m) & sample['mask']
-    return valid & eval_crop_mask(crop_name, depth.shape[-2], depth.shape[-1])[None]

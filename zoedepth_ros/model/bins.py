@@ -1,4 +1,4 @@
-"""Metric bins head: seed bins, attractor refinement, conditional log-binomial (§4).
+"""Metric bins head: seed bins, attractor refinement, conditional log-binomial.
 
 Per-pixel MLPs are stacks of 1x1 convolutions. Three upstream behaviours are kept on
 purpose because the released weights depend on them; each is marked "Upstream quirk".
@@ -14,7 +14,7 @@ from torch import nn
 
 from zoedepth_ros.model.dpt import upsample
 
-# Upstream quirk (T1): the configs say alpha=1000, but the original attractor layers call the
+# Upstream quirk: the configs say alpha=1000, but the original attractor layers call the
 # distance function with its defaults, so the released models run with alpha=300, gamma=2.
 ATTRACTOR_ALPHA = 300.0
 ATTRACTOR_GAMMA = 2
@@ -94,7 +94,7 @@ class SeedBinRegressor(nn.Module):
 
 
 class AttractorLayer(nn.Module):
-    """Moves every bin centre towards a set of predicted attractor points (§4.4)."""
+    """Moves every bin centre towards a set of predicted attractor points."""
 
     def __init__(self, in_channels: int, n_attractors: int, hidden: int, kind: str,
                  mean: bool, attractor_type: str, memory_efficient: bool,
@@ -108,7 +108,7 @@ class AttractorLayer(nn.Module):
         self.max_depth = max_depth
         self.distance = inverse_attractor if attractor_type == 'inv' else exponential_attractor
         if kind == 'normed':
-            # Upstream quirk (T3): two values per attractor are predicted, only the first used.
+            # Upstream quirk: two values per attractor are predicted, only the first used.
             self.mlp = pixel_mlp(in_channels, hidden, 2 * n_attractors, nn.ReLU())
         else:
             self.mlp = pixel_mlp(in_channels, hidden, n_attractors, nn.Softplus())
@@ -152,7 +152,7 @@ class AttractorLayer(nn.Module):
 
 
 class LogBinomial(nn.Module):
-    """Softmax over K bins of a binomial log-likelihood with temperature (§4.5)."""
+    """Softmax over K bins of a binomial log-likelihood with temperature."""
 
     def __init__(self, n_bins: int) -> None:
         super().__init__()

@@ -3,21 +3,23 @@
 Our module tree (encoder / decoder / heads / router) differs from the original attribute
 paths (``core.core.pretrained.model...``). One explicit prefix table maps between them; it
 is bijective for every preset (tested against the released key lists). Loading never
-downloads: resolve names to files with :mod:`zoedepth_ros.weights` first.
+downloads: resolve names to files with :mod:`zoedepth_ros.model.weights` first.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
+from timm.models.beit import gen_relative_position_index
 from torch import nn
 
-from zoedepth_ros.config import ModelConfig
 from zoedepth_ros.errors import CheckpointError
+from zoedepth_ros.io.atomic import atomic_write
+from zoedepth_ros.model.config import ModelConfig
 
 UNUSED_INDEX_SUFFIX = 'attn.relative_position_index'
 """timm 0.6 saved this buffer (24 keys in the releases); it is regenerated, never loaded."""
@@ -108,7 +110,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise CheckpointError(f'checkpoint {path} does not exist. {OFFICIAL_WEIGHTS_HINT}')
     try:
         if path.suffix == '.safetensors':
-            from safetensors.torch import load_file
             return load_file(str(path))
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
@@ -141,12 +142,7 @@ def load_original_state(model: nn.Module, state: dict[str, torch.Tensor],
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
-    """Load original-layout weights (or a transformers directory) into ``model``; returns it."""
-    path = Path(path)
-    if path.is_dir():
-        from zoedepth_ros.model.hf_layout import load_hf_state
-        load_original_state(model, load_hf_state(path, model), source=str(path))
-        return model
+    """Load an original-layout weights file (``.pt``/``.safetensors``) into ``model``."""
     load_original_state(model, read_state_dict(path), source=str(path))
     return model
 
@@ -195,8 +191,6 @@ def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     The index buffers are written so that the original code (timm 0.6, strict loading)
     reads our checkpoints; they are regenerated for the stored table's window.
     """
-    from timm.models.beit import gen_relative_position_index
-
     own = model.state_dict()
     mapping, unmatched = to_original(list(own), model.cfg)
     if unmatched:
@@ -219,14 +213,5 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str],
 
 
 def atomic_torch_save(payload: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file in the target directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` under a temporary name in the target directory, then rename."""
+    return atomic_write(path, lambda handle: torch.save(payload, handle))

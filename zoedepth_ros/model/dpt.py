@@ -1,4 +1,4 @@
-"""DPT decoder of MiDaS v3.1: reassemble, fusion and the relative-depth head (§3.4-3.5)."""
+"""DPT decoder of MiDaS v3.1: reassemble, fusion and the relative-depth head."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoedepth_ros.config import BackboneConfig
+from zoedepth_ros.model.config import BackboneConfig
 
 
 def upsample(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:

@@ -3,7 +3,7 @@
 timm's ``Beit`` is used as a parameter container (its key names match the released
 checkpoints); the forward pass is ours because timm 1.x asserts a fixed input size and
 resizes the relative-position table differently from MiDaS, whose numbers the released
-weights were trained with (zoedepth-model.md §3.1-3.3).
+weights were trained with.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from timm.models.beit import Beit, gen_relative_position_index
 from torch import nn
 
-from zoedepth_ros.config import BackboneConfig
+from zoedepth_ros.model.config import BackboneConfig
 
 
 def resize_relative_position_table(table: torch.Tensor, stored_window: int,

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from zoedepth_ros.config import BackboneConfig, BinConf, ModelConfig, from_dict
+from zoedepth_ros.config import from_dict
 from zoedepth_ros.errors import CheckpointError
+from zoedepth_ros.model.checkpoint import load_original_state, original_state_dict
+from zoedepth_ros.model.config import BackboneConfig, BinConf, ModelConfig
 
 _BLOCK = 'core.core.pretrained.model.blocks.'
 # Backbone block parameters: original suffix -> (4.x suffix, 5.x suffix).
@@ -144,28 +147,33 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
         min_temp=data['min_temp'], max_temp=data['max_temp'])
 
 
-def read_hf_directory(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config dict, state dict) of a transformers model directory."""
+def read_hf_config(path: Path) -> dict[str, Any]:
+    """The ``config.json`` of a transformers model directory."""
     config_file = path / 'config.json'
     if not config_file.is_file():
         raise CheckpointError(f'{path} has no config.json; expected a transformers ZoeDepth '
                               f'directory (config.json + model.safetensors)')
-    config = json.loads(config_file.read_text())
+    return json.loads(config_file.read_text())
+
+
+def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a transformers model directory."""
     if (path / 'model.safetensors').is_file():
-        from safetensors.torch import load_file
-        state = load_file(str(path / 'model.safetensors'))
-    elif (path / 'pytorch_model.bin').is_file():
-        state = torch.load(path / 'pytorch_model.bin', map_location='cpu', weights_only=True)
-    else:
-        raise CheckpointError(f'{path} has no model.safetensors or pytorch_model.bin')
-    return config, state
+        return load_file(str(path / 'model.safetensors'))
+    if (path / 'pytorch_model.bin').is_file():
+        return torch.load(path / 'pytorch_model.bin', map_location='cpu', weights_only=True)
+    raise CheckpointError(f'{path} has no model.safetensors or pytorch_model.bin')
 
 
-def load_hf_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+def load_hf_checkpoint(model: nn.Module, path: Path) -> nn.Module:
+    """Load a transformers directory's weights into ``model`` (strictly); returns it."""
+    load_original_state(model, hf_to_original_state(path, model), source=str(path))
+    return model
+
+
+def hf_to_original_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     """Original-layout state dict for ``model`` from a transformers directory."""
-    from zoedepth_ros.model.checkpoint import original_state_dict
-
-    _, hf_state = read_hf_directory(path)
+    hf_state = read_hf_weights(path)
     style = 'v5' if any(k.startswith('backbone.beit.') for k in hf_state) else 'v4'
     state = original_state_dict(model)
     rows = hf_key_rows({k: tuple(v.shape) for k, v in state.items()}, style)

@@ -1,4 +1,6 @@
-"""Indoor/outdoor router of ZoeD_NK: a small transformer over the bottleneck (§5.2-5.3)."""
+"""Indoor/outdoor router of ZoeD_NK (a small transformer over the bottleneck) and the domain
+vocabulary: heads are named ``nyu`` / ``kitti`` inside the model (as in the released weights)
+and ``indoor`` / ``outdoor`` to users; both name the same router class index."""
 
 from __future__ import annotations
 
@@ -7,8 +9,37 @@ import math
 import torch
 from torch import nn
 
+from zoedepth_ros.errors import ConfigError
+
 DOMAINS = ('nyu', 'kitti')
-"""Router class order, fixed by the released weights: index 0 = nyu (indoor), 1 = kitti."""
+"""Head names in router class order, fixed by the released weights: 0 = nyu, 1 = kitti."""
+DOMAIN_NAMES = ('indoor', 'outdoor')
+"""User-facing names of the same classes: 0 = indoor, 1 = outdoor."""
+
+
+def domain_index(label: str | None) -> int:
+    """Class index of a head or domain name ('nyu'/'indoor' 0, 'kitti'/'outdoor' 1), else -1."""
+    for names in (DOMAINS, DOMAIN_NAMES):
+        if label in names:
+            return names.index(label)
+    return -1
+
+
+def head_name(label: str) -> str:
+    """'nyu' or 'kitti' for a head or domain name.
+
+    Raises:
+        ConfigError: ``label`` names no domain.
+    """
+    index = domain_index(label)
+    if index < 0:
+        raise ConfigError(f'unknown domain {label!r}; expected indoor or outdoor')
+    return DOMAINS[index]
+
+
+def domain_name(label: str | int) -> str:
+    """'indoor' or 'outdoor' for a head name, domain name or class index."""
+    return DOMAIN_NAMES[label if isinstance(label, int) else domain_index(label)]
 
 
 def sinusoidal_encoding(length: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -34,7 +65,7 @@ class DomainRouter(nn.Module):
     def forward(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> logits (B, 2)."""
         tokens = self.embedding(bottleneck).flatten(2)
-        # Upstream quirk (T12): the class token is a constant zero vector, not a parameter.
+        # Upstream quirk: the class token is a constant zero vector, not a parameter.
         tokens = nn.functional.pad(tokens, (1, 0)).permute(2, 0, 1)
         tokens = tokens + sinusoidal_encoding(tokens.shape[0], tokens.shape[2],
                                               tokens.device).unsqueeze(1).to(tokens.dtype)

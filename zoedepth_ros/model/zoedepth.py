@@ -9,28 +9,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoedepth_ros.config import ModelConfig
 from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.model.bins import (
     AttractorLayer,
     ConditionalLogBinomial,
     HeadOutput,
+    LogBinomial,
     MetricHead,
     SeedBinRegressor,
     pixel_mlp,
 )
+from zoedepth_ros.model.config import ModelConfig, get_config
 from zoedepth_ros.model.dpt import DecoderOutput, DPTDecoder, upsample
 from zoedepth_ros.model.encoder import BeitEncoder
 from zoedepth_ros.model.router import DOMAINS, DomainRouter, route
 
-# Upstream quirk (T2): a positional-argument slip gives every ZoeD_NK attractor layer the
+# Upstream quirk: a positional-argument slip gives every ZoeD_NK attractor layer the
 # default 16 attractors; the configured [16, 8, 4, 1] only applies to single-head models.
 NK_ATTRACTORS = 16
 
 
 def network_size(height: int, width: int, target: tuple[int, int], keep_aspect: bool,
                  multiple: int = 32) -> tuple[int, int]:
-    """Network input size for an image (§2, T6): "minimal" keep-aspect or stretch.
+    """Network input size for an image: "minimal" keep-aspect or stretch.
 
     Keep-aspect takes the scale factor closer to 1 (ties: height's); sides are rounded to
     multiples of 32 with round-half-to-even, as numpy does upstream.
@@ -220,3 +221,25 @@ def _select(outputs: list[HeadOutput], index: torch.Tensor) -> HeadOutput:
     return HeadOutput(torch.where(pick, second.depth, first.depth),
                       torch.where(pick, second.bin_centers, first.bin_centers),
                       torch.where(pick, second.probs, first.probs))
+
+
+def build_model(name_or_cfg: str | ModelConfig, initialize: bool = True) -> ZoeDepth:
+    """Build a model in eval mode (load weights with model.checkpoint).
+
+    Args:
+        name_or_cfg: preset name or ModelConfig.
+        initialize: random initialisation (timm's scheme). False allocates the parameters
+            uninitialised, which is several times faster for BEiT-L; only for callers that
+            load every weight right after (constant buffers are filled either way).
+    """
+    cfg = get_config(name_or_cfg) if isinstance(name_or_cfg, str) else name_or_cfg
+    if initialize:
+        return ZoeDepth(cfg).eval()
+    with torch.device('meta'):
+        model = ZoeDepth(cfg)
+    model = model.to_empty(device='cpu')
+    model.encoder.reset_buffers()
+    for module in model.modules():
+        if isinstance(module, LogBinomial):
+            module.reset_buffers()
+    return model.eval()

@@ -4,7 +4,7 @@ Messages are published as the raw CDR bytes stored in the bag (no decoding), on 
 the recorded message types, with RELIABLE KEEP_LAST QoS (which serves reliable and best-effort
 subscribers alike), TRANSIENT_LOCAL for topics whose recorded publishers all were. With
 ``clock`` the bag time is published on ``/clock`` (run consumers with ``use_sim_time:=true``).
-Reading goes through :func:`zoedepth_ros.data.bagio.open_bag`.
+Reading goes through :func:`zoedepth_ros.io.bags.open_bag`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import QosDurability
 from rosgraph_msgs.msg import Clock
 
-from zoedepth_ros.data.bagio import open_bag
 from zoedepth_ros.errors import BagError
+from zoedepth_ros.io.bags import open_bag
 
 CLOCK_PERIOD_S = 0.025
 """Largest gap between /clock messages while waiting for the next message (40 Hz)."""

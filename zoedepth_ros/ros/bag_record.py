@@ -31,8 +31,8 @@ from rosbags.interfaces import (
     QosTime,
 )
 
-from zoedepth_ros.data.bag_output import AtomicBagWriter
 from zoedepth_ros.errors import BagError
+from zoedepth_ros.io.bag_writer import AtomicBagWriter
 from zoedepth_ros.ros.bag_play import message_class, stop_on_signals
 
 

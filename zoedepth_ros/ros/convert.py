@@ -6,14 +6,9 @@ import array
 from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import String
 
-from zoedepth_ros.data.messages import CameraInfoFields, ImageFields
-from zoedepth_ros.pointcloud import PackedCloud
-
-
-def stamp_ns(header: Any) -> int:
-    """Nanoseconds of a header stamp."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
 
 
 def byte_array(data: bytes) -> array.array:
@@ -48,3 +43,15 @@ def point_cloud_message(cloud: PackedCloud, header: Any) -> PointCloud2:
                       row_step=cloud.row_step, is_dense=cloud.is_dense)
     msg.data = byte_array(cloud.data)
     return msg
+
+
+def to_message(fields: ImageFields | CameraInfoFields | PackedCloud | str,
+               header: Any) -> Image | CameraInfo | PointCloud2 | String:
+    """The message of one per-frame output (see ``zoedepth_ros.frame.FrameOutputs.encoded``)."""
+    if isinstance(fields, ImageFields):
+        return image_message(fields, header)
+    if isinstance(fields, CameraInfoFields):
+        return camera_info_message(fields, header)
+    if isinstance(fields, PackedCloud):
+        return point_cloud_message(fields, header)
+    return String(data=str(fields))

@@ -22,22 +22,20 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
-from zoedepth_ros.data import messages
 from zoedepth_ros.errors import InputError, ZoeDepthError
-from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.inference import FrameOptions
-from zoedepth_ros.node_config import NodeConfig
+from zoedepth_ros.frame import OUTPUT_TOPICS, FrameOptions, frame_camera_info, predict_frame
+from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.io import messages
 from zoedepth_ros.pointcloud import CloudOptions
 from zoedepth_ros.ros import convert
+from zoedepth_ros.ros.config import NodeConfig
 from zoedepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from zoedepth_ros.ros.entry import run_node
-from zoedepth_ros.ros.loading import load_estimator
 from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_parameters
 from zoedepth_ros.ros.sync import Frame, LatestSlot, StampMatcher
 
-OUTPUTS = {'depth': (Image, 'depth/image'), 'info': (CameraInfo, 'depth/camera_info'),
-           'points': (PointCloud2, 'points'), 'std': (Image, 'depth/std'),
-           'preview': (Image, 'depth/preview'), 'domain': (String, 'domain')}
+MESSAGE_TYPES = {'depth': Image, 'info': CameraInfo, 'points': PointCloud2, 'std': Image,
+                 'preview': Image, 'domain': String}
 
 
 class DepthNode(Node):
@@ -54,10 +52,10 @@ class DepthNode(Node):
     def _configure(self) -> None:
         """Load the model, reset the state and create the publishers (lifecycle: configure)."""
         cfg = self.config
-        self.estimator, random_weights = load_estimator(cfg)
-        if random_weights:
-            self.get_logger().warning(f'model {cfg.model!r} has RANDOM weights (no checkpoint): '
-                                      'depth is meaningless; set checkpoint or a weights name')
+        self.estimator = DepthEstimator.from_pretrained(
+            cfg.model, cfg.model_config or None, cfg.random_weights,
+            onnx_providers=cfg.providers or None, device=cfg.device, precision=cfg.precision,
+            preprocess=cfg.preprocess, flip=cfg.flip, domain=cfg.domain, compile=cfg.compile)
         self.stats = NodeStats()
         self._matcher = (StampMatcher(int(cfg.sync_slop_s * 1e9))
                          if cfg.sync_mode == 'approx' else None)
@@ -71,9 +69,9 @@ class DepthNode(Node):
         """Reliable depth-1 publishers, sensor-data subscriptions, the diagnostics timer."""
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         overrides = QoSOverridingOptions.with_default_policies()
-        self._pubs = {key: self.create_publisher(kind, topic, reliable,
+        self._pubs = {key: self.create_publisher(MESSAGE_TYPES[key], topic, reliable,
                                                  qos_overriding_options=overrides)
-                      for key, (kind, topic) in OUTPUTS.items()}
+                      for key, topic in OUTPUT_TOPICS.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         sensor = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                             durability=qos_profile_sensor_data.durability)
@@ -133,7 +131,7 @@ class DepthNode(Node):
             return
         self.stats.count('received')
         cfg = self.config
-        if not cfg.always_run and not any(self._wanted(key) for key in OUTPUTS):
+        if not cfg.always_run and not any(self._wanted(key) for key in OUTPUT_TOPICS):
             self.stats.count('idle_skipped')
             return
         try:
@@ -164,7 +162,7 @@ class DepthNode(Node):
 
     def _decode(self, msg: Any) -> Frame:
         """Image or CompressedImage -> Frame (RGB uint8); InputError for bad or late input."""
-        stamp = convert.stamp_ns(msg.header)
+        stamp = messages.stamp_ns(msg.header)
         last, self._last_stamp = self._last_stamp, stamp
         if last is not None and stamp < last:
             raise InputError(f'image stamp {stamp * 1e-9:.6f} s is older than the previous '
@@ -175,14 +173,14 @@ class DepthNode(Node):
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:
-            messages.camera_info_fields(msg)
+            fields = messages.camera_info_fields(msg)  # parsed once per message
         except ZoeDepthError as err:
             self._reject(err)
             return
         if self._matcher is None:
-            self._info = msg
+            self._info = fields
             return
-        pair = self._matcher.add_info(convert.stamp_ns(msg.header), msg)
+        pair = self._matcher.add_info(messages.stamp_ns(msg.header), fields)
         if pair is not None:
             pair[0].info = pair[1]
             self._hand_over(pair[0])
@@ -212,48 +210,37 @@ class DepthNode(Node):
                      height: int) -> messages.CameraInfoFields | None:
         cfg = self.config
         self.stats.fallback_intrinsics = frame.info is None and cfg.fov_deg > 0
-        if frame.info is None:
-            if cfg.fov_deg <= 0:
-                self.stats.count('no_camera_info')
-                self.get_logger().warning('no camera_info received yet (fov_deg is 0.0): '
-                                          'dropping images', throttle_duration_sec=5.0)
-                return None
+        fields = frame_camera_info(frame.info, width, height, cfg.fov_deg)
+        if fields is None:
+            self.stats.count('no_camera_info')
+            self.get_logger().warning('no camera_info received yet (fov_deg is 0.0): '
+                                      'dropping images', throttle_duration_sec=5.0)
+        elif frame.info is None:
             self._warn_once('fov', f'no camera_info yet: intrinsics from fov_deg {cfg.fov_deg}')
-            camera = PinholeCamera.from_fov(width, height, cfg.fov_deg)
-            return messages.camera_info_from_camera(camera)
-        messages.camera_info_to_camera(frame.info, width, height)  # refuses another size
-        fields = messages.camera_info_fields(frame.info)
-        if any(fields.d):
+        elif any(frame.info.d):
             self._warn_once('distortion', 'camera_info has non-zero distortion: feed a '
                             'rectified image (image_rect) or clouds will bend')
         return fields
 
-    def _process(self, frame: Frame) -> None:
+    def _frame_options(self) -> FrameOptions:
+        """What this frame needs: only outputs somebody subscribes to are computed."""
         cfg = self.config
-        height, width = frame.rgb.shape[:2]
-        fields = self._camera_info(frame, width, height)
-        if fields is None:
-            return
-        fields = messages.scale_camera_info(fields, width, height)
         cloud = None
         if cfg.cloud.enabled and self._wanted('points'):
             cloud = CloudOptions(cfg.cloud.stride, cfg.cloud.organized, cfg.cloud.color)
-        options = FrameOptions(cfg.min_range, cfg.max_range, cfg.max_rel_std,
-                               cfg.publish_std and self._wanted('std'), cloud)
-        result = self.estimator.predict_frame(frame.rgb, options, fields.camera)
-        header, pubs = frame.header, self._pubs
-        depth_fields = messages.encode_depth(result.depth_m, cfg.output_encoding)
-        pubs['depth'].publish(convert.image_message(depth_fields, header))
-        pubs['info'].publish(convert.camera_info_message(fields, header))
-        if result.std_m is not None:
-            std_fields = messages.encode_float_image(result.std_m)
-            pubs['std'].publish(convert.image_message(std_fields, header))
-        if cfg.publish_preview and self._wanted('preview'):
-            preview = messages.encode_preview(result.depth_m, cfg.min_range, cfg.max_range)
-            pubs['preview'].publish(convert.image_message(preview, header))
-        if result.cloud is not None:
-            pubs['points'].publish(convert.point_cloud_message(result.cloud, header))
-        pubs['domain'].publish(String(data=result.domain))
+        return FrameOptions(cfg.min_range, cfg.max_range, cfg.max_rel_std,
+                            cfg.publish_std and self._wanted('std'), cloud, cfg.output_encoding,
+                            cfg.publish_preview and self._wanted('preview'))
+
+    def _process(self, frame: Frame) -> None:
+        height, width = frame.rgb.shape[:2]
+        info = self._camera_info(frame, width, height)
+        if info is None:
+            return
+        options = self._frame_options()
+        result = predict_frame(self.estimator, frame.rgb, info, options)
+        for key, fields in result.encoded(options).items():
+            self._pubs[key].publish(convert.to_message(fields, frame.header))
         age_s = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         self.stats.record_output(result.timings_ms.get('model', float('nan')), age_s,
                                  result.domain, result.domain_probs.get(result.domain, 1.0))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from zoedepth_ros.errors import ZoeDepthError
@@ -22,8 +22,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     node = None
     try:
+        # The executor exists before the node is visible in the graph, so a SIGTERM sent as
+        # soon as it appears cannot interrupt the executor's own construction.
+        executor = SingleThreadedExecutor()
         node = factory()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ZoeDepthError, ParameterException) as err:

@@ -14,7 +14,7 @@ from typing import Any
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from zoedepth_ros.errors import ZoeDepthError
-from zoedepth_ros.node_config import config_from_parameters, parameter_specs
+from zoedepth_ros.ros.config import config_from_parameters, parameter_specs
 from zoedepth_ros.ros.depth_node import DepthNode
 from zoedepth_ros.ros.entry import run_node
 from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_parameters

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from zoedepth_ros.errors import ConfigError
-from zoedepth_ros.node_config import (
+from zoedepth_ros.ros.config import (
     NodeConfig,
     ParameterSpec,
     config_from_parameters,

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +20,7 @@ import numpy as np
 
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.io.atomic import atomic_directory
 from zoedepth_ros.synth.indoor import build_indoor_scene
 from zoedepth_ros.synth.outdoor import build_outdoor_scene
 from zoedepth_ros.synth.render import Renderer
@@ -201,26 +199,20 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
         raise InputError(f'generate() needs an output directory and count >= 1; got '
                          f'output={output}, count={count}')
     output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise InputError(f'output {output} exists and is not empty; choose a new directory '
-                         'or pass overwrite')
     per_scene = frames_per_scene or (4 if fmt == 'folder' else 40)
     start = time.perf_counter()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # Staged as <hidden temp>/<output name>: a bag's storage file is named after its folder.
-    holder = Path(tempfile.mkdtemp(prefix=f'.{output.name}.', dir=output.parent))
-    staging = holder / output.name
-    staging.mkdir()
+    datasets = []
     try:
-        datasets = []
-        for name in domains:
-            target = staging if domain != 'both' else staging / name
-            _write_domain(name, count, size, seed, target, fmt, storage, per_scene,
-                          test_fraction, workers, progress)
-            datasets.append(output if domain != 'both' else output / name)
-        _move_into_place(staging, output)
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
+        with atomic_directory(output, overwrite) as staging:
+            staging.mkdir()
+            for name in domains:
+                target = staging if domain != 'both' else staging / name
+                _write_domain(name, count, size, seed, target, fmt, storage, per_scene,
+                              test_fraction, workers, progress)
+                datasets.append(output if domain != 'both' else output / name)
+    except FileExistsError:
+        raise InputError(f'output {output} exists and is not empty; choose a new directory '
+                         'or pass overwrite') from None
     return SynthSummary(output=output, datasets=tuple(datasets), domains=domains,
                         frames=count * len(domains), size=(int(size[0]), int(size[1])),
                         fmt=fmt, seconds=time.perf_counter() - start)
@@ -245,17 +237,6 @@ def _write_domain(domain: str, count: int, size: tuple[int, int], seed: int, tar
         if progress is not None:
             progress(1)
     writer.close()
-
-
-def _move_into_place(staging: Path, output: Path) -> None:
-    """Rename ``staging`` to ``output``, replacing an existing ``output`` last."""
-    if output.exists():
-        old = output.with_name(f'.{output.name}.old-{os.getpid()}')
-        os.replace(output, old)
-        os.replace(staging, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, output)
 
 
 def _check_domain(domain: str) -> None:

@@ -127,18 +127,6 @@ class CameraPose:
         """Transform (N, 3) world points to (N, 3) camera optical coordinates."""
         return (np.asarray(points) - self.position) @ self.rotation
 
-    def quaternion_xyzw(self) -> tuple[float, float, float, float]:
-        """Rotation (camera optical frame -> world) as a unit quaternion (x, y, z, w)."""
-        m = self.rotation
-        w = math.sqrt(max(0.0, 1.0 + m[0, 0] + m[1, 1] + m[2, 2])) / 2.0
-        x = math.copysign(math.sqrt(max(0.0, 1.0 + m[0, 0] - m[1, 1] - m[2, 2])) / 2.0,
-                          m[2, 1] - m[1, 2])
-        y = math.copysign(math.sqrt(max(0.0, 1.0 - m[0, 0] + m[1, 1] - m[2, 2])) / 2.0,
-                          m[0, 2] - m[2, 0])
-        z = math.copysign(math.sqrt(max(0.0, 1.0 - m[0, 0] - m[1, 1] + m[2, 2])) / 2.0,
-                          m[1, 0] - m[0, 1])
-        return x, y, z, w
-
 
 @functools.cache
 def _template(kind: str, detail: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 Both write into a directory that the caller creates fresh (the generator writes into a
 temporary directory and renames it into place at the end, so a failed run leaves nothing).
 
-Folder format (see the team brief)::
+Folder format (the generic RGB-D layout ``data.datasets.GenericFolder`` reads)::
 
     ROOT/dataset.yaml      domain, depth_scale, min_depth, max_depth, camera
     ROOT/rgb/<stem>.png    8-bit RGB
@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 import yaml
 
-from zoedepth_ros.data import messages
-from zoedepth_ros.data.bag_output import AtomicBagWriter
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.io import messages
+from zoedepth_ros.io.bag_writer import AtomicBagWriter
 
 RGB_TOPIC = '/camera/image_raw'
 INFO_TOPIC = '/camera/camera_info'

@@ -26,11 +26,10 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from zoedepth_ros.errors import InputError
+from zoedepth_ros.model.router import domain_index
 
-DOMAIN_INDEX = {'indoor': 0, 'nyu': 0, 'outdoor': 1, 'kitti': 1}
-Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray,
-                                                                              np.ndarray]]
-"""(image HxWx3 uint8, depth HxW float32 metres, rng) -> augmented (image, depth)."""
+Transform = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
+"""(sample tensors, generator) -> augmented sample; e.g. ``data.transforms.TrainAugmentation``."""
 
 
 def _field(item: Any, name: str, default: Any = None) -> Any:
@@ -71,19 +70,20 @@ def to_sample(item: Any, default_domain: str | None = None,
         mask &= torch.as_tensor(np.asarray(extra)).bool().reshape(mask.shape)
     domain = _field(item, 'domain', default_domain)
     return {'image': image, 'depth': depth, 'mask': mask,
-            'domain': torch.tensor(DOMAIN_INDEX.get(str(domain), -1), dtype=torch.long),
+            'domain': torch.tensor(domain_index(str(domain)), dtype=torch.long),
             'max_depth': torch.tensor(max_depth, dtype=torch.float32)}
 
 
 class SeededView(Dataset):
-    """A dataset whose item ``i`` in epoch ``e`` is augmented with rng seeded by (seed, e, i).
+    """A dataset whose item ``i`` in epoch ``e`` is augmented with a generator seeded by
+    (seed, e, i): the one place where samples are seeded and augmented.
 
     Augmentation therefore depends neither on the worker count, nor the process count, nor on
     where a resumed run restarts.
 
     Args:
         dataset: indexable dataset of items (see module docstring).
-        transform: augmentation applied to (image, depth) with a per-item generator, or None.
+        transform: augmentation of the sample tensors with a per-item generator, or None.
         seed: base seed.
         domain: domain for items that do not name one.
         depth_range: (min, max) metres for items that do not name one.
@@ -106,15 +106,11 @@ class SeededView(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        item = self.dataset[index]
-        if self.transform is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            image, depth = self.transform(np.asarray(_field(item, 'image')),
-                                          np.asarray(_field(item, 'depth'), np.float32), rng)
-            # the transform zeroes invalid depth itself; the item's mask no longer lines up
-            item = {k: _field(item, k) for k in ('domain', 'min_depth', 'max_depth')}
-            item.update(image=image, depth=depth)
-        return to_sample(item, self.domain, self.depth_range)
+        sample = to_sample(self.dataset[index], self.domain, self.depth_range)
+        if self.transform is None:
+            return sample
+        state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)
+        return self.transform(sample, torch.Generator().manual_seed(int(state[0])))
 
 
 class EpochConcat(ConcatDataset):

@@ -1,6 +1,6 @@
 """TrainConfig: one frozen dataclass per ``config/train/*.yaml`` recipe (two levels deep at most).
 
-Defaults follow the original ZoeDepth metric fine-tuning recipe (design spec §9.2): AdamW with
+Defaults follow the original ZoeDepth metric fine-tuning recipe: AdamW with
 weight decay 0.01, per-part learning-rate factors, OneCycleLR per step starting at the maximum
 (div_factor 1), pct_start 0.7, cosine annealing to max/1e4, beta1 cycled 0.95 -> 0.85, global
 gradient-norm clipping at 0.1, seed 43.
@@ -18,7 +18,7 @@ Stage = Literal['relative', 'metric', 'metric_nk']
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the samples come from (generic RGB-D folders, see the team brief's format)."""
+    """Where the samples come from (generic RGB-D folders, standard layouts)."""
 
     train_roots: tuple[str, ...] = ()
     """Training sets: a generic RGB-D folder ``ROOT``, or ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]``

@@ -8,7 +8,6 @@ Only rank 0 writes logs, TensorBoard events and checkpoints.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -122,7 +121,3 @@ class ResumableSampler(DistributedSampler):
         indices = list(super().__iter__())
         start, self.start_index = self.start_index, 0
         return iter(indices[start:])
-
-    def batches_per_epoch(self, local_batch: int) -> int:
-        return self.num_samples // local_batch if self.drop_last else math.ceil(
-            self.num_samples / local_batch)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from zoedepth_ros.metrics import Crop, DepthMetrics
+from zoedepth_ros.metrics import Crop, DepthMetrics, resize_prediction
+from zoedepth_ros.model.router import DOMAINS
 from zoedepth_ros.training.config import LossConfig, Stage
 from zoedepth_ros.training.distributed import DistInfo, all_reduce_sum, unwrap
 from zoedepth_ros.training.losses import (
@@ -30,9 +31,6 @@ from zoedepth_ros.training.losses import (
     ssi_least_squares_loss,
     ssi_trimmed_loss,
 )
-
-HEAD_NAMES = ('nyu', 'kitti')
-"""Head per batch domain index (0 = indoor/nyu, 1 = outdoor/kitti), as the router's classes."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class StageLoss:
         labels = batch['domain']
         if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.min()) != int(labels.max()):
             return None
-        return HEAD_NAMES[int(labels[0])]
+        return DOMAINS[int(labels[0])]
 
     def __call__(self, model: nn.Module,
                  batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, LossResult]]:
@@ -189,17 +187,6 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def train_one_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
-                    loss_fn: StageLoss, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    grad_clip: float = 0.1, info: DistInfo | None = None,
-                    device: torch.device | str = 'cpu', amp: bool = False,
-                    start_step: int = 0) -> Iterator[StepRecord]:
-    """One pass over an iterable of batches (single source); yields a record per step."""
-    pairs = ((0, batch) for batch in batches)
-    yield from train_steps(model, pairs, loss_fn, optimizer, scheduler, grad_clip,
-                           info or DistInfo(), torch.device(device), amp, start_step)
-
-
 @dataclass
 class Validation:
     """Validation of one dataset: depth metrics, router accuracy and a few samples."""
@@ -235,9 +222,9 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
              keep_samples: int = 0) -> Validation:
     """Per-image metrics of a model over batches (no flip; for monitoring during training).
 
-    Predictions are upsampled bilinear (align_corners=True) to the ground-truth size and
-    evaluated with :class:`DepthMetrics` (clamp, range, crop). The ``relative`` stage is scored
-    after per-image least-squares alignment of its disparity to the ground truth.
+    Predictions are evaluated with :class:`DepthMetrics` (resize to the ground truth, clamp,
+    range, crop). The ``relative`` stage is scored after per-image least-squares alignment of
+    its disparity to the ground truth.
     """
     model = unwrap(model)
     model.eval()
@@ -254,8 +241,7 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                                      mode='bilinear', align_corners=True)
             pred = _aligned_depth(relative, batch['depth'], batch['mask'])
         else:
-            pred = F.interpolate(output.metric_depth, size=size, mode='bilinear',
-                                 align_corners=True)
+            pred = output.metric_depth
         gt = torch.where(batch['mask'], batch['depth'], torch.zeros_like(batch['depth']))
         for index in range(gt.shape[0]):
             result.metrics.update(pred[index, 0], gt[index, 0])
@@ -267,6 +253,8 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
             result.router_total += int(known.sum())
         for index in range(gt.shape[0]):
             if len(result.samples) < keep_samples:
+                shown = resize_prediction(pred[index, 0], tuple(gt.shape[-2:]))
                 result.samples.append({'image': batch['image'][index].cpu(),
-                                       'pred': pred[index, 0].cpu(), 'gt': gt[index, 0].cpu()})
+                                       'pred': torch.from_numpy(shown),
+                                       'gt': gt[index, 0].cpu()})
     return result or Validation(DepthMetrics(min_depth, max_depth or 80.0, crop))

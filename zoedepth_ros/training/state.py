@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from zoedepth_ros.errors import CheckpointError
-from zoedepth_ros.model.checkpoint import atomic_torch_save
+from zoedepth_ros.model.checkpoint import atomic_torch_save, save_checkpoint
 
 STATE_FILE = 'train_state.pt'
 STATE_VERSION = 1
@@ -47,8 +47,6 @@ def write_state(output: Path, model: nn.Module, optimizer: torch.optim.Optimizer
                 scheduler: Any, step: int, config: dict[str, Any], best_score: float,
                 rng: dict[str, Any]) -> Path:
     """Write ``checkpoints/step_<step>.pt`` then ``train_state.pt``; returns the state path."""
-    from zoedepth_ros.model.checkpoint import save_checkpoint
-
     weights = output / 'checkpoints' / f'step_{step:07d}.pt'
     save_checkpoint(model, weights, extra={'step': step})
     state = {'version': STATE_VERSION, 'step': step, 'weights': weights.name,

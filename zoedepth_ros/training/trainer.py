@@ -30,14 +30,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from zoedepth_ros.config import (
-    apply_overrides,
-    atomic_write_text,
-    load_config,
-    save_config,
-    to_dict,
-)
+from zoedepth_ros.config import apply_overrides, save_config, to_dict
+from zoedepth_ros.data.datasets import DATASET_NAMES, build_dataset
+from zoedepth_ros.data.transforms import AugmentConfig, TrainAugmentation
 from zoedepth_ros.errors import CheckpointError, ConfigError
+from zoedepth_ros.inference import resolve_device
+from zoedepth_ros.io.atomic import write_text
+from zoedepth_ros.model.checkpoint import (
+    load_backbone_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from zoedepth_ros.model.config import resolve_model_config
+from zoedepth_ros.model.loading import load_model
 from zoedepth_ros.training.batches import BatchStream, EpochConcat, SeededView, collate
 from zoedepth_ros.training.config import TrainConfig
 from zoedepth_ros.training.distributed import (
@@ -67,37 +72,20 @@ from zoedepth_ros.training.state import (
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU."""
-    if name == 'auto':
-        name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('device: cuda was asked for but torch sees no CUDA device; '
-                          'use device=cpu or auto')
-    return torch.device(name)
-
-
 def build_training_model(cfg: TrainConfig) -> nn.Module:
-    """Model from the preset (or model YAML) + overrides, initialised as ``model.init`` says."""
-    from zoedepth_ros.config import ModelConfig
-    from zoedepth_ros.model import PRESETS, build_model, get_config
-    from zoedepth_ros.model.checkpoint import load_backbone_checkpoint, load_checkpoint
+    """Model from the preset (or model YAML) + overrides, initialised as ``model.init`` says.
 
+    ``scratch`` and ``midas:`` build the configuration with random weights from the run's
+    seeded RNG (``midas:`` then loads the MiDaS core); ``zoedepth:`` loads full weights.
+    """
     section = cfg.model
-    if section.preset in PRESETS:
-        model_cfg = get_config(section.preset)
-    elif Path(section.preset).is_file():
-        model_cfg = load_config(section.preset, ModelConfig)
-    else:
-        raise ConfigError(f'model.preset {section.preset!r} is neither a preset '
-                          f'({sorted(PRESETS)}) nor a model YAML file')
-    model_cfg = apply_overrides(model_cfg, list(section.overrides))
-    model = build_model(model_cfg)
+    model_cfg = apply_overrides(resolve_model_config(section.preset), list(section.overrides))
     kind, _, path = section.init.partition(':')
+    if kind == 'zoedepth':
+        return load_model(path, model_cfg).model
+    model = load_model(model_cfg, random_weights=True, seed=None).model
     if kind == 'midas':
         load_backbone_checkpoint(model, path)
-    elif kind == 'zoedepth':
-        load_checkpoint(model, path)
     return model
 
 
@@ -108,8 +96,6 @@ def open_dataset(spec: str, split: str) -> Any:
     else every frame is used); ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]`` opens a standard layout
     of the data package (``nyu``, ``kitti``, ``diode_indoor``, ``diode_outdoor``).
     """
-    from zoedepth_ros.data.datasets import DATASET_NAMES, build_dataset
-
     name, sep, rest = spec.partition(':')
     if sep and name in DATASET_NAMES and name not in ('folder', 'bag'):
         root, _, rest = rest.partition(':')
@@ -128,12 +114,12 @@ def _dataset_info(dataset: Any) -> tuple[str | None, tuple[float, float]]:
     return domain, (low, high)
 
 
-def _train_transform(augment: bool) -> Any:
+def _train_transform(augment: bool, dataset: Any) -> TrainAugmentation | None:
+    """The original recipe's augmentation (NYU gets its wider brightness range)."""
     if not augment:
         return None
-    from zoedepth_ros.data.transforms import train_augmentation
-
-    return train_augmentation
+    name = getattr(getattr(dataset, 'info', None), 'name', '')
+    return TrainAugmentation(AugmentConfig.for_dataset(name))
 
 
 class Trainer:
@@ -188,10 +174,10 @@ class Trainer:
     # ---------------------------------------------------------------------------- data
 
     def _loader(self, datasets: list[Any], index: int, batch: int | None = None) -> DataLoader:
-        transform = _train_transform(self.cfg.data.augment)
         views = []
         for offset, dataset in enumerate(datasets):
             domain, depth_range = _dataset_info(dataset)
+            transform = _train_transform(self.cfg.data.augment, dataset)
             views.append(SeededView(dataset, transform, self.cfg.seed + 1000 * index + offset,
                                     domain, depth_range))
         view = views[0] if len(views) == 1 else EpochConcat(views)
@@ -282,7 +268,7 @@ class Trainer:
                 first = next(iter(results.values()))['abs_rel']
                 self.history.append({'step': self.step, **results})
                 logger.info('step %d validation: %s', self.step, _format(results))
-                atomic_write_text(self.output / 'history.json',
+                write_text(self.output / 'history.json',
                                   json.dumps(self.history, indent=1) + '\n')
                 if math.isfinite(first) and first < self.best_score:
                     self.best_score = first
@@ -295,8 +281,6 @@ class Trainer:
     def _save_weights(self, name: str, **extra: Any) -> Path:
         """Weights in the original layout + the model's config YAML beside them, so that
         ``DepthEstimator.from_pretrained(path)`` and ``zoedepth eval --weights`` load them."""
-        from zoedepth_ros.model.checkpoint import save_checkpoint
-
         path = save_checkpoint(self.model, self.output / name, extra=extra)
         save_config(self.model.cfg, path.with_suffix('.yaml'))
         return path
@@ -312,8 +296,6 @@ class Trainer:
 
     def _load(self, resume: str) -> None:
         state, weights = read_state(resume)
-        from zoedepth_ros.model.checkpoint import load_checkpoint
-
         load_checkpoint(self.model, weights)
         try:
             self.optimizer.load_state_dict(state['optimizer'])
@@ -330,7 +312,7 @@ class Trainer:
     def _make_writer(self) -> Any:
         if not (self.cfg.tensorboard and self.info.is_main):
             return None
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard=false
 
         return SummaryWriter(str(self.output / 'tensorboard'), purge_step=self.step or None)
 

@@ -1,0 +1,125 @@
+"""`zoedepth bag info|eval` from the command line: outputs, Ctrl-C, one clear error per bad
+input with nothing written, and the eval config precedence."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from bag_fixtures import (
+    OFFSETS_MS,
+    TOPICS,
+    custom_type_bag,
+    truncate,
+    write_bag,
+    write_mono_depth_bag,
+)
+from doubles import null_estimator
+
+from zoedepth_ros.cli import bag as bag_cli
+from zoedepth_ros.cli.main import main
+from zoedepth_ros.config import save_config
+from zoedepth_ros.model.config import get_config
+
+
+@pytest.fixture(scope='module')
+def tiny_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp('cfg') / 'tiny.yaml'
+    save_config(dataclasses.replace(get_config('zoedepth_tiny_nk'), img_size=(64, 96)), path)
+    return path
+
+
+def eval_args(bag: Path, out: Path, tiny_yaml: Path, *extra: str) -> list[str]:
+    return ['bag', 'eval', str(bag), '--output', str(out), '--image-topic', TOPICS.image,
+            '--depth-topic', TOPICS.depth, '--camera-info-topic', TOPICS.camera_info,
+            '--model', str(tiny_yaml), '--random-weights', '--device', 'cpu',
+            '--max-depth', '10', *extra]
+
+
+def test_cli_info_and_eval_outputs(tmp_path: Path, tiny_yaml: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    write_bag(tmp_path / 'bag', 'mcap')
+    assert main(['bag', 'info', str(tmp_path / 'bag')]) == 0
+    text = capsys.readouterr().out
+    assert 'Storage id:        mcap (rosbag2 version 9)' in text
+    assert '/cam/depth' in text and 'Count: 5' in text and 'Count: 6' in text
+    assert 'Messages:          17' in text and 'Duration:          0.501s' in text
+    out = tmp_path / 'report'
+    args = eval_args(tmp_path / 'bag', out, tiny_yaml, '--samples', '2', '--out-bag',
+                     str(tmp_path / 'pred'), '--max-frames', '3')
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ['metrics.json', 'per_frame.csv', 'plots',
+                                                      'report.md']
+    assert len(list((out / 'plots').glob('*.png'))) == 6  # 4 plots + 2 sample panels
+    assert len((out / 'per_frame.csv').read_text().splitlines()) == 1 + 3
+    assert '| all | 3 |' in (out / 'report.md').read_text()
+    assert (tmp_path / 'pred' / 'metadata.yaml').exists()
+    assert main(args) == 2  # refuses to overwrite without --overwrite
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+
+def test_ctrl_c_leaves_nothing(tmp_path: Path, tiny_yaml: Path, monkeypatch: pytest.MonkeyPatch,
+                               caplog: pytest.LogCaptureFixture) -> None:
+    write_bag(tmp_path / 'bag')
+    monkeypatch.setattr('zoedepth_ros.cli.bag.build_estimator',
+                        lambda args: null_estimator(interrupt_at=3))
+    code = main(eval_args(tmp_path / 'bag', tmp_path / 'report', tiny_yaml, '--out-bag',
+                          str(tmp_path / 'pred')))
+    assert code == 130
+    assert 'interrupted after 3 of 6 frames: nothing was written' in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']
+
+
+@pytest.mark.parametrize('case, expected', [
+    ('missing_topic', "has no topic '/cam/nothing'; it has: /cam/camera_info"),
+    ('truncated', 'truncated'),
+    ('truncated_sqlite', 'truncated'),
+    ('no_metadata', 'cannot read bag'),
+    ('custom_type', 'carries acme_msgs/msg/Frame; expected sensor_msgs/msg/Image'),
+    ('wrong_type', 'carries sensor_msgs/msg/CameraInfo; expected sensor_msgs/msg/Image'),
+    ('image_encoding', "encoding 'bayer_rggb8', which we do not read"),
+    ('depth_encoding', "encoding 'mono8', which we do not read"),
+    ('no_pairs', 'frame has a /cam/depth frame within 0.02 s'),
+])
+def test_bad_input_one_clear_error_no_output(tmp_path: Path, tiny_yaml: Path, case: str,
+                                             expected: str,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    bag, extra = tmp_path / 'bag', []
+    if case == 'custom_type':
+        custom_type_bag(bag)
+    else:
+        write_bag(bag, 'mcap' if case == 'truncated' else 'sqlite3',
+                  image_encoding='bayer_rggb8' if case == 'image_encoding' else 'rgb8',
+                  offsets=[2000.0] * 3 if case == 'no_pairs' else OFFSETS_MS)
+    if case == 'depth_encoding':
+        bag = tmp_path / 'mono_depth'
+        write_mono_depth_bag(bag)
+    if case == 'missing_topic':
+        extra = ['--depth-topic', '/cam/nothing']
+    elif case.startswith('truncated'):
+        truncate(bag)
+    elif case == 'no_metadata':
+        (bag / 'metadata.yaml').write_text('not: [a, rosbag')
+    elif case == 'wrong_type':
+        extra = ['--image-topic', TOPICS.camera_info]
+    args = eval_args(bag, tmp_path / 'report', tiny_yaml, '--out-bag', str(tmp_path / 'pred'))
+    caplog.clear()
+    assert main(args + extra) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == 'ERROR']
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert not (tmp_path / 'report').exists() and not (tmp_path / 'pred').exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+
+def test_eval_config_file_and_flag_precedence(tmp_path: Path, tiny_yaml: Path) -> None:
+    from zoedepth_ros.cli.main import build_parser
+
+    config = tmp_path / 'eval.yaml'
+    config.write_text('crop: eigen\nmin_depth: 0.5\nmax_depth: 5.0\nflip: true\n')
+    parser = build_parser()
+    args = parser.parse_args(eval_args(tmp_path / 'bag', tmp_path / 'out', tiny_yaml,
+                                       '--eval-config', str(config)))
+    settings = bag_cli.eval_settings(args)  # --max-depth 10 on the command line wins
+    assert (settings.crop, settings.min_depth, settings.max_depth) == ('eigen', 0.5, 10.0)
+    assert args.flip and settings.edges == (0.5, 1.25, 2.5, 5.0, 10.0)

@@ -1,0 +1,103 @@
+"""``zoedepth eval`` on a tiny generic folder dataset, and the protocol against recomputation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from tiny_data import TINY_MODEL
+
+from zoedepth_ros.cli.main import main
+from zoedepth_ros.config import apply_overrides, save_config
+from zoedepth_ros.data.datasets import GenericFolder
+from zoedepth_ros.evaluation.datasets import EvalConfig, evaluate_dataset
+from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.metrics import DepthMetrics
+from zoedepth_ros.model import build_model, get_config
+from zoedepth_ros.model.checkpoint import save_checkpoint
+
+
+def tiny_weights(folder: Path) -> Path:
+    """A seeded tiny NK checkpoint with its model YAML beside it (as bundled models are)."""
+    cfg = apply_overrides(get_config('zoedepth_tiny_nk'), TINY_MODEL)
+    torch.manual_seed(1)
+    path = save_checkpoint(build_model(cfg), folder / 'tiny_nk.pt')
+    save_config(cfg, path.with_suffix('.yaml'))
+    return path
+
+
+def write_folder(root: Path, count: int = 3, size: tuple[int, int] = (40, 56)) -> Path:
+    rng = np.random.default_rng(0)
+    (root / 'rgb').mkdir(parents=True)
+    (root / 'depth').mkdir()
+    for index in range(count):
+        rgb = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+        depth_mm = rng.integers(500, 9000, size).astype(np.uint16)
+        depth_mm[:4] = 0  # invalid rows
+        cv2.imwrite(str(root / 'rgb' / f'f{index}.png'), rgb[..., ::-1])
+        cv2.imwrite(str(root / 'depth' / f'f{index}.png'), depth_mm)
+    (root / 'dataset.yaml').write_text(yaml.safe_dump(
+        {'domain': 'indoor', 'depth_scale': 0.001, 'min_depth': 1e-3, 'max_depth': 10.0}))
+    (root / 'test.txt').write_text('f0\nf2\n')
+    return root
+
+
+def test_protocol_matches_recomputation(tmp_path: Path) -> None:
+    dataset = GenericFolder(write_folder(tmp_path / 'set'), split='test')
+    estimator = DepthEstimator.from_pretrained(str(tiny_weights(tmp_path)), device='cpu',
+                                               preprocess='eval', flip=True)
+    report = evaluate_dataset(estimator, dataset, EvalConfig(crop='garg'))
+    expected = DepthMetrics(1e-3, 10.0, 'garg')
+    model = estimator.model
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        image = sample['image'][None]
+        size = model.cfg.img_size
+        with torch.no_grad():  # stretch, flip-average raw outputs, then upsample (paper)
+            raw = model(image, size=size).metric_depth
+            mirrored = model(image.flip(-1), size=size).metric_depth.flip(-1)
+        pred = F.interpolate((raw + mirrored) / 2, size=image.shape[-2:], mode='bilinear',
+                             align_corners=True)
+        expected.update(pred[0, 0], sample['depth'][0] * sample['mask'][0])
+    assert report.samples == 2 and report.skipped == 0
+    for key, value in expected.compute().items():
+        assert report.metrics[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    assert report.router_accuracy in (0.0, 0.5, 1.0)
+    assert sum(report.routed.values()) == 2
+
+
+def test_eval_cli_writes_table_and_json(tmp_path: Path, capsys) -> None:
+    root = write_folder(tmp_path / 'set')
+    baseline = tmp_path / 'baseline.json'
+    baseline.write_text(json.dumps({'metrics': {'a1': 0.5, 'abs_rel': 0.5, 'rmse': 3.0}}))
+    output = tmp_path / 'out' / 'results.json'
+    code = main(['eval', '--weights', str(tiny_weights(tmp_path)), '--dataset', 'folder', '--root',
+                 str(root), '--split', 'all', '--no-flip', '--baseline', str(baseline),
+                 '--device', 'cpu', '-o', str(output)])
+    assert code == 0
+    report = json.loads(output.read_text())
+    assert report['samples'] == 3 and report['settings']['flip'] is False
+    assert report['settings']['crop'] == 'none' and report['settings']['max_depth'] == 10.0
+    assert set(report['metrics']) >= {'a1', 'abs_rel', 'rmse', 'silog'}
+    metrics = report['metrics']
+    mri = np.mean([(metrics['a1'] - 0.5) / 0.5, (0.5 - metrics['abs_rel']) / 0.5,
+                   (3.0 - metrics['rmse']) / 3.0])
+    assert report['mri_theta'] == pytest.approx(mri)
+    printed = capsys.readouterr().out
+    assert 'abs_rel' in printed and f"{metrics['abs_rel']:.4f}" in printed
+
+
+def test_eval_cli_errors(tmp_path: Path) -> None:
+    assert main(['eval', '--model', 'zoedepth_tiny_nk', '--dataset', 'folder', '--root',
+                 str(tmp_path / 'missing')]) == 2
+    root = write_folder(tmp_path / 'set')
+    assert main(['eval', '--weights', str(tmp_path / 'none.pt'), '--dataset', 'folder',
+                 '--root', str(root)]) == 2
+    assert main(['eval', '--weights', str(tiny_weights(tmp_path)), '--dataset', 'folder',
+                 '--root', str(root), '--split', 'val']) == 2  # no val.txt

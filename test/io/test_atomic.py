@@ -1,0 +1,47 @@
+"""Atomic files and directories: complete under the final name, or not there at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zoedepth_ros.io.atomic import atomic_directory, atomic_path, atomic_write, write_text
+
+
+def test_files_appear_complete_or_not_at_all(tmp_path: Path) -> None:
+    target = write_text(tmp_path / 'sub' / 'a.txt', 'hello')
+    assert target.read_text() == 'hello'
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('half')
+        raise RuntimeError('crash while writing')
+    assert target.read_text() == 'hello'  # the old content survives a failed rewrite
+
+    def interrupted(handle) -> None:
+        handle.write(b'partial')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / 'b.bin', interrupted)
+    assert sorted(p.name for p in tmp_path.rglob('*')) == ['a.txt', 'sub']
+
+
+def test_directories_replace_only_when_complete(tmp_path: Path) -> None:
+    out = tmp_path / 'report'
+    with atomic_directory(out) as staging:
+        assert not staging.exists() and staging.name == 'report'
+        staging.mkdir()
+        (staging / 'x.txt').write_text('1')
+    assert (out / 'x.txt').read_text() == '1'
+    with pytest.raises(FileExistsError, match='already exists'), atomic_directory(out):
+        pass
+    with pytest.raises(ValueError), atomic_directory(out, overwrite=True) as staging:
+        staging.mkdir()
+        (staging / 'y.txt').write_text('2')
+        raise ValueError('failed half way')
+    assert [p.name for p in out.iterdir()] == ['x.txt']
+    with atomic_directory(out, overwrite=True) as staging:
+        staging.mkdir()
+        (staging / 'y.txt').write_text('2')
+    assert [p.name for p in out.iterdir()] == ['y.txt']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['report']  # no staging left over

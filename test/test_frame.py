@@ -1,0 +1,126 @@
+"""The per-frame path shared by the node and bag replay: gate, cloud, CameraInfo, encoding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from oracles import cloud_to_array, gated_cloud_reference
+
+from zoedepth_ros.errors import InputError
+from zoedepth_ros.frame import (
+    OUTPUT_TOPICS,
+    FrameOptions,
+    frame_camera_info,
+    gate_depth,
+    predict_frame,
+)
+from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.io import messages
+from zoedepth_ros.model.config import get_config
+from zoedepth_ros.pointcloud import CloudOptions
+
+
+def tiny(device: str = 'cpu') -> DepthEstimator:
+    cfg = get_config('zoedepth_tiny_nk')
+    cfg = type(cfg)(**{**cfg.__dict__, 'img_size': (64, 96)})
+    return DepthEstimator.from_pretrained(cfg, random_weights=True, device=device)
+
+
+@pytest.fixture(scope='module')
+def estimator() -> DepthEstimator:
+    return tiny()
+
+
+def image(height: int = 48, width: int = 80, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_gate_depth_range_and_relative_std() -> None:
+    depth = torch.tensor([0.05, 1.0, 5.0, 20.0, math.nan, 2.0, 0.0])
+    std = torch.tensor([0.0, 0.05, 2.0, 0.0, 0.0, math.nan, 0.0])
+    gated = gate_depth(depth, 0.1, 10.0, std, max_rel_std=0.1)
+    assert torch.isnan(gated).tolist() == [True, False, True, True, True, True, True]
+    assert gate_depth(depth, 0.1, 10.0)[[1, 2, 5]].tolist() == [1.0, 5.0, 2.0]
+    assert torch.isnan(gate_depth(depth)[[4, 6]]).all()  # NaN and 0 are never valid
+    assert not torch.isnan(depth[0])  # input untouched
+    with pytest.raises(InputError, match='std map'):
+        gate_depth(depth, max_rel_std=0.1)
+
+
+def test_frame_camera_info_scales_synthesises_or_refuses() -> None:
+    camera = PinholeCamera(400.0, 410.0, 300.0, 200.0, 640, 480)
+    info = messages.camera_info_from_camera(camera)
+    assert frame_camera_info(info, 640, 480) == info
+    sizeless = messages.CameraInfoFields(0, 0, info.distortion_model, info.d, info.k, info.r,
+                                         info.p)
+    assert frame_camera_info(sizeless, 64, 48).camera == PinholeCamera(400.0, 410.0, 300.0,
+                                                                       200.0, 64, 48)
+    assert frame_camera_info(None, 80, 60, fov_deg=90.0).camera.fx == pytest.approx(40.0)
+    assert frame_camera_info(None, 80, 60) is None
+    with pytest.raises(InputError, match='CameraInfo is for 640x480'):
+        frame_camera_info(info, 320, 200)
+
+
+def test_predict_frame_gates_and_packs_like_the_oracle(estimator) -> None:
+    rgb = image(48, 80, seed=4)
+    info = messages.camera_info_from_camera(PinholeCamera.from_fov(80, 48, 70.0))
+    plain = estimator.predict(rgb)
+    # Cut inside the predicted range so both gates remove pixels.
+    low, high = (float(v) for v in np.quantile(plain.depth_m, [0.2, 0.9]))
+    rel = float(np.median(plain.std_m / plain.depth_m))
+    cloud = CloudOptions(stride=3, organized=False, color=True)
+    options = FrameOptions(low, high, rel, std=True, cloud=cloud)
+    frame = predict_frame(estimator, rgb, info, options)
+    expected = gate_depth(torch.from_numpy(plain.depth_m), low, high,
+                          torch.from_numpy(plain.std_m), rel).numpy()
+    np.testing.assert_array_equal(frame.depth_m, expected)
+    assert 0.3 < np.isnan(frame.depth_m).mean() < 0.9
+    np.testing.assert_array_equal(frame.std_m, plain.std_m)
+    reference = gated_cloud_reference(plain.depth_m, info.camera, cloud, rgb=rgb,
+                                      std_m=plain.std_m, min_range=low, max_range=high,
+                                      max_rel_std=rel)
+    assert (frame.cloud.width, frame.cloud.point_step, frame.cloud.is_dense) == (
+        reference.width, 16, True) and reference.width > 0
+    np.testing.assert_allclose(cloud_to_array(frame.cloud)['z'],
+                               cloud_to_array(reference)['z'])
+    assert frame.cloud.data[12::16] == reference.data[12::16]  # blue bytes of every point
+    assert (frame.domain, frame.domain_probs) == (plain.domain, plain.domain_probs)
+    bare = predict_frame(estimator, rgb, info, FrameOptions(std=False))
+    assert bare.std_m is None and bare.cloud is None and bare.camera_info == info
+    np.testing.assert_array_equal(bare.depth_m, plain.depth_m)
+
+
+def test_encoded_outputs_follow_the_options(estimator) -> None:
+    rgb = image(48, 80, seed=2)
+    info = messages.camera_info_from_camera(PinholeCamera.from_fov(80, 48, 60.0))
+    options = FrameOptions(0.1, 5.0, std=True, cloud=CloudOptions(stride=2),
+                           encoding='16UC1', preview=True)
+    frame = predict_frame(estimator, rgb, info, options)
+    encoded = frame.encoded(options)
+    assert set(encoded) == set(OUTPUT_TOPICS)
+    assert encoded['depth'].encoding == '16UC1' and encoded['std'].encoding == '32FC1'
+    assert encoded['preview'].encoding == 'bgr8' and encoded['info'] is info
+    assert encoded['domain'] == frame.domain and encoded['points'].width == 40
+    minimal = FrameOptions(std=False)
+    assert set(predict_frame(estimator, rgb, info, minimal).encoded(minimal)) == {
+        'depth', 'info', 'domain'}
+    with pytest.raises(InputError, match='min_range < max_range'):
+        FrameOptions(min_range=5.0, max_range=1.0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_predict_frame_on_cuda_matches_the_cpu() -> None:
+    rgb = image(96, 128, seed=5)
+    info = messages.camera_info_from_camera(PinholeCamera.from_fov(128, 96, 60.0))
+    options = FrameOptions(0.0, 80.0, cloud=CloudOptions(stride=2))
+    on_cpu = predict_frame(tiny('cpu'), rgb, info, options)
+    on_gpu = predict_frame(tiny('cuda'), rgb, info, options)
+    np.testing.assert_allclose(on_gpu.depth_m, on_cpu.depth_m, rtol=1e-3)
+    gpu_points, cpu_points = cloud_to_array(on_gpu.cloud), cloud_to_array(on_cpu.cloud)
+    np.testing.assert_allclose(gpu_points['x'], cpu_points['x'], rtol=1e-3, atol=1e-5)
+    assert on_gpu.cloud.data[12::16] == on_cpu.cloud.data[12::16]

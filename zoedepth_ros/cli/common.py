@@ -1,0 +1,64 @@
+"""What every command that runs a model shares: its options and how they become an estimator.
+
+The options map one to one onto :func:`zoedepth_ros.model.loading.load_model` (the one way
+from a name or path to a model) and :class:`~zoedepth_ros.inference.DepthEstimator`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+from zoedepth_ros.model.weights import DEFAULT_MODEL, DEMO_MODEL
+
+if TYPE_CHECKING:
+    from zoedepth_ros.inference import DepthEstimator
+
+logger = logging.getLogger('zoedepth')
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
+    """``--model/--weights``, ``--config``, ``--random-weights`` and, with ``runtime``, how the
+    model runs (device, precision, preprocessing, flip, domain)."""
+    group = parser.add_argument_group('model')
+    source = group.add_mutually_exclusive_group()
+    source.add_argument('--model', default=DEFAULT_MODEL,
+                        help='weights: a name (ZoeD_M12_N, ZoeD_M12_K, ZoeD_M12_NK, '
+                             f'{DEMO_MODEL}), a checkpoint file, a transformers folder or a '
+                             '.onnx file; with --random-weights a preset or ModelConfig YAML '
+                             '(default: %(default)s)')
+    source.add_argument('--weights', dest='model', help='same as --model (a file or folder)')
+    group.add_argument('--config', help='model config (preset or ModelConfig YAML) of a '
+                                        'checkpoint that has no .yaml beside it')
+    group.add_argument('--random-weights', action='store_true',
+                       help='build --model (a preset or config) with random weights: smoke '
+                            'tests only, the depth is meaningless')
+    if not runtime:
+        return
+    group.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
+    group.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
+    group.add_argument('--preprocess', default='eval',
+                       choices=['eval', 'keep_aspect', 'original_infer'])
+    group.add_argument('--flip', action='store_true', help='average with the mirrored image')
+    group.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'])
+
+
+def build_estimator(args: argparse.Namespace, **overrides: object) -> DepthEstimator:
+    """DepthEstimator from the shared model options (``overrides`` replace runtime options).
+
+    A model that is not trained weights (random, or the synthetic-scene demo) is said as a
+    warning here; commands repeat it in their summary.
+    """
+    from zoedepth_ros.inference import DepthEstimator
+
+    defaults = {'device': 'auto', 'precision': 'fp32', 'preprocess': 'eval', 'flip': False,
+                'domain': 'auto'}
+    options = {name: getattr(args, name, value) for name, value in defaults.items()}
+    options['flip'] = options['flip'] or None  # no --flip: the preprocessing preset decides
+    options.update(overrides)
+    estimator = DepthEstimator.from_pretrained(args.model, args.config,
+                                               random_weights=args.random_weights, **options)
+    if estimator.warning:
+        logger.warning('%s', estimator.warning)
+    return estimator

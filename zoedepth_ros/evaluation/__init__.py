@@ -1,0 +1,1 @@
+"""Evaluation: datasets with the ZoeDepth protocol, recorded bags, and their reports."""

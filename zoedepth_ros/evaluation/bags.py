@@ -1,0 +1,324 @@
+"""Offline evaluation of a depth estimator on a recorded bag (no rclpy).
+
+Every colour frame of the bag goes through the node's per-frame path
+(:func:`zoedepth_ros.frame.predict_frame`); frames paired with ground truth (nearest depth
+stamp within the tolerance, see :mod:`zoedepth_ros.io.bags`) are scored with the ZoeDepth
+protocol of :mod:`zoedepth_ros.metrics`: the prediction is resized bilinearly
+(align_corners=True) to the ground-truth size, clamped to [min_depth, max_depth]; valid pixels
+satisfy min_depth < gt < max_depth inside the crop; metrics are per image and averaged over
+images. The report breaks the averages down by the domain the router chose and
+by ground-truth depth range (each image scored on its pixels inside the range, then averaged
+over the images that have any), and keeps per-pixel error statistics for plots.
+
+With an output bag the run also writes, at each colour frame's stamp and bag time, what the
+node publishes (``frame.OUTPUT_TOPICS`` under the output namespace): depth (32FC1 metres, NaN
+invalid), its CameraInfo, std, the organised xyzrgb cloud and the router's domain, beside a
+copy of every original message.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoedepth_ros.errors import BagError, ConfigError
+from zoedepth_ros.frame import (
+    OUTPUT_TOPICS,
+    FrameOptions,
+    FrameOutputs,
+    frame_camera_info,
+    predict_frame,
+)
+from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.io.bag_writer import AtomicBagWriter
+from zoedepth_ros.io.bags import FrameTopics, RgbdFrame, read_rgbd
+from zoedepth_ros.metrics import (
+    CROPS,
+    METRIC_KEYS,
+    Crop,
+    DepthMetrics,
+    compute_errors,
+    valid_pairs,
+)
+from zoedepth_ros.pointcloud import CloudOptions
+
+ERROR_BINS = np.linspace(-1.0, 1.0, 81)
+"""Edges of the signed relative error (pred - gt) / gt histogram; outliers go to the ends."""
+
+
+@dataclass(frozen=True)
+class BagEvalSettings:
+    """How to read, score and write one bag.
+
+    Attributes:
+        topics: image / depth / camera_info topics and pairing tolerance.
+        min_depth, max_depth: evaluation range in metres.
+        crop: 'eigen', 'garg' or 'none' (see ``metrics.crop_mask``).
+        range_edges: ground-truth depth bins in metres (empty: min, max/8, max/4, max/2, max).
+        max_frames: stop after this many colour frames (0 = all).
+        namespace: namespace of the output topics in the output bag.
+        cloud_stride: pixel stride of the output clouds.
+        fov_deg: horizontal field of view for intrinsics when the bag has no CameraInfo.
+    """
+
+    topics: FrameTopics
+    min_depth: float = 1e-3
+    max_depth: float = 10.0
+    crop: Crop = 'none'
+    range_edges: tuple[float, ...] = ()
+    max_frames: int = 0
+    namespace: str = '/zoedepth'
+    cloud_stride: int = 2
+    fov_deg: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.fov_deg <= 0:
+            raise ConfigError(f'fov_deg must be positive, got {self.fov_deg}')
+        if not 0 <= self.min_depth < self.max_depth:
+            raise ConfigError(f'need 0 <= min_depth < max_depth, got {self.min_depth}, '
+                              f'{self.max_depth}')
+        if self.crop not in CROPS:
+            raise ConfigError(f'crop {self.crop!r}: expected one of {list(CROPS)}')
+        edges = self.edges
+        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ConfigError(f'range_edges must increase and hold at least two values, got '
+                              f'{list(edges)}')
+
+    @property
+    def edges(self) -> tuple[float, ...]:
+        """Depth range bin edges in metres."""
+        if self.range_edges:
+            return tuple(float(e) for e in self.range_edges)
+        top = self.max_depth
+        return (self.min_depth, top / 8, top / 4, top / 2, top)
+
+
+@dataclass
+class FrameRecord:
+    """Per-frame result (one row of per_frame.csv)."""
+
+    index: int
+    stamp_ns: int
+    paired: bool
+    depth_offset_ms: float | None
+    domain: str
+    domain_prob: float
+    valid_pixels: int
+    metrics: dict[str, float] | None
+    model_ms: float
+
+
+@dataclass
+class BagEvalReport:
+    """Everything an evaluation found; ``to_dict`` is metrics.json."""
+
+    model: str
+    bag: str
+    settings: dict[str, Any]
+    frames: list[FrameRecord] = field(default_factory=list)
+    overall: dict[str, float] = field(default_factory=dict)
+    per_domain: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_range: list[dict[str, Any]] = field(default_factory=list)
+    pixel_stats: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    out_bag: str | None = None
+
+    @property
+    def paired(self) -> int:
+        return sum(record.paired for record in self.frames)
+
+    @property
+    def evaluated(self) -> int:
+        """Paired frames with at least one valid ground-truth pixel."""
+        return sum(record.metrics is not None for record in self.frames)
+
+    @property
+    def frames_per_s(self) -> float:
+        return len(self.frames) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {'frames': len(self.frames), 'paired': self.paired,
+                  'unpaired': len(self.frames) - self.paired, 'evaluated': self.evaluated,
+                  'no_valid_pixels': self.paired - self.evaluated}
+        data = asdict(self)
+        data.pop('frames')
+        return {**counts, 'frames_per_s': self.frames_per_s, **data}
+
+
+class _PixelStats:
+    """Per-pixel errors pooled over frames, for the error-vs-depth plot and the histogram."""
+
+    def __init__(self, min_depth: float, max_depth: float) -> None:
+        self.depth_edges = np.geomspace(max(min_depth, max_depth / 1000), max_depth, 41)
+        self.abs_rel_sum = np.zeros(40)
+        self.abs_err_sum = np.zeros(40)
+        self.count = np.zeros(40, dtype=np.int64)
+        self.histogram = np.zeros(len(ERROR_BINS) - 1, dtype=np.int64)
+
+    def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        """Add matching 1-D arrays of valid ground truth and clamped prediction."""
+        where = np.clip(np.searchsorted(self.depth_edges, gt) - 1, 0, 39)
+        error = np.abs(pred - gt)
+        self.abs_rel_sum += np.bincount(where, weights=error / gt, minlength=40)
+        self.abs_err_sum += np.bincount(where, weights=error, minlength=40)
+        self.count += np.bincount(where, minlength=40)
+        signed = np.clip((pred - gt) / gt, ERROR_BINS[0], ERROR_BINS[-1])
+        self.histogram += np.histogram(signed, ERROR_BINS)[0]
+
+    def as_dict(self) -> dict[str, list[float]]:
+        with np.errstate(invalid='ignore', divide='ignore'):
+            abs_rel = np.where(self.count > 0, self.abs_rel_sum / self.count, np.nan)
+            abs_err = np.where(self.count > 0, self.abs_err_sum / self.count, np.nan)
+        return {'depth_edges_m': self.depth_edges.tolist(), 'abs_rel_by_depth': abs_rel.tolist(),
+                'abs_err_m_by_depth': abs_err.tolist(), 'pixels_by_depth': self.count.tolist(),
+                'error_edges': ERROR_BINS.tolist(), 'error_histogram': self.histogram.tolist()}
+
+
+class _Scorer:
+    """Accumulates per-frame metrics overall, per domain and per depth range."""
+
+    def __init__(self, settings: BagEvalSettings) -> None:
+        self.settings = settings
+        low, high = settings.min_depth, settings.max_depth
+        self.overall = DepthMetrics(low, high, settings.crop)
+        self.domains: dict[str, DepthMetrics] = {}
+        edges = settings.edges
+        self.ranges = [(a, b, DepthMetrics(low, high, settings.crop))
+                       for a, b in zip(edges, edges[1:])]
+        self.pixels = _PixelStats(low, high)
+
+    def score(self, pred: np.ndarray, gt: np.ndarray, domain: str) -> tuple[dict | None, int]:
+        """Metrics of one frame (None without valid pixels) and its valid pixel count.
+
+        Same rules as ``metrics.image_metrics`` (resize, clamp, range mask, crop), computed once
+        and reused for the depth range bins, which partition the valid pixels.
+        """
+        cfg = self.settings
+        pairs = valid_pairs(pred, gt, cfg.min_depth, cfg.max_depth, cfg.crop)
+        if pairs is None:
+            self.overall.skipped += 1
+            return None, 0
+        gt_valid, pred_valid = pairs
+        values = compute_errors(gt_valid, pred_valid)
+        self.overall.add(values)
+        self.domains.setdefault(domain, DepthMetrics(cfg.min_depth, cfg.max_depth)).add(values)
+        self.pixels.add(gt_valid, pred_valid)
+        for low, high, metrics in self.ranges:
+            inside = (gt_valid >= low) & (gt_valid < high)
+            if inside.any():
+                metrics.add(compute_errors(gt_valid[inside], pred_valid[inside]))
+        return values, int(gt_valid.size)
+
+    def fill(self, report: BagEvalReport) -> None:
+        report.overall = self.overall.compute()
+        report.per_domain = {name: {'frames': m.count, **m.compute()}
+                             for name, m in sorted(self.domains.items())}
+        report.per_range = [{'low_m': low, 'high_m': high, 'frames': m.count, **m.compute()}
+                            for low, high, m in self.ranges]
+        report.pixel_stats = self.pixels.as_dict()
+
+
+FrameCallback = Callable[[RgbdFrame, FrameOutputs, FrameRecord], None]
+"""Called after each frame with (frame, outputs, record): progress bars, sample panels."""
+
+
+def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalSettings,
+                 out_bag: AtomicBagWriter | None = None,
+                 on_frame: FrameCallback | None = None) -> BagEvalReport:
+    """Predict every colour frame of a bag, score the paired ones, optionally write outputs.
+
+    Args:
+        estimator: the depth estimator.
+        path: rosbag2 directory.
+        settings: topics, protocol and output options.
+        out_bag: open writer receiving the original messages and the predictions; the caller
+            commits it (or aborts it on error) after this returns.
+        on_frame: per-frame callback.
+
+    Raises:
+        BagError: see :func:`zoedepth_ros.io.bags.read_rgbd`; also when no colour frame
+            had a usable ground truth pixel.
+    """
+    start = time.perf_counter()
+    report = BagEvalReport(getattr(estimator, 'name', type(estimator).__name__), str(path),
+                           _settings_dict(settings))
+    scorer = _Scorer(settings)
+    copy = None if out_bag is None else _copier(out_bag, settings)
+    options = FrameOptions(std=True, cloud=None if out_bag is None else CloudOptions(
+        stride=settings.cloud_stride, organized=True, color=True))
+    for frame in read_rgbd(path, settings.topics, on_message=copy):
+        if settings.max_frames and frame.index >= settings.max_frames:
+            break
+        height, width = frame.rgb.shape[:2]
+        info = frame_camera_info(frame.camera_info, width, height, settings.fov_deg)
+        assert info is not None  # fov_deg > 0 (checked in BagEvalSettings)
+        outputs = predict_frame(estimator, frame.rgb, info, options)
+        values, pixels = None, 0
+        if frame.depth_m is not None:
+            values, pixels = scorer.score(outputs.depth_m, frame.depth_m, outputs.domain)
+        record = _record(frame, outputs, values, pixels)
+        report.frames.append(record)
+        if out_bag is not None:
+            write_outputs(out_bag, settings.namespace, frame, outputs.encoded(options))
+        if on_frame is not None:
+            on_frame(frame, outputs, record)
+    if settings.topics.depth is not None and report.evaluated == 0:
+        raise BagError(f'{path}: {report.paired} frame(s) paired with {settings.topics.depth} '
+                       f'but none has ground truth inside {settings.min_depth}..'
+                       f'{settings.max_depth} m; check --min-depth/--max-depth and the units')
+    scorer.fill(report)
+    report.seconds = time.perf_counter() - start
+    report.out_bag = None if out_bag is None else str(out_bag.path)
+    return report
+
+
+def _record(frame: RgbdFrame, result: FrameOutputs, values: dict[str, float] | None,
+            pixels: int) -> FrameRecord:
+    offset = frame.depth_offset_ns
+    return FrameRecord(frame.index, frame.stamp_ns, frame.depth_m is not None,
+                       None if offset is None else offset * 1e-6, result.domain,
+                       float(result.domain_probs.get(result.domain, 1.0)), pixels, values,
+                       float(result.timings_ms.get('model', math.nan)))
+
+
+def _settings_dict(settings: BagEvalSettings) -> dict[str, Any]:
+    data = asdict(settings)
+    data['range_edges'] = list(settings.edges)
+    return data
+
+
+def _copier(out_bag: AtomicBagWriter, settings: BagEvalSettings) -> Callable[..., None]:
+    outputs = {output_topic(settings.namespace, name) for name in OUTPUT_TOPICS}
+
+    def copy(connection: Any, bag_time: int, raw: bytes) -> None:
+        if connection.topic in outputs:
+            raise BagError(f'the bag already has {connection.topic}; pick another output '
+                           'namespace (--out-namespace)')
+        out_bag.write_raw(connection.topic, connection.msgtype, bag_time, raw, connection)
+
+    return copy
+
+
+def output_topic(namespace: str, key: str) -> str:
+    """Fully qualified output topic of ``key`` (a key of ``frame.OUTPUT_TOPICS``)."""
+    return f'{namespace.rstrip("/")}/{OUTPUT_TOPICS[key]}'
+
+
+def write_outputs(out_bag: AtomicBagWriter, namespace: str, frame: RgbdFrame,
+                  encoded: dict[str, Any]) -> None:
+    """One frame's outputs (``FrameOutputs.encoded``) at its stamp, frame id and bag time."""
+    header = out_bag.header(frame.stamp_ns, frame.frame_id)
+    for key, fields in encoded.items():
+        out_bag.write(output_topic(namespace, key), out_bag.message(fields, header),
+                      frame.bag_time_ns)
+
+
+def metric_row(values: dict[str, float] | None) -> list[str]:
+    """Formatted METRIC_KEYS values ('' when missing) for tables and CSV."""
+    return ['' if values is None else f'{values[key]:.6g}' for key in METRIC_KEYS]

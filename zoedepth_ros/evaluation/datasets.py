@@ -1,0 +1,217 @@
+"""Evaluate a depth estimator on a dataset with the ZoeDepth protocol.
+
+Protocol: the image is stretched to the model's training resolution, optionally averaged with
+the prediction of its mirror image, upsampled bilinearly (align_corners=True) to the
+ground-truth size, clamped to [min_depth, max_depth]; valid pixels satisfy
+min_depth < gt < max_depth inside the dataset's crop; metrics are computed per image and
+averaged over images. With a router (NK models) and labelled samples the report also gives the
+router's accuracy. Everything runs through :class:`~zoedepth_ros.inference.DepthEstimator`
+with ``preprocess='eval'``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from zoedepth_ros.errors import ConfigError, InputError
+from zoedepth_ros.io.atomic import write_text
+from zoedepth_ros.metrics import METRIC_KEYS, DepthMetrics, mri_theta
+from zoedepth_ros.model.router import DOMAIN_NAMES, domain_index
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation run (``config/eval/*.yaml``); command-line flags override it."""
+
+    dataset: Literal['nyu', 'kitti', 'diode_indoor', 'diode_outdoor', 'folder'] = 'folder'
+    split: str | None = 'test'
+    """Generic folder: split file stem (None = every image)."""
+    split_file: str | None = None
+    """NYU / KITTI: the BTS-style list of test pairs."""
+    crop: Literal['auto', 'eigen', 'garg', 'none'] = 'auto'
+    """'auto' = the dataset's own crop (NYU Eigen, KITTI Garg, folder: its dataset.yaml)."""
+    min_depth: float = 0.0
+    """Evaluation range in metres; 0 = the dataset's."""
+    max_depth: float = 0.0
+    flip: bool = True
+    """Average with the mirror image's prediction, as the paper's evaluation."""
+    domain: Literal['auto', 'indoor', 'outdoor'] = 'auto'
+    """Head of an NK model: the router's choice or a forced one."""
+    batch_size: int = 1
+    max_samples: int = 0
+    """Evaluate only the first N samples (0 = all)."""
+    device: str = 'auto'
+    precision: Literal['fp32', 'fp16', 'bf16'] = 'fp32'
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_samples < 0:
+            raise ConfigError('batch_size must be >= 1 and max_samples >= 0')
+        if self.max_depth and not 0 <= self.min_depth < self.max_depth:
+            raise ConfigError(f'need min_depth < max_depth, got {self.min_depth}, '
+                              f'{self.max_depth}')
+
+
+@dataclass
+class EvalReport:
+    """Results of one evaluation.
+
+    Attributes:
+        model: estimator name.
+        dataset: dataset name.
+        samples: images that entered the averages.
+        skipped: images without any valid pixel.
+        metrics: per-image averages of every key of ``metrics.METRIC_KEYS``.
+        router_accuracy: share of labelled images routed to their own domain (NK only).
+        routed: images per chosen domain.
+        seconds: wall time.
+        settings: crop, depth range, flip and the rest of the resolved configuration.
+        mri_theta: mean relative improvement over a baseline, when one was given.
+    """
+
+    model: str
+    dataset: str
+    samples: int
+    skipped: int
+    metrics: dict[str, float]
+    router_accuracy: float | None = None
+    routed: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+    mri_theta: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A two-line text table of the metrics (header, values) plus a summary line."""
+        keys = list(METRIC_KEYS)
+        header = ' '.join(f'{k:>9}' for k in keys)
+        values = ' '.join(f'{self.metrics[k]:9.4f}' for k in keys)
+        extra = f'{self.samples} images ({self.skipped} without valid pixels)'
+        if self.router_accuracy is not None:
+            extra += f', router accuracy {self.router_accuracy:.4f}'
+        if self.mri_theta is not None:
+            extra += f', mRI_theta {100 * self.mri_theta:+.2f}%'
+        return f'{self.model} on {self.dataset}: {extra}\n{header}\n{values}'
+
+
+def save_report(report: EvalReport, path: Any) -> None:
+    """Write the report as JSON (atomically)."""
+    write_text(path, json.dumps(report.to_dict(), indent=2) + '\n')
+
+
+def load_baseline(path: Any) -> dict[str, float]:
+    """Metrics of a baseline: a report JSON (``metrics`` section) or a flat metric mapping."""
+    try:
+        data = json.loads(open(path).read())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f'cannot read baseline results {path}: {err}') from None
+    values = data.get('metrics', data) if isinstance(data, dict) else None
+    if not isinstance(values, dict):
+        raise InputError(f'{path}: expected a JSON object with metric values')
+    return {k: float(v) for k, v in values.items() if k in METRIC_KEYS}
+
+
+def _batches(samples: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Any]]:
+    group: list[Any] = []
+    for sample in samples:
+        if group and (len(group) == size or tuple(group[0]['image'].shape)
+                      != tuple(sample['image'].shape)):
+            yield group
+            group = []
+        group.append(sample)
+    if group:
+        yield group
+
+
+def evaluate_samples(estimator: Any, samples: Iterable[Mapping[str, Any]], min_depth: float,
+                     max_depth: float, crop: Literal['eigen', 'garg', 'none'] = 'none',
+                     batch_size: int = 1, dataset: str = '',
+                     settings: Mapping[str, Any] | None = None) -> EvalReport:
+    """Run ``estimator`` over samples and average the per-image metrics.
+
+    Args:
+        estimator: a ``DepthEstimator`` set up with ``preprocess='eval'`` (and ``flip``).
+        samples: dataset samples: 'image' (3, H, W) float in [0, 1], 'depth' (1, H, W)
+            metres (0 invalid), optional 'mask' (1, H, W) bool and 'domain' label.
+        min_depth: evaluation range in metres (exclusive bounds for the ground truth).
+        max_depth: see ``min_depth``.
+        crop: evaluation crop (see ``metrics.crop_mask``).
+        batch_size: images per forward pass (consecutive images of equal size).
+        dataset: name for the report.
+        settings: extra entries recorded in the report.
+    """
+    start = time.perf_counter()
+    metrics = DepthMetrics(min_depth, max_depth, crop)
+    correct = labelled = 0
+    routed = dict.fromkeys(DOMAIN_NAMES, 0)
+    has_router = getattr(estimator.model, 'router', None) is not None
+    for group in _batches(samples, batch_size):
+        rgb = torch.stack([s['image'] for s in group]).to(estimator.device)
+        out = estimator.predict_tensor(rgb)
+        depth = out.depth.float().cpu()
+        for index, sample in enumerate(group):
+            gt = sample['depth'].reshape(depth.shape[-2:]).float()
+            if 'mask' in sample:
+                gt = torch.where(sample['mask'].reshape(gt.shape), gt, torch.zeros_like(gt))
+            metrics.update(depth[index, 0], gt)
+            chosen = int(out.domain_index[index])
+            routed[DOMAIN_NAMES[chosen]] += 1
+            label = domain_index(sample.get('domain'))
+            if has_router and label >= 0:
+                labelled += 1
+                correct += int(label == chosen)
+    return EvalReport(
+        model=getattr(estimator, 'name', ''), dataset=dataset, samples=metrics.count,
+        skipped=metrics.skipped, metrics=metrics.compute(),
+        router_accuracy=correct / labelled if labelled else None, routed=routed,
+        seconds=time.perf_counter() - start,
+        settings={'min_depth': min_depth, 'max_depth': max_depth, 'crop': crop,
+                  **(settings or {})})
+
+
+def resolve_protocol(cfg: EvalConfig, dataset: Any) -> tuple[float, float, str]:
+    """(min_depth, max_depth, crop) from the config, falling back to the dataset's own."""
+    info = getattr(dataset, 'info', None)
+    low = cfg.min_depth or float(getattr(info, 'min_depth_m', 1e-3))
+    high = cfg.max_depth or float(getattr(info, 'max_depth_m', 10.0))
+    crop = cfg.crop
+    if crop == 'auto':
+        crop = getattr(info, 'eval_crop', None) or 'none'
+    if not 0 <= low < high:
+        raise ConfigError(f'evaluation range {low}..{high} m is empty; set min/max_depth')
+    return low, high, crop
+
+
+def evaluate_dataset(estimator: Any, dataset: Any, cfg: EvalConfig,
+                     wrap: Any = None) -> EvalReport:
+    """Evaluate on a dataset of the data package (or any indexable of samples).
+
+    Args:
+        estimator: a ``DepthEstimator`` with ``preprocess='eval'``.
+        dataset: indexable samples with an ``info`` (DatasetInfo) attribute.
+        cfg: the evaluation settings.
+        wrap: optional callable wrapping the sample iterable (e.g. a progress bar).
+    """
+    low, high, crop = resolve_protocol(cfg, dataset)
+    count = len(dataset) if not cfg.max_samples else min(cfg.max_samples, len(dataset))
+    samples: Iterable[Any] = (dataset[i] for i in range(count))
+    if wrap is not None:
+        samples = wrap(samples, count)
+    name = getattr(getattr(dataset, 'info', None), 'name', cfg.dataset)
+    settings = {'flip': cfg.flip, 'domain': cfg.domain, 'split': cfg.split,
+                'preprocess': 'eval (stretch to training size, bilinear align_corners=True)'}
+    return evaluate_samples(estimator, samples, low, high, crop, cfg.batch_size, name,
+                            settings)
+
+
+def with_baseline(report: EvalReport, baseline: Mapping[str, float]) -> EvalReport:
+    """Set ``report.mri_theta`` against baseline metrics (delta1, REL, RMSE)."""
+    report.mri_theta = mri_theta(report.metrics, baseline)
+    return report

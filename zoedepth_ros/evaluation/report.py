@@ -1,0 +1,223 @@
+"""Files of a bag evaluation: metrics.json, per_frame.csv, report.md and PNG plots.
+
+Everything goes into one directory the caller provides (``zoedepth bag eval`` uses a staging
+directory it renames into place at the end). Plots use matplotlib's Agg backend (no display).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoedepth_ros import __version__
+from zoedepth_ros.evaluation.bags import BagEvalReport, metric_row
+from zoedepth_ros.io.atomic import write_text
+from zoedepth_ros.metrics import METRIC_KEYS
+
+PLOTS = {'error_vs_depth': 'plots/error_vs_depth.png',
+         'over_time': 'plots/delta1_rel_over_time.png',
+         'histogram': 'plots/error_histogram.png',
+         'domain': 'plots/domain_over_time.png'}
+
+
+@dataclass
+class SamplePanel:
+    """One frame shown as RGB | ground truth | prediction | error | std (all at GT size)."""
+
+    index: int
+    rgb: np.ndarray
+    gt_m: np.ndarray
+    pred_m: np.ndarray
+    std_m: np.ndarray
+    domain: str
+
+
+def write_report(report: BagEvalReport, directory: Path, samples: list[SamplePanel]) -> None:
+    """Write every file of the evaluation into ``directory``."""
+    # matplotlib loads only when a report is drawn, and picks the screen-less backend first.
+    import matplotlib
+
+    matplotlib.use('Agg')
+    (directory / 'plots').mkdir(parents=True, exist_ok=True)
+    write_text(directory / 'metrics.json',
+                      json.dumps(report.to_dict(), indent=2, default=float) + '\n')
+    write_text(directory / 'per_frame.csv', per_frame_csv(report))
+    _plot_error_vs_depth(report, directory / PLOTS['error_vs_depth'])
+    _plot_over_time(report, directory / PLOTS['over_time'])
+    _plot_histogram(report, directory / PLOTS['histogram'])
+    _plot_domain(report, directory / PLOTS['domain'])
+    names = [_plot_sample(sample, report, directory) for sample in samples]
+    write_text(directory / 'report.md', report_markdown(report, names))
+
+
+def per_frame_csv(report: BagEvalReport) -> str:
+    """One row per colour frame: stamp, pairing, router choice, metrics, model time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['index', 'stamp_ns', 'paired', 'depth_offset_ms', 'domain', 'domain_prob',
+                     'valid_pixels', *METRIC_KEYS, 'model_ms'])
+    for r in report.frames:
+        offset = '' if r.depth_offset_ms is None else f'{r.depth_offset_ms:.3f}'
+        writer.writerow([r.index, r.stamp_ns, int(r.paired), offset, r.domain,
+                         f'{r.domain_prob:.4f}', r.valid_pixels, *metric_row(r.metrics),
+                         f'{r.model_ms:.2f}'])
+    return buffer.getvalue()
+
+
+def _table(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = ['| | frames | ' + ' | '.join(METRIC_KEYS) + ' |',
+             '|---|---:|' + '---:|' * len(METRIC_KEYS)]
+    for label, values in rows:
+        cells = ' | '.join(f'{values[k]:.4f}' for k in METRIC_KEYS)
+        lines.append(f'| {label} | {values.get("frames", "")} | {cells} |')
+    return lines
+
+
+def _versions() -> str:
+    return (f'zoedepth_ros {__version__}, python {platform.python_version()}, torch '
+            f'{torch.__version__}, numpy {np.__version__}, rosbags '
+            f'{metadata.version("rosbags")}')
+
+
+def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
+    """The human-readable summary (report.md)."""
+    data = report.to_dict()
+    settings = report.settings
+    overall = {'frames': report.evaluated, **report.overall}
+    lines = [f'# Bag evaluation: {Path(report.bag).name}', '',
+             f'- bag: `{report.bag}`', f'- model: `{report.model}`',
+             f'- frames: {data["frames"]} colour frames, {data["paired"]} paired with ground '
+             f'truth, {data["unpaired"]} unpaired, {data["no_valid_pixels"]} without valid '
+             'ground truth pixels',
+             f'- time: {report.seconds:.1f} s ({report.frames_per_s:.2f} frames/s)',
+             f'- protocol: depth {settings["min_depth"]}..{settings["max_depth"]} m, crop '
+             f'{settings["crop"]}, prediction resized bilinearly (align_corners=True) to the '
+             'ground-truth size, metrics per image averaged over images',
+             f'- topics: {settings["topics"]}', f'- versions: {_versions()}']
+    if report.out_bag:
+        lines.append(f'- output bag: `{report.out_bag}`')
+    lines += ['', '## Overall', '', *_table([('all', overall)]), '',
+              '## By router domain', '',
+              *_table([(name, values) for name, values in report.per_domain.items()]), '',
+              '## By ground-truth depth range (each image on its pixels in the range)', '',
+              *_table([(f'{r["low_m"]:.3g}-{r["high_m"]:.3g} m', r) for r in report.per_range]),
+              '', '## Plots', '']
+    lines += [f'![{name}]({path})' for name, path in PLOTS.items()]
+    lines += [f'![sample]({name})' for name in sample_files]
+    return '\n'.join(lines) + '\n'
+
+
+def _times(report: BagEvalReport) -> np.ndarray:
+    stamps = np.array([r.stamp_ns for r in report.frames], dtype=np.int64)
+    return (stamps - stamps.min()) * 1e-9 if len(stamps) else stamps.astype(float)
+
+
+def _plot_error_vs_depth(report: BagEvalReport, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    stats = report.pixel_stats
+    edges = np.array(stats['depth_edges_m'])
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    axis.plot(centers, stats['abs_rel_by_depth'], 'o-', label='mean |d - gt| / gt')
+    axis.set_xscale('log')
+    axis.set_xlabel('ground-truth depth (m)')
+    axis.set_ylabel('REL')
+    twin = axis.twinx()
+    twin.bar(centers, stats['pixels_by_depth'], width=np.diff(edges), alpha=0.2, color='grey')
+    twin.set_ylabel('pixels')
+    axis.set_title(f'Relative error vs depth ({report.model})')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_over_time(report: BagEvalReport, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    times = _times(report)
+    a1 = [np.nan if r.metrics is None else r.metrics['a1'] for r in report.frames]
+    rel = [np.nan if r.metrics is None else r.metrics['abs_rel'] for r in report.frames]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True)
+    top.plot(times, a1, '.-', color='tab:green')
+    top.set_ylabel('delta1')
+    top.set_ylim(-0.02, 1.02)
+    bottom.plot(times, rel, '.-', color='tab:red')
+    bottom.set_ylabel('REL')
+    bottom.set_xlabel('time since first frame (s, header stamps)')
+    top.set_title('Per-frame delta1 and REL (gaps: frames without ground truth)')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_histogram(report: BagEvalReport, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    edges = np.array(report.pixel_stats['error_edges'])
+    counts = np.array(report.pixel_stats['error_histogram'], dtype=float)
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    axis.bar(edges[:-1], counts / max(counts.sum(), 1.0), width=np.diff(edges), align='edge')
+    axis.set_xlabel('(prediction - gt) / gt  (clipped to [-1, 1])')
+    axis.set_ylabel('share of valid pixels')
+    axis.set_title('Signed relative error, all evaluated pixels')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_domain(report: BagEvalReport, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    times = _times(report)
+    outdoor = [r.domain == 'outdoor' for r in report.frames]
+    prob = [r.domain_prob if r.domain == 'outdoor' else 1.0 - r.domain_prob
+            for r in report.frames]
+    figure, axis = plt.subplots(figsize=(6.4, 2.8))
+    axis.step(times, outdoor, where='mid', label='chosen head (1 = outdoor)')
+    axis.plot(times, prob, '.', label='p(outdoor)')
+    axis.set_yticks([0, 1], ['indoor', 'outdoor'])
+    axis.set_ylim(-0.1, 1.45)
+    axis.set_xlabel('time since first frame (s)')
+    axis.legend(loc='upper center', ncols=2, fontsize=8)
+    axis.set_title('Router domain over time')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_sample(sample: SamplePanel, report: BagEvalReport, directory: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    high = float(report.settings['max_depth'])
+    valid = np.isfinite(sample.gt_m) & (sample.gt_m > 0)
+    error = np.where(valid, sample.pred_m - sample.gt_m, np.nan)
+    limit = float(np.nanmax(np.abs(error))) if valid.any() else 1.0
+    top = min(high, float(np.nanmax(sample.gt_m)) if valid.any() else high)
+    panels = [('RGB', sample.rgb, {}), ('ground truth (m)', sample.gt_m,
+                                        {'cmap': 'turbo_r', 'vmin': 0, 'vmax': top}),
+              (f'prediction ({sample.domain})', sample.pred_m,
+               {'cmap': 'turbo_r', 'vmin': 0, 'vmax': top}),
+              ('error (m)', error, {'cmap': 'coolwarm', 'vmin': -limit, 'vmax': limit}),
+              ('std (m)', sample.std_m, {'cmap': 'magma'})]
+    figure, axes = plt.subplots(1, 5, figsize=(15, 2.8))
+    for axis, (title, image, style) in zip(axes, panels):
+        shown = axis.imshow(image, **style)
+        axis.set_title(title, fontsize=9)
+        axis.axis('off')
+        if style:
+            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    figure.suptitle(f'frame {sample.index}', fontsize=9)
+    figure.tight_layout()
+    name = f'plots/sample_{sample.index:05d}.png'
+    figure.savefig(directory / name, dpi=90)
+    plt.close(figure)
+    return name

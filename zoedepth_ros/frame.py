@@ -1,0 +1,184 @@
+"""Per-frame outputs: one path from a camera frame to everything the node publishes.
+
+The depth node and bag replay (``zoedepth bag eval --out-bag``) both call
+:func:`predict_frame` and :meth:`FrameOutputs.encoded`, so the two write the same topics with
+the same content: the estimator predicts, the range/uncertainty gate and the point cloud run on
+the estimator's device (the GPU when there is one), and depth, std and the packed cloud reach
+host memory once. ``OUTPUT_TOPICS`` is the one table of output names, relative to the node's
+namespace.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from zoedepth_ros.errors import InputError
+from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.inference import DepthEstimator, domain_probabilities, phase_timings
+from zoedepth_ros.io import messages
+from zoedepth_ros.io.messages import CameraInfoFields, PackedCloud
+from zoedepth_ros.model.router import domain_name
+from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
+
+OUTPUT_TOPICS = {
+    'depth': 'depth/image',
+    'info': 'depth/camera_info',
+    'points': 'points',
+    'std': 'depth/std',
+    'preview': 'depth/preview',
+    'domain': 'domain',
+}
+"""Output key -> topic name relative to the node's namespace (REP 118 depth, its CameraInfo,
+the cloud, the uncertainty, a colour preview, the router's choice)."""
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """What :func:`predict_frame` computes besides depth, and how it is encoded.
+
+    Attributes:
+        min_range, max_range: valid depth interval in metres (NaN outside; 0 is never valid).
+        max_rel_std: invalidate pixels with std / depth above this; 0 disables the gate.
+        std: also return the std map.
+        cloud: point cloud options (stride, layout, colour); None for no cloud.
+        encoding: depth image encoding, '32FC1' (metres, NaN invalid) or '16UC1' (mm, 0).
+        preview: also encode a bgr8 colour map of the depth.
+    """
+
+    min_range: float = 0.0
+    max_range: float = math.inf
+    max_rel_std: float = 0.0
+    std: bool = True
+    cloud: CloudOptions | None = None
+    encoding: Literal['32FC1', '16UC1'] = '32FC1'
+    preview: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_range < self.max_range:
+            raise InputError(f'need 0 <= min_range < max_range, got {self.min_range}, '
+                             f'{self.max_range}')
+
+
+@dataclass
+class FrameOutputs:
+    """One frame's outputs on the host.
+
+    Attributes:
+        depth_m: (H, W) float32 z-depth in metres, NaN outside the gates.
+        std_m: (H, W) float32 standard deviation in metres (None unless requested).
+        cloud: the packed point cloud (None unless requested).
+        camera_info: CameraInfo of the depth image (scaled to its size).
+        domain: 'indoor' or 'outdoor', the head that produced the depth.
+        domain_probs: router probability per domain.
+        timings_ms: 'preprocess', 'model', 'postprocess' wall times.
+    """
+
+    depth_m: np.ndarray
+    std_m: np.ndarray | None
+    cloud: PackedCloud | None
+    camera_info: CameraInfoFields
+    domain: str
+    domain_probs: dict[str, float]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def encoded(self, options: FrameOptions) -> dict[str, Any]:
+        """Field values per output key of ``OUTPUT_TOPICS`` (only the outputs computed).
+
+        'depth', 'std', 'preview': ImageFields; 'info': CameraInfoFields; 'points':
+        PackedCloud; 'domain': str.
+        """
+        out: dict[str, Any] = {'depth': messages.encode_depth(self.depth_m, options.encoding),
+                               'info': self.camera_info}
+        if self.std_m is not None:
+            out['std'] = messages.encode_float_image(self.std_m)
+        if self.cloud is not None:
+            out['points'] = self.cloud
+        if options.preview:
+            top = options.max_range if math.isfinite(options.max_range) else 80.0
+            out['preview'] = messages.encode_preview(self.depth_m, options.min_range, top)
+        out['domain'] = self.domain
+        return out
+
+
+def gate_depth(depth: torch.Tensor, min_range: float = 0.0, max_range: float = math.inf,
+               std: torch.Tensor | None = None, max_rel_std: float = 0.0) -> torch.Tensor:
+    """The range and uncertainty gate, on the tensors' device.
+
+    Args:
+        depth: (H, W) depth in metres.
+        std: (H, W) standard deviation in metres, needed when ``max_rel_std`` > 0.
+
+    Returns:
+        New (H, W) float32 tensor, NaN where depth is not positive and finite, outside
+        [min_range, max_range], or std / depth > max_rel_std.
+    """
+    depth = depth.float()
+    valid = (depth >= min_range) & (depth <= max_range) & (depth > 0)  # False for NaN
+    if math.isinf(max_range):
+        valid &= torch.isfinite(depth)
+    if max_rel_std > 0.0:
+        if std is None or std.shape != depth.shape:
+            raise InputError('max_rel_std needs a std map of the depth shape')
+        valid &= std.float() <= max_rel_std * depth  # False for a NaN std
+    return torch.where(valid, depth, math.nan)
+
+
+def frame_camera_info(info: CameraInfoFields | None, width: int, height: int,
+                      fov_deg: float = 0.0) -> CameraInfoFields | None:
+    """The CameraInfo of a width x height frame.
+
+    Args:
+        info: the camera's CameraInfo fields, or None when none has arrived.
+        width, height: size of the image.
+        fov_deg: horizontal field of view for synthesised intrinsics when ``info`` is None.
+
+    Returns:
+        ``info`` scaled to the image (0 x 0 means "this image"), synthesised intrinsics, or
+        None when there is no CameraInfo and ``fov_deg`` is 0.
+
+    Raises:
+        InputError: the CameraInfo describes an image of another size.
+    """
+    if info is None:
+        if fov_deg <= 0:
+            return None
+        return messages.camera_info_from_camera(PinholeCamera.from_fov(width, height, fov_deg))
+    messages.check_camera_info_size(info, width, height)
+    return messages.scale_camera_info(info, width, height)
+
+
+@torch.inference_mode()
+def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: CameraInfoFields,
+                  options: FrameOptions = FrameOptions()) -> FrameOutputs:
+    """One camera frame -> gated depth, std and point cloud (see the module docstring).
+
+    Args:
+        estimator: the depth estimator.
+        rgb: HxWx3 uint8 RGB image.
+        camera_info: CameraInfo of the H x W image (see :func:`frame_camera_info`).
+        options: gates, what to compute and the depth encoding.
+    """
+    start = time.perf_counter()
+    image = estimator.upload([rgb])
+    tensor = estimator.to_float(image)
+    estimator.synchronize()
+    prepared = time.perf_counter()
+    out = estimator.predict_tensor(tensor)
+    estimator.synchronize()
+    inferred = time.perf_counter()
+    std = out.std[0, 0]
+    depth = gate_depth(out.depth[0, 0], options.min_range, options.max_range, std,
+                       options.max_rel_std)
+    cloud = None
+    if options.cloud is not None:
+        cloud = pack_point_cloud(depth, camera_info.camera, options.cloud, image[0])
+    return FrameOutputs(depth.cpu().numpy(), std.cpu().numpy() if options.std else None, cloud,
+                        camera_info, domain_name(int(out.domain_index[0])),
+                        domain_probabilities(out.domain_probs[0].cpu().numpy()),
+                        phase_timings(start, prepared, inferred))

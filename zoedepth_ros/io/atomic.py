@@ -1,0 +1,84 @@
+"""Atomic files and directories: write under a temporary name, rename when complete.
+
+Every file or directory the package writes for users goes through here, so an interrupted
+run (Ctrl-C, a crash, a full disk) never leaves a half-written output under its final name.
+Temporary names start with a dot and live in the target's own directory (a rename within one
+file system is atomic). Standard library only, so every layer of the package may use it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file path beside ``path``; renamed over ``path`` when the block succeeds.
+
+    For writers that need a file name rather than a handle (e.g. exporters). On any error,
+    KeyboardInterrupt included, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(handle)`` on a temporary binary file, then rename it to ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp, tmp.open('wb') as handle:
+        write(handle)
+    return path
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """A staging path for the directory ``path``, moved to ``path`` when the block succeeds.
+
+    The staging path has ``path``'s name inside a hidden holder directory beside it and does
+    not exist yet: the caller creates it (``mkdir``, or a writer that insists on creating its
+    own directory, as rosbag2 writers do).
+
+    Args:
+        path: the directory to create.
+        overwrite: replace an existing ``path`` (removed only once the new one is complete);
+            without it an existing, non-empty ``path`` is refused before anything is written.
+
+    Raises:
+        FileExistsError: ``path`` exists, is not empty, and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f'{path} already exists; choose another path or remove it first')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.partial-'))
+    staging = holder / path.name
+    try:
+        yield staging
+        if not staging.is_dir():
+            raise FileNotFoundError(f'nothing was written to the staging directory {staging}')
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)

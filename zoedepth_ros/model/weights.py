@@ -1,0 +1,147 @@
+"""Named weights: resolve a registry name to a local file, downloading it once into a cache.
+
+Nothing else in the package touches the network: models are built without I/O and
+checkpoints load from local files. A download goes to a temporary file in the cache
+directory, is checked against its SHA-256 where one is known, and is renamed into place,
+so an interrupted download never leaves a file that looks complete.
+
+Cache directory: ``$ZOEDEPTH_CACHE_DIR``, else ``$XDG_CACHE_HOME/zoedepth_ros``, else
+``~/.cache/zoedepth_ros``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from zoedepth_ros.errors import CheckpointError
+
+RELEASES = 'https://github.com/isl-org/ZoeDepth/releases/download/v1.0/'
+DEFAULT_MODEL = 'zoedepth_demo_nk'
+"""What the node, the launch file and the CLI load when no model is named."""
+DEMO_MODEL = 'zoedepth_demo_nk'
+"""The bundled demo model (trained on synthetic scenes only)."""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A named checkpoint.
+
+    Attributes:
+        url: where to fetch it (``https://``, ``http://`` or ``file://``); empty for bundled.
+        preset: model preset (``zoedepth_ros.model.PRESETS``) or bundled config file name.
+        sha256: expected digest, or None where upstream publishes none.
+        bundled: file name inside the package's ``assets/models`` (no download).
+    """
+
+    url: str = ''
+    preset: str = ''
+    sha256: str | None = None
+    bundled: str = ''
+
+    def config_source(self, path: Path) -> str:
+        """The model config of the weights at ``path``: a preset, or the bundled YAML file."""
+        return str(path.with_suffix('.yaml')) if self.bundled else self.preset
+
+
+REGISTRY: dict[str, WeightSpec] = {
+    'ZoeD_M12_N': WeightSpec(RELEASES + 'ZoeD_M12_N.pt', 'ZoeD_N'),
+    'ZoeD_M12_K': WeightSpec(RELEASES + 'ZoeD_M12_K.pt', 'ZoeD_K'),
+    'ZoeD_M12_NK': WeightSpec(RELEASES + 'ZoeD_M12_NK.pt', 'ZoeD_NK'),
+    'midas_v31_beit_large_384': WeightSpec(
+        'https://github.com/isl-org/MiDaS/releases/download/v3_1/dpt_beit_large_384.pt',
+        'ZoeD_N'),
+    'zoedepth_demo_nk': WeightSpec(preset='zoedepth_demo_nk.yaml', bundled='zoedepth_demo_nk.pt'),
+}
+"""Upstream publishes no checksums for these files; the size and a strict key check on load
+guard them instead."""
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (bytes so far, total bytes or None) while downloading."""
+
+
+def cache_dir() -> Path:
+    """Directory holding downloaded weights."""
+    explicit = os.environ.get('ZOEDEPTH_CACHE_DIR')
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(base) / 'zoedepth_ros'
+
+
+def bundled_path(file_name: str) -> Path:
+    """Path of a file shipped inside the package under ``assets/models``."""
+    return Path(str(resources.files('zoedepth_ros') / 'assets' / 'models' / file_name))
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open('rb') as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, destination: Path, sha256: str | None = None,
+             progress: ProgressCallback | None = None, timeout_s: float = 60.0) -> Path:
+    """Fetch ``url`` to ``destination`` atomically, verifying ``sha256`` when given."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f'.{destination.name}.',
+                                    suffix='.part')
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            length = resp.headers.get('Content-Length') if hasattr(resp, 'headers') else None
+            total = int(length) if length else None
+            done = 0
+            while block := resp.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+        if total is not None and done != total:
+            raise CheckpointError(f'download of {url} stopped at {done} of {total} bytes')
+        if sha256 is not None and (actual := sha256_of(tmp)) != sha256:
+            raise CheckpointError(f'checksum mismatch for {url}: expected sha256 {sha256}, '
+                                  f'got {actual}; the file was discarded')
+        os.replace(tmp, destination)
+    except (urllib.error.URLError, OSError) as err:
+        raise CheckpointError(f'cannot download {url}: {err}. Download it by hand and pass '
+                              f'the file path instead (no network is needed after that).'
+                              ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return destination
+
+
+def resolve_weights(name_or_path: str, progress: ProgressCallback | None = None,
+                    allow_download: bool = True) -> Path:
+    """A local checkpoint path for a file path or a registry name (downloading once)."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    spec = REGISTRY.get(name_or_path)
+    if spec is None:
+        raise CheckpointError(
+            f'{name_or_path!r} is neither an existing file nor a known weights name; known '
+            f'names: {sorted(REGISTRY)}. Official weights: {RELEASES} (ZoeD_M12_N.pt, '
+            f'ZoeD_M12_K.pt, ZoeD_M12_NK.pt)')
+    if spec.bundled:
+        return bundled_path(spec.bundled)
+    target = cache_dir() / Path(spec.url).name
+    if target.exists():
+        if spec.sha256 is None or sha256_of(target) == spec.sha256:
+            return target
+        raise CheckpointError(f'cached {target} does not match its checksum; delete it and '
+                              f'retry')
+    if not allow_download:
+        raise CheckpointError(f'{name_or_path} is not in the cache ({target}) and downloads '
+                              f'are disabled; fetch {spec.url} and pass the file path')
+    return download(spec.url, target, spec.sha256, progress)

@@ -1,0 +1,228 @@
+"""Configuration of the depth node: one frozen dataclass, one ROS parameter per field (ROS-free).
+
+Nested sections become dotted parameter names (``cloud.stride``). Each field carries its
+parameter description, allowed range or choices and whether it may change at run time in the
+field metadata, so ``ros/parameters.py`` can declare descriptors without repeating them and
+``config/depth.yaml`` can be checked against them. Defaults live only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from zoedepth_ros.config import from_dict, to_dict
+from zoedepth_ros.errors import ConfigError
+from zoedepth_ros.model.weights import DEFAULT_MODEL
+
+_DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
+
+
+def _param(default: Any, description: str, *, low: float | None = None,
+           high: float | None = None, read_only: bool = False) -> Any:
+    metadata = {'description': description, 'low': low, 'high': high, 'read_only': read_only}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """The ``points`` output."""
+
+    enabled: bool = _param(True, 'Publish the PointCloud2 (only while someone subscribes).')
+    stride: int = _param(2, 'Use every stride-th pixel in u and v (intrinsics scaled); 1 = all.',
+                         low=1, high=64)
+    organized: bool = _param(True, 'Organised H x W cloud with NaN invalid points '
+                             '(depth_image_proc layout); false = dense 1 x N valid points.')
+    color: bool = _param(True, 'Add the packed rgb field from the input image.')
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """The ``/diagnostics`` output."""
+
+    period_s: float = _param(1.0, 'Seconds between DiagnosticArray messages on /diagnostics.',
+                             low=0.1, high=60.0, read_only=True)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Every parameter of ``depth_node`` with its default."""
+
+    model: str = _param(DEFAULT_MODEL, 'Weights: a registry name (e.g. ZoeD_M12_NK, '
+                        'zoedepth_demo_nk), a checkpoint file (.pt/.safetensors, original '
+                        'ZoeDepth layout), a transformers folder or a .onnx file; with '
+                        'random_weights a preset (e.g. zoedepth_tiny_nk) or ModelConfig YAML.',
+                        read_only=True)
+    model_config: str = _param('', 'Preset or ModelConfig YAML of a checkpoint file that has '
+                               'none beside it; empty = detect.', read_only=True)
+    random_weights: bool = _param(False, 'Build model (a preset or ModelConfig YAML) with '
+                                  'random weights: smoke tests only, the depth is meaningless.',
+                                  read_only=True)
+    device: str = _param('auto', 'auto | cpu | cuda | cuda:N | mps.', read_only=True)
+    precision: Literal['fp32', 'fp16', 'bf16'] = _param(
+        'fp32', 'fp32 | fp16 | bf16 (fp16/bf16 on GPUs; stay fp32 on CPU).', read_only=True)
+    preprocess: Literal['eval', 'keep_aspect', 'original_infer'] = _param(
+        'eval', 'eval (stretch to the network size) | keep_aspect | original_infer (keep '
+        'aspect, reflect padding): preprocessing preset of the estimator.', read_only=True)
+    flip: bool = _param(False, 'Average with the horizontally flipped prediction (2x cost).',
+                        read_only=True)
+    domain: Literal['auto', 'indoor', 'outdoor'] = _param(
+        'auto', 'auto (router) | indoor | outdoor: metric head to use.', read_only=True)
+    compile: bool = _param(False, 'Run the model through torch.compile (GPU; the first frames '
+                           'take minutes to compile).', read_only=True)
+    onnx_providers: str = _param(
+        '', 'For a .onnx model (zoedepth export): onnxruntime execution providers, comma-'
+        'separated in priority order, e.g. TensorrtExecutionProvider,CUDAExecutionProvider,'
+        'CPUExecutionProvider; empty = CPU.', read_only=True)
+    input_transport: Literal['raw', 'compressed'] = _param(
+        'raw', 'raw: subscribe image (sensor_msgs/Image); compressed: subscribe '
+        'image/compressed (jpeg/png sensor_msgs/CompressedImage).', read_only=True)
+    sync_mode: Literal['cache', 'approx'] = _param(
+        'cache', 'cache: use the newest camera_info for every image; approx: pair image and '
+        'camera_info by stamp within sync_slop_s.', read_only=True)
+    sync_slop_s: float = _param(0.05, 'Largest image/camera_info stamp difference in approx '
+                                'mode, seconds (about half a frame period).', low=0.0, high=10.0)
+    fov_deg: float = _param(60.0, 'Horizontal field of view for intrinsics while no '
+                            'camera_info has arrived; 0.0 = wait for camera_info.',
+                            low=0.0, high=179.0)
+    min_range: float = _param(0.1, 'Nearest valid depth, metres (closer pixels become NaN).',
+                              low=0.0, high=1000.0)
+    max_range: float = _param(80.0, 'Farthest valid depth, metres (farther pixels become NaN).',
+                              low=0.001, high=1000.0)
+    max_rel_std: float = _param(0.0, 'Invalidate pixels whose std/depth exceeds this; 0.0 = off.',
+                                low=0.0, high=100.0)
+    max_input_pixels: int = _param(3840 * 2160, 'Drop input images with more pixels than this.',
+                                   low=1, high=1 << 30)
+    output_encoding: Literal['32FC1', '16UC1'] = _param(
+        '32FC1', '32FC1 (metres, NaN invalid) | 16UC1 (millimetres, 0 invalid).')
+    publish_std: bool = _param(True, 'Publish depth/std (32FC1 standard deviation, metres).')
+    publish_preview: bool = _param(False, 'Publish depth/preview (bgr8 colour map for viewing).')
+    always_run: bool = _param(False, 'Run inference even when no output has a subscriber.')
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+
+    def __post_init__(self) -> None:
+        values = parameter_values(self)
+        for spec in parameter_specs():
+            spec.check(values[spec.name])
+        if not _DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f'device {self.device!r} is not valid; expected auto, cpu, cuda, '
+                              'cuda:N or mps')
+        onnx = self.model.endswith('.onnx')
+        if self.onnx_providers and not onnx:
+            raise ConfigError(f'onnx_providers is set but model {self.model!r} is not a .onnx '
+                              'file')
+        if onnx and (self.compile or self.precision != 'fp32'):
+            raise ConfigError(f'{self.model} runs with onnxruntime as exported (fp32): set '
+                              'precision fp32 and compile false')
+        if self.min_range >= self.max_range:
+            raise ConfigError(f'min_range {self.min_range} must be smaller than max_range '
+                              f'{self.max_range}')
+
+    @property
+    def providers(self) -> list[str]:
+        """``onnx_providers`` as a list (empty = onnxruntime's CPU provider)."""
+        return [name.strip() for name in self.onnx_providers.split(',') if name.strip()]
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter: dotted name, default and checks."""
+
+    name: str
+    default: Any
+    type: type
+    description: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = False
+
+    def check(self, value: Any) -> None:
+        """Raise ConfigError unless ``value`` is allowed for this parameter."""
+        if self.choices and value not in self.choices:
+            raise ConfigError(f'{self.name}: {value!r} is not one of {list(self.choices)}')
+        if self.low is not None and value < self.low:
+            raise ConfigError(f'{self.name}: {value} is below the minimum {self.low}')
+        if self.high is not None and value > self.high:
+            raise ConfigError(f'{self.name}: {value} is above the maximum {self.high}')
+
+
+def _specs_of(cls: type, prefix: str) -> list[ParameterSpec]:
+    hints = typing.get_type_hints(cls)
+    specs: list[ParameterSpec] = []
+    for item in dataclasses.fields(cls):
+        tp = hints[item.name]
+        if dataclasses.is_dataclass(tp):
+            specs += _specs_of(tp, f'{prefix}{item.name}.')
+            continue
+        meta = item.metadata
+        choices = get_args(tp) if get_origin(tp) is Literal else ()
+        base = str if choices else tp
+        specs.append(ParameterSpec(f'{prefix}{item.name}', item.default, base,
+                                   meta['description'], choices, meta['low'], meta['high'],
+                                   meta['read_only']))
+    return specs
+
+
+_SPECS: tuple[ParameterSpec, ...] = ()
+
+
+def parameter_specs() -> tuple[ParameterSpec, ...]:
+    """Every node parameter in declaration order (nested fields as dotted names)."""
+    global _SPECS
+    if not _SPECS:
+        _SPECS = tuple(_specs_of(NodeConfig, ''))
+    return _SPECS
+
+
+def parameter_values(cfg: NodeConfig) -> dict[str, Any]:
+    """Flat ``{dotted name: value}`` of a config."""
+    flat: dict[str, Any] = {}
+
+    def walk(data: Mapping[str, Any], prefix: str) -> None:
+        for key, value in data.items():
+            if isinstance(value, Mapping):
+                walk(value, f'{prefix}{key}.')
+            else:
+                flat[f'{prefix}{key}'] = value
+
+    walk(to_dict(cfg), '')
+    return flat
+
+
+def config_from_parameters(values: Mapping[str, Any]) -> NodeConfig:
+    """Build a NodeConfig from ``{dotted name: value}`` (missing names keep their defaults)."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        node = nested
+        *sections, key = name.split('.')
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f'parameter {name!r}: {section!r} is not a section')
+        node[key] = float(value) if isinstance(value, int) and _is_float(name) else value
+    return from_dict(NodeConfig, nested)
+
+
+def _is_float(name: str) -> bool:
+    return any(spec.name == name and spec.type is float for spec in parameter_specs())
+
+
+def updated_config(cfg: NodeConfig, changes: Mapping[str, Any]) -> NodeConfig:
+    """Apply run-time parameter changes, refusing read-only and unknown ones.
+
+    Raises:
+        ConfigError: naming the parameter and what is allowed.
+    """
+    specs = {spec.name: spec for spec in parameter_specs()}
+    for name in changes:
+        if name not in specs:
+            raise ConfigError(f'unknown parameter {name!r}; valid: {sorted(specs)}')
+        if specs[name].read_only:
+            raise ConfigError(f'{name} is read-only; restart the node to change it')
+    return config_from_parameters({**parameter_values(cfg), **changes})
