@@ -1,15 +1,30 @@
 """Small rosbag2 files written with rosbags for the bag tests: colour, depth and CameraInfo
-topics with jitter and drops, and the checks an output bag of ``bag eval`` must pass."""
+topics with jitter and drops, and the checks an output bag of ``bag eval`` must pass; bags as
+rosbag2 writes them in the wild: topics whose types cannot be parsed, metadata versions 4..9,
+split bags and zstd compression."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import yaml
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
+from rosbags.rosbag2.metadata import dump_qos_v8, parse_qos
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from zoedepth_ros.frame import OUTPUT_TOPICS
+from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
-from zoedepth_ros.io.bags import FrameTopics, open_bag
+from zoedepth_ros.io.bags import FrameTopics
 from zoedepth_ros.io.messages import (
     CameraInfoFields,
     depth_image_from_msg,
@@ -98,9 +113,6 @@ def truncate(bag: Path) -> None:
 
 def custom_type_bag(bag: Path) -> None:
     """A bag whose image topic carries a type no typestore knows (defined in the bag)."""
-    from rosbags.rosbag2 import Writer
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
     store = get_typestore(Stores.ROS2_KILTED)
     store.register(get_types_from_msg('int32 value', 'acme_msgs/msg/Frame'))
     with Writer(bag, version=9) as writer:
@@ -117,3 +129,120 @@ def write_mono_depth_bag(path: Path) -> None:
         bag.write(TOPICS.camera_info, bag.camera_info(INFO, header), BASE_NS)
         mono = image_fields(np.zeros((24, 32, 1), dtype=np.uint8), 'mono8')
         bag.write(TOPICS.depth, bag.image(mono, header), BASE_NS)
+
+
+# ------------------------------------------------------------------ bags as rosbag2 writes them
+
+UNPARSEABLE = {  # topic -> (type, stored definition that rosbags cannot turn into that type)
+    '/x/_service_event': ('some_pkg/srv/Foo_Event', 'int64 a\nint64 b\n---\nint64 sum\n'),
+    '/acme/broken': ('acme_msgs/msg/Broken', 'this is not ((( a msg'),
+}
+CUSTOM = ('/acme/frame', 'acme_msgs/msg/Frame', 'int32 value')  # defined in the bag, parseable
+FAKE_RIHS01 = 'RIHS01_' + '0' * 64
+RawMessage = tuple[str, str, int, bytes]
+"""(topic, type, bag time ns, raw CDR) of one message."""
+
+
+def raw_messages(bag: Path) -> list[RawMessage]:
+    """Every message of a bag, read with rosbags' own reader (independent of the code tested)."""
+    with Reader(bag) as reader:
+        return [(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages()]
+
+
+def extra_messages() -> list[RawMessage]:
+    """Three messages on each unparseable topic and on the custom one, inside the frames' span."""
+    out = [(topic, msgtype, BASE_NS + k * PERIOD_NS + 5_000_000, bytes([k + 1]) * 12)
+           for topic, (msgtype, _) in UNPARSEABLE.items() for k in range(3)]
+    out += [(CUSTOM[0], CUSTOM[1], BASE_NS + k * PERIOD_NS + 6_000_000,
+             b'\x00\x01\x00\x00' + (40 + k).to_bytes(4, 'little')) for k in range(3)]
+    return out
+
+
+def write_raw_bag(target: Path, messages: list[RawMessage], storage: str = 'mcap',
+                  compression: str | None = None) -> None:
+    """A version 9 bag of ``messages`` written by rosbags' Writer: standard types with their ROS 2
+    Kilted definitions, UNPARSEABLE topics with their broken definitions, CUSTOM from its own;
+    the CameraInfo topic offers a latched QoS; ``compression``: 'file', 'message' or 'storage'
+    (zstd; 'storage' is mcap chunk compression)."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    store.register(get_types_from_msg(CUSTOM[2], CUSTOM[1]))
+    zero = QosTime(0, 0)
+    latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE,
+                  QosDurability.TRANSIENT_LOCAL, zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+    writer = Writer(target, version=9, storage_plugin=StoragePlugin[storage.upper()])
+    if compression is not None:
+        writer.set_compression(CompressionMode[compression.upper()], CompressionFormat.ZSTD)
+    connections: dict[str, object] = {}
+    with writer:
+        for topic, msgtype, bag_time, raw in sorted(messages, key=lambda m: m[2]):
+            if topic not in connections:
+                options: dict = ({'msgdef': UNPARSEABLE[topic][1], 'rihs01': FAKE_RIHS01}
+                                 if topic in UNPARSEABLE else {'typestore': store})
+                if msgtype == 'sensor_msgs/msg/CameraInfo':
+                    options['offered_qos_profiles'] = [latched]
+                connections[topic] = writer.add_connection(topic, msgtype, **options)
+            writer.write(connections[topic], bag_time, raw)
+
+
+def compat_bag(target: Path, storage: str = 'mcap', compression: str | None = None) -> None:
+    """write_bag's frames plus the unparseable and custom topics, written by rosbags' Writer."""
+    source = target.parent / f'{target.name}_source'
+    write_bag(source, 'sqlite3')
+    write_raw_bag(target, raw_messages(source) + extra_messages(), storage, compression)
+
+
+def _metadata(bag: Path) -> dict:
+    return yaml.safe_load((bag / 'metadata.yaml').read_text())
+
+
+def _save_metadata(bag: Path, data: dict) -> None:
+    (bag / 'metadata.yaml').write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def downgrade_metadata(bag: Path, version: int) -> None:
+    """Rewrite a version 9 metadata.yaml in the schema rosbag2 ``version`` (4..8) wrote: QoS as a
+    YAML string with numeric policies (<9), no ros_distro (<8), no type hashes (<7), no
+    custom_data (<6), no per-file entries (<5)."""
+    data = _metadata(bag)
+    meta = data['rosbag2_bagfile_information']
+    meta['version'] = version
+    for entry in meta['topics_with_message_count']:
+        topic = entry['topic_metadata']
+        topic['offered_qos_profiles'] = dump_qos_v8(parse_qos(topic['offered_qos_profiles']))
+        if version < 7:
+            del topic['type_description_hash']
+    for key, below in (('ros_distro', 8), ('custom_data', 6), ('files', 5)):
+        if version < below:
+            del meta[key]
+    _save_metadata(bag, data)
+
+
+def split_bag(target: Path, messages: list[RawMessage], storage: str) -> None:
+    """One bag directory with two storage files (earlier and later half of the messages) and
+    the merged metadata that lists both, as rosbag2 writes a split bag."""
+    ordered = sorted(messages, key=lambda m: m[2])
+    parts = [target.parent / f'{target.name}_{k}' for k in range(2)]
+    write_raw_bag(parts[0], ordered[:len(ordered) // 2], storage)
+    write_raw_bag(parts[1], ordered[len(ordered) // 2:], storage)
+    metas = [_metadata(part)['rosbag2_bagfile_information'] for part in parts]
+    merged = dict(metas[0])
+    starts = [m['starting_time']['nanoseconds_since_epoch'] for m in metas]
+    ends = [s + m['duration']['nanoseconds'] for s, m in zip(starts, metas)]
+    merged.update(relative_file_paths=[f for m in metas for f in m['relative_file_paths']],
+                  files=[f for m in metas for f in m['files']],
+                  message_count=sum(m['message_count'] for m in metas),
+                  starting_time={'nanoseconds_since_epoch': min(starts)},
+                  duration={'nanoseconds': max(ends) - min(starts)})
+    topics: dict[str, dict] = {}
+    for entry in (e for m in metas for e in m['topics_with_message_count']):
+        name = entry['topic_metadata']['name']
+        if name in topics:
+            topics[name]['message_count'] += entry['message_count']
+        else:
+            topics[name] = dict(entry)
+    merged['topics_with_message_count'] = list(topics.values())
+    target.mkdir()
+    for part, meta in zip(parts, metas):
+        for name in meta['relative_file_paths']:
+            (part / name).rename(target / name)
+    _save_metadata(target, {'rosbag2_bagfile_information': merged})

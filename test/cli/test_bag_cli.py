@@ -10,12 +10,16 @@ import pytest
 from bag_fixtures import (
     OFFSETS_MS,
     TOPICS,
+    UNPARSEABLE,
+    compat_bag,
     custom_type_bag,
+    raw_messages,
     truncate,
     write_bag,
     write_mono_depth_bag,
 )
 from doubles import null_estimator
+from rosbags.rosbag2 import Reader
 
 from zoedepth_ros.cli import bag as bag_cli
 from zoedepth_ros.cli.main import main
@@ -123,3 +127,58 @@ def test_eval_config_file_and_flag_precedence(tmp_path: Path, tiny_yaml: Path) -
     settings = bag_cli.eval_settings(args)  # --max-depth 10 on the command line wins
     assert (settings.crop, settings.min_depth, settings.max_depth) == ('eigen', 0.5, 10.0)
     assert args.flip and settings.edges == (0.5, 1.25, 2.5, 5.0, 10.0)
+
+
+def test_cli_info_and_eval_with_unparseable_topics(tmp_path: Path, tiny_yaml: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A service event topic and a malformed definition beside the camera topics: info lists
+    every topic, eval evaluates, notes the skipped topics and copies them byte for byte."""
+    compat_bag(tmp_path / 'bag', 'sqlite3')
+    assert main(['bag', 'info', str(tmp_path / 'bag')]) == 0
+    text = capsys.readouterr().out
+    assert 'Messages:          26' in text
+    for topic, (msgtype, _) in UNPARSEABLE.items():
+        assert f'Topic: {topic:<17} | Type: {msgtype} | Count: 3 |' in text
+    caplog.clear()
+    assert main(eval_args(tmp_path / 'bag', tmp_path / 'report', tiny_yaml, '--samples', '0',
+                          '--out-bag', str(tmp_path / 'pred'))) == 0
+    notes = [r.getMessage() for r in caplog.records if 'skipped' in r.getMessage()]
+    assert notes == ['skipped 2 topic(s) whose message types cannot be parsed (not decoded; '
+                     'copied unchanged into the output bag): /acme/broken '
+                     '(acme_msgs/msg/Broken), /x/_service_event (some_pkg/srv/Foo_Event)']
+    assert '| all | 4 |' in (tmp_path / 'report' / 'report.md').read_text()
+    original = raw_messages(tmp_path / 'bag')
+    copied = raw_messages(tmp_path / 'pred')
+    for topic in UNPARSEABLE:
+        assert ([m for m in copied if m[0] == topic] == [m for m in original if m[0] == topic]
+                and len([m for m in copied if m[0] == topic]) == 3)
+    with Reader(tmp_path / 'bag') as source, Reader(tmp_path / 'pred') as copy:
+        definitions = [{c.topic: c.msgdef.data for c in r.connections if c.topic in UNPARSEABLE}
+                       for r in (source, copy)]
+    assert definitions[0] == definitions[1] == {t: d for t, (_, d) in UNPARSEABLE.items()}
+
+
+@pytest.mark.parametrize('command', ['info', 'eval'])
+def test_not_a_bag_one_line(tmp_path: Path, tiny_yaml: Path, command: str,
+                            capsys: pytest.CaptureFixture[str],
+                            caplog: pytest.LogCaptureFixture) -> None:
+    """What ``zoedepth synth --format bag --domain both`` writes (a folder of two bags) and a
+    plain file: one ERROR line saying what was expected, exit code 2, no traceback."""
+    write_bag(tmp_path / 'synth' / 'indoor')
+    write_bag(tmp_path / 'synth' / 'outdoor', 'mcap')
+    (tmp_path / 'notes.txt').write_text('not a bag')
+    expected = {'synth': f'{tmp_path / "synth"} is not a rosbag2 bag (no metadata.yaml); it '
+                         'holds the bags indoor, outdoor: pass one of them',
+                'notes.txt': f'{tmp_path / "notes.txt"} is not a rosbag2 bag; expected a '
+                             'rosbag2 directory with metadata.yaml'}
+    for name, text in expected.items():
+        args = (['bag', 'info', str(tmp_path / name)] if command == 'info' else
+                eval_args(tmp_path / name, tmp_path / 'report', tiny_yaml))
+        caplog.clear()
+        assert main(args) == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == 'ERROR']
+        assert len(errors) == 1 and errors[0].startswith(text), errors
+        captured = capsys.readouterr()
+        assert 'Traceback' not in captured.out + captured.err
+    assert not (tmp_path / 'report').exists()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from zoedepth_ros.io.bags import FrameTopics, open_bag, read_rgbd
+from zoedepth_ros.io.bag_reader import open_bag
+from zoedepth_ros.io.bags import FrameTopics, read_rgbd
 from zoedepth_ros.io.messages import stamp_ns
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,8 +32,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from zoedepth_ros.errors import BagError
+from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
-from zoedepth_ros.io.bags import open_bag
 from zoedepth_ros.io.messages import CameraInfoFields, image_fields, stamp_ns
 from zoedepth_ros.ros.bag_play import play_bag
 from zoedepth_ros.ros.bag_record import record_bag

@@ -101,10 +101,11 @@ def _when(stamp_ns: int) -> str:
 
 def format_summary(summary: Any) -> str:
     """``ros2 bag info``-style text of a :class:`~zoedepth_ros.io.bag_info.BagSummary`."""
-    files = sorted(p.name for p in summary.path.iterdir() if p.suffix in ('.db3', '.mcap'))
-    lines = [f'Files:             {", ".join(files)}',
+    compression = f', compression {summary.compression}' if summary.compression else ''
+    lines = [f'Files:             {", ".join(summary.files)}',
              f'Bag size:          {summary.size_bytes / 2**20:.2f} MiB',
-             f'Storage id:        {summary.storage} (rosbag2 version {summary.version})',
+             f'Storage id:        {summary.storage} (rosbag2 version {summary.version}'
+             f'{compression})',
              f'Duration:          {summary.duration_s:.3f}s',
              f'Start:             {_when(summary.start_ns)}',
              f'End:               {_when(summary.end_ns)}',
@@ -159,11 +160,14 @@ def parser_default(name: str) -> str:
     return {'domain': 'auto', 'device': 'auto', 'precision': 'fp32'}[name]
 
 
-def _image_count(path: Path, topic: str) -> int | None:
-    from zoedepth_ros.io.bags import open_bag
+def _image_count(path: Path, topic: str) -> tuple[int | None, dict[str, str]]:
+    """Colour messages of the bag (None if unknown) and its topics (-> type) whose types cannot
+    be parsed, read before the model loads."""
+    from zoedepth_ros.io.bag_reader import open_bag
 
     with open_bag(path) as reader:
-        return sum(c.msgcount for c in reader.connections if c.topic == topic) or None
+        count = sum(c.msgcount for c in reader.connections if c.topic == topic)
+        return count or None, reader.unparseable()
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -174,7 +178,7 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = eval_settings(args)
     if not args.bag.exists():
         raise InputError(f'bag {args.bag} not found')
-    total = _image_count(args.bag, settings.topics.image)
+    total, skipped = _image_count(args.bag, settings.topics.image)
     done: list[int] = []
     writer = None
     try:
@@ -202,7 +206,7 @@ def run_eval(args: argparse.Namespace) -> int:
     finally:
         if writer is not None:
             writer.abort()
-    print_summary(report, args.output)
+    print_summary(report, args.output, skipped)
     if estimator.warning:
         logger.warning('%s', estimator.warning)
     return 0
@@ -241,7 +245,10 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     return report
 
 
-def print_summary(report: Any, output: Path) -> None:
+def print_summary(report: Any, output: Path, skipped: dict[str, str] | None = None) -> None:
+    """Log the scores, where the report went, and one line on topics that were not decoded."""
+    from zoedepth_ros.io.bag_reader import skipped_note
+
     data = report.to_dict()
     overall = report.overall
     logger.info('%d frames (%d paired, %d unpaired) in %.1f s, %.2f frames/s',
@@ -255,6 +262,10 @@ def print_summary(report: Any, output: Path) -> None:
     logger.info('report: %s', output / 'report.md')
     if report.out_bag:
         logger.info('output bag: %s', report.out_bag)
+    if skipped:
+        copied = '; copied unchanged into the output bag' if report.out_bag else ''
+        logger.warning('%s', skipped_note(skipped, f'whose message types cannot be parsed (not '
+                                                   f'decoded{copied})'))
 
 
 # ---------------------------------------------------------------------------------- ROS

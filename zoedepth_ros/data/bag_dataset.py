@@ -1,10 +1,12 @@
-"""RGB-D frames of a recorded bag as a dataset (rosbag2 sqlite3/mcap, or ROS 1), no rclpy.
+"""RGB-D frames of a recorded rosbag2 as a dataset (no rclpy; ROS 1 bags are not read).
 
 The colour topic (sensor_msgs/Image in any encoding ``io.messages.image_to_rgb`` reads, or
 CompressedImage) is paired with the depth topic (Image 16UC1 millimetres or 32FC1 metres) by
 header stamp, exactly as ``zoedepth bag eval`` pairs them (``io.bags.index_rgbd``):
 the nearest depth stamp within ``tolerance_s``. Only colour frames with a depth partner are
-samples. An optional CameraInfo topic gives the intrinsics (nearest stamp).
+samples. An optional CameraInfo topic gives the intrinsics (nearest stamp). Only these topics
+are decoded: topics of types that cannot be parsed (service events, malformed definitions) are
+skipped and named in ``skipped_topics``.
 
 The constructor indexes the bag once (stamps, no pixels are kept); samples are read on demand,
 with one reader per process so DataLoader workers can share the dataset.
@@ -21,6 +23,7 @@ import numpy as np
 from zoedepth_ros.data.base import DatasetInfo, DepthDataset
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bags import (
     FrameTopics,
     Key,
@@ -28,8 +31,6 @@ from zoedepth_ros.io.bags import (
     decode_rgb,
     frame_connections,
     index_rgbd,
-    open_bag,
-    open_reader,
     read_message,
 )
 
@@ -38,7 +39,8 @@ class RosbagRGBD(DepthDataset):
     """Paired RGB and depth frames of a recorded bag.
 
     Args:
-        path: rosbag2 directory (or a ROS 1 .bag file).
+        path: rosbag2 directory (any version, storage, split or compression that
+            :class:`~zoedepth_ros.io.bag_reader.BagReader` reads).
         rgb_topic: colour image topic.
         depth_topic: depth image topic (16UC1 mm or 32FC1 m, aligned to the colour image).
         info_topic: CameraInfo topic of the colour image, or None; if the bag lacks it,
@@ -47,6 +49,10 @@ class RosbagRGBD(DepthDataset):
         domain: 'indoor' or 'outdoor' (sets the default valid range 10 m / 80 m).
         max_depth_m: upper bound of valid depth (default by domain).
         name: dataset name in samples.
+
+    Attributes:
+        skipped_topics: topic -> message type of the bag's topics whose types cannot be parsed
+            (never decoded here).
     """
 
     def __init__(self, path: Path | str, rgb_topic: str = '/camera/image_raw',
@@ -57,7 +63,7 @@ class RosbagRGBD(DepthDataset):
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f'rosbag {self.path} not found; expected a rosbag2 directory '
-                             '(metadata.yaml + .db3/.mcap) or a ROS 1 .bag file')
+                             '(metadata.yaml + .db3/.mcap)')
         if domain not in ('indoor', 'outdoor'):
             raise InputError(f'bag domain {domain!r}; expected indoor or outdoor')
         default_max = 10.0 if domain == 'indoor' else 80.0
@@ -67,6 +73,7 @@ class RosbagRGBD(DepthDataset):
             self.topics = FrameTopics(rgb_topic, depth_topic, info_topic if has_info else None,
                                       tolerance_s)
             index = index_rgbd(reader, self.topics)
+            self.skipped_topics = reader.unparseable()
         self.frames: list[tuple[Key, Key, PinholeCamera | None]] = []
         for key, pair in zip(index.image_keys, index.pairs):
             if pair >= 0:
@@ -79,7 +86,7 @@ class RosbagRGBD(DepthDataset):
     def _open(self) -> tuple[Any, dict[str, list[Any]]]:
         """The reader of this process (reopened after a fork) and the frame connections."""
         if self._reader is None or self._reader_pid != os.getpid():
-            self._reader, self._reader_pid = open_reader(self.path), os.getpid()
+            self._reader, self._reader_pid = open_bag(self.path), os.getpid()
             self._connections = frame_connections(self._reader, self.topics)
         return self._reader, self._connections
 

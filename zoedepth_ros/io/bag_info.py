@@ -1,13 +1,14 @@
-"""Summary of a rosbag2 as ``ros2 bag info`` shows it: storage, size, span and topics."""
+"""Summary of a rosbag2 as ``ros2 bag info`` shows it: storage, files, size, span and topics.
+
+Counts raw messages only, so bags with topics of any type (parseable or not) are summarised.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
-import yaml
-
-from zoedepth_ros.io.bags import open_bag
+from zoedepth_ros.io.bag_reader import BagReader
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,12 @@ class TopicSummary:
 
 @dataclass(frozen=True)
 class BagSummary:
-    """What ``ros2 bag info`` shows: storage, size, span and topics."""
+    """What ``ros2 bag info`` shows: storage, size, span and topics.
+
+    Attributes:
+        files: storage file names (metadata ``relative_file_paths``).
+        compression: e.g. 'zstd (file)', or '' when not compressed.
+    """
 
     path: Path
     storage: str
@@ -39,6 +45,8 @@ class BagSummary:
     end_ns: int
     message_count: int
     topics: tuple[TopicSummary, ...]
+    files: tuple[str, ...] = ()
+    compression: str = ''
 
     @property
     def duration_s(self) -> float:
@@ -46,29 +54,28 @@ class BagSummary:
 
 
 def summarize_bag(path: Path | str) -> BagSummary:
-    """Topics, types, counts, rates and duration of a bag (reads every message's time)."""
-    path = Path(path)
+    """Topics, types, counts, rates and duration of a bag (reads every message's time; decodes
+    no message, so topics of any type are counted)."""
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     counts: dict[str, int] = {}
-    with open_bag(path) as reader:
+    with BagReader(path) as reader:
         for connection, bag_time, _ in reader.messages():
             topic = connection.topic
             first.setdefault(topic, bag_time)
             last[topic] = bag_time
             counts[topic] = counts.get(topic, 0) + 1
-        types = {c.topic: c.msgtype for c in reader.connections}
-    storage, version = _storage_and_version(path)
+        types: dict[str, str] = {}
+        for connection in reader.connections:
+            types.setdefault(connection.topic, connection.msgtype)
+        meta = reader.metadata
     topics = tuple(TopicSummary(name, types[name], counts.get(name, 0), first.get(name, 0),
                                 last.get(name, 0)) for name in sorted(types))
+    path = Path(path)
     size = sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
-    return BagSummary(path, storage, version, size, min(first.values(), default=0),
-                      max(last.values(), default=0), sum(counts.values()), topics)
-
-
-def _storage_and_version(path: Path) -> tuple[str, int]:
-    try:
-        meta = yaml.safe_load((path / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
-        return str(meta.get('storage_identifier', '')), int(meta.get('version', 0))
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return '', 0
+    mode = str(meta.get('compression_mode') or '').lower()
+    compression = f'{meta.get("compression_format")} ({mode})' if mode not in ('', 'none') else ''
+    files = tuple(PurePath(str(name)).name for name in meta.get('relative_file_paths') or ())
+    return BagSummary(path, str(meta.get('storage_identifier', '')), int(meta.get('version', 0)),
+                      size, min(first.values(), default=0), max(last.values(), default=0),
+                      sum(counts.values()), topics, files, compression)

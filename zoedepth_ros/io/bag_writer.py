@@ -24,6 +24,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from zoedepth_ros.errors import BagError
 from zoedepth_ros.io.atomic import atomic_directory
+from zoedepth_ros.io.bag_reader import type_hash
 from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
 
 STORAGES = ('mcap', 'sqlite3')
@@ -79,8 +80,9 @@ class AtomicBagWriter:
         if key not in self._connections:
             options: dict[str, Any] = {'typestore': self.typestore}
             ext = getattr(source, 'ext', None)
-            if source is not None and source.msgdef.data and source.digest:
-                options = {'msgdef': source.msgdef.data, 'rihs01': source.digest}
+            if source is not None and source.msgdef.data:  # its own definition, even
+                # from bags that store no type hash (rosbag2 before version 8)
+                options = {'msgdef': source.msgdef.data, 'rihs01': type_hash(source)}
             profiles = getattr(ext, 'offered_qos_profiles', None) or list(qos)
             if profiles:
                 options['offered_qos_profiles'] = profiles

@@ -1,35 +1,31 @@
-"""Reading rosbag2 files with ``rosbags``: opening with clear errors, stamp-paired RGB-D frames.
+"""Stamp-paired RGB-D frames of rosbag2 bags (ROS-free).
 
-ROS-free: messages are deserialised by ``rosbags.highlevel.AnyReader`` (sqlite3 and mcap;
-types the bag defines are registered from it) and converted by
-:mod:`zoedepth_ros.io.messages`. Pairing goes by ``header.stamp``, never by bag receive time:
-receive times carry transport and recording delays, stamps carry the capture time.
+Bags are opened by :func:`zoedepth_ros.io.bag_reader.open_bag`: metadata and raw messages,
+with a message type parsed only when a message of it is deserialised, so topics of types that
+cannot be parsed never stop a tool that does not read them.
 
-Pairing: each colour frame takes the depth frame whose stamp is nearest, if it lies within the
-tolerance (:func:`nearest_within`); colour frames without one are kept (``depth_m`` None) so
-they can be predicted and counted as unpaired. The CameraInfo is the nearest one in stamp at
-any distance (drivers often stamp it differently). :func:`index_rgbd` does this once from the
-stamps alone; :func:`read_rgbd` then streams the frames in bag order (offline evaluation) and
+Pairing goes by ``header.stamp``, never by bag receive time: receive times carry transport and
+recording delays, stamps carry the capture time. Each colour frame takes the depth frame whose
+stamp is nearest, if it lies within the tolerance (:func:`nearest_within`); colour frames
+without one are kept (``depth_m`` None) so they can be predicted and counted as unpaired. The
+CameraInfo is the nearest one in stamp at any distance (drivers often stamp it differently).
+:func:`index_rgbd` does this once from the stamps alone; :func:`read_rgbd` then streams the
+frames in bag order (offline evaluation) and
 :class:`~zoedepth_ros.data.bag_dataset.RosbagRGBD` reads them by position (training).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import struct
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag2 import ReaderError
-from rosbags.typesys import Stores, get_typestore
 
 from zoedepth_ros.errors import BagError, ZoeDepthError
+from zoedepth_ros.io.bag_reader import BagReader, open_bag
 from zoedepth_ros.io.messages import (
     DEPTH_ENCODINGS,
     SUPPORTED_ENCODINGS,
@@ -51,61 +47,12 @@ Key = tuple[int, int]
 """(bag time, header stamp) of one message, both in nanoseconds."""
 
 
-def read_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "this bag cannot be read" (from rosbags and below)."""
-    return (AnyReaderError, ReaderError, sqlite3.Error, struct.error, EOFError, OSError,
-            ValueError, KeyError, IndexError)
-
-
-def open_reader(path: Path | str) -> Any:
-    """An open ``AnyReader`` of a rosbag2 directory (or ROS 1 bag); errors as BagError.
-
-    The caller closes it; :func:`open_bag` does so and converts errors while reading too.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f'bag {path} not found; expected a rosbag2 directory with '
-                       'metadata.yaml and .db3 / .mcap files')
-    reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
-    try:
-        reader.open()
-    except read_errors() as err:
-        raise BagError(f'cannot read bag {path}: {err}; expected a complete rosbag2 directory '
-                       '(metadata.yaml + .db3/.mcap files); a truncated or damaged bag must be '
-                       're-recorded or repaired (ros2 bag reindex)') from None
-    return reader
-
-
-@contextmanager
-def open_bag(path: Path | str) -> Iterator[Any]:
-    """An open ``AnyReader`` of a rosbag2 directory; read problems become :class:`BagError`.
-
-    Errors raised while the caller reads inside the ``with`` block (a truncated file, a
-    corrupt chunk) are converted too, so every way a bag can be unreadable gives one message.
-    """
-    reader = open_reader(path)
-    errors = read_errors()
-    try:
-        yield reader
-    except ZoeDepthError:
-        raise
-    except errors as err:
-        raise BagError(f'cannot read bag {path}: it is damaged or truncated '
-                       f'({type(err).__name__}: {err}); re-record it or repair it '
-                       '(ros2 bag reindex)') from None
-    finally:
-        try:
-            reader.close()
-        except errors:
-            pass
-
-
-def topic_connections(reader: Any, topic: str, msgtypes: tuple[str, ...]) -> list[Any]:
+def topic_connections(reader: BagReader, topic: str, msgtypes: tuple[str, ...]) -> list[Any]:
     """The connections of ``topic``; a clear error when it is missing or of another type."""
     connections = [c for c in reader.connections if c.topic == topic]
     if not connections:
         listing = ', '.join(sorted(f'{c.topic} ({c.msgtype})' for c in reader.connections))
-        raise BagError(f'{reader.paths[0]} has no topic {topic!r}; it has: {listing or "none"}')
+        raise BagError(f'{reader.path} has no topic {topic!r}; it has: {listing or "none"}')
     wrong = sorted({c.msgtype for c in connections} - set(msgtypes))
     if wrong:
         raise BagError(f'topic {topic} carries {wrong[0]}; expected {" or ".join(msgtypes)}')
@@ -287,7 +234,7 @@ def read_message(reader: Any, connections: list[Any], key: Key) -> tuple[Any, An
         message = reader.deserialize(raw, connection.msgtype)
         if stamp_ns(message.header) == stamp:
             return connection, message
-    raise BagError(f'{reader.paths[0]}: no message at bag time {bag_time} ns with stamp '
+    raise BagError(f'{reader.path}: no message at bag time {bag_time} ns with stamp '
                    f'{stamp} ns on {connections[0].topic}; was the bag changed?')
 
 
@@ -295,8 +242,12 @@ def read_rgbd(path: Path | str, topics: FrameTopics,
               on_message: RawCallback | None = None) -> Iterator[RgbdFrame]:
     """Colour frames of a bag in bag order, each with its paired depth and CameraInfo.
 
+    Only the frame topics are decoded; the other topics, whatever their types (also ones that
+    cannot be parsed, see ``BagReader.unparseable``), reach ``on_message`` as raw bytes.
+
     Args:
-        path: rosbag2 directory (sqlite3 or mcap).
+        path: rosbag2 directory (any storage, version, split or compression, see
+            :class:`~zoedepth_ros.io.bag_reader.BagReader`).
         topics: image topic (Image or CompressedImage), optional depth topic (Image 32FC1
             metres or 16UC1 millimetres), optional CameraInfo topic, pairing tolerance.
         on_message: called for every message of the bag in bag order (to copy them).

@@ -4,7 +4,10 @@ Messages are published as the raw CDR bytes stored in the bag (no decoding), on 
 the recorded message types, with RELIABLE KEEP_LAST QoS (which serves reliable and best-effort
 subscribers alike), TRANSIENT_LOCAL for topics whose recorded publishers all were. With
 ``clock`` the bag time is published on ``/clock`` (run consumers with ``use_sim_time:=true``).
-Reading goes through :func:`zoedepth_ros.io.bags.open_bag`.
+Reading goes through :func:`zoedepth_ros.io.bags.open_bag`, which parses no message definition,
+so topics of any type replay as they were recorded. Playing every topic, those whose type is not
+installed for rclpy are skipped with one log line (as ``ros2 bag play`` does); a topic named in
+``topics`` must be playable.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from rosbags.interfaces import QosDurability
 from rosgraph_msgs.msg import Clock
 
 from zoedepth_ros.errors import BagError
-from zoedepth_ros.io.bags import open_bag
+from zoedepth_ros.io.bag_reader import open_bag, skipped_note
 
 CLOCK_PERIOD_S = 0.025
 """Largest gap between /clock messages while waiting for the next message (40 Hz)."""
@@ -128,13 +131,8 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
     published = 0
     try:
         with open_bag(path) as reader, stop_on_signals(stop or threading.Event()) as stop:
-            connections = [c for c in reader.connections if topics is None or c.topic in topics]
-            missing = sorted(set(topics or ()) - {c.topic for c in connections})
-            if missing:
-                listing = ', '.join(sorted({c.topic for c in reader.connections}))
-                raise BagError(f'{path} has no topic {missing}; it has: {listing}')
-            publishers = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic,
-                                                         play_qos(c)) for c in connections}
+            publishers = _publishers(node, reader, topics)
+            connections = [c for c in reader.connections if c.topic in publishers]
             clock_pub = (node.create_publisher(Clock, '/clock', play_qos(None)) if clock
                          else None)
 
@@ -155,6 +153,36 @@ def play_bag(path: Path | str, rate: float = 1.0, loop: bool = False,
         node.destroy_node()
         context.try_shutdown()
     return published
+
+
+def _publishers(node: Node, reader: Any, topics: Sequence[str] | None) -> dict[str, Any]:
+    """Topic -> publisher of each played topic (all, or ``topics``), skipping (with a log line)
+    topics whose type rclpy lacks when playing all."""
+    connections = [c for c in reader.connections if topics is None or c.topic in topics]
+    missing = sorted(set(topics or ()) - {c.topic for c in connections})
+    if missing:
+        listing = ', '.join(sorted({c.topic for c in reader.connections}))
+        raise BagError(f'{reader.path} has no topic {missing}; it has: {listing}')
+    publishers: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for connection in connections:
+        if connection.topic in publishers or connection.topic in skipped:
+            continue
+        try:
+            kind = message_class(connection.msgtype)
+        except BagError:
+            if topics is not None:
+                raise
+            skipped[connection.topic] = connection.msgtype
+            continue
+        publishers[connection.topic] = node.create_publisher(kind, connection.topic,
+                                                             play_qos(connection))
+    if skipped:
+        node.get_logger().warning(skipped_note(skipped, 'whose types are not installed for rclpy'))
+    if not publishers:
+        why = f'the types of {sorted(skipped)} are not installed' if skipped else 'no topics'
+        raise BagError(f'{reader.path}: nothing to play ({why})')
+    return publishers
 
 
 def _play_once(reader: Any, connections: list[Any], publishers: dict[str, Any],
