@@ -1,21 +1,35 @@
 # Two entry points for a fresh machine: `make demo` and `make test` (see README).
+# `make test-jazzy` runs the same suite at ROS 2 Jazzy's library levels (rclpy 7.1.6,
+# numpy 1.26.4, OpenCV 4.6.0) in a second venv; CI (.ci/run) runs both.
 VENV ?= .venv
+VENV_JAZZY ?= .venv-jazzy
 PY := $(VENV)/bin/python
+PY_JAZZY := $(VENV_JAZZY)/bin/python
 STAMP := $(VENV)/.requirements-installed
+STAMP_JAZZY := $(VENV_JAZZY)/.requirements-installed
 OUT ?= outputs/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup setup-jazzy demo test test-fast test-jazzy test-all lint bench clean
 
-# The venv is reused while requirements.txt is unchanged (make compares timestamps).
-$(STAMP): requirements.txt
+# A venv is reused while its requirement files are unchanged (make compares timestamps).
+$(STAMP): requirements.txt requirements-common.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
 
+$(STAMP_JAZZY): requirements-jazzy.txt requirements-common.txt
+	test -x $(PY_JAZZY) || python3 -m venv $(VENV_JAZZY)
+	$(PY_JAZZY) -m pip install -q --upgrade pip
+	$(PY_JAZZY) -m pip install -q -r requirements-jazzy.txt
+	touch $(STAMP_JAZZY)
+
 setup: $(STAMP)
 	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+
+setup-jazzy: $(STAMP_JAZZY)
+	$(PY_JAZZY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 
 demo: setup
 	$(PY) -m zoedepth_ros.cli.demo --output $(OUT)
@@ -27,6 +41,12 @@ test: setup
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
+# The whole suite again at Jazzy's levels; a second ROS domain range keeps it apart.
+test-jazzy: setup-jazzy
+	HF_HUB_OFFLINE=1 ZOEDEPTH_TEST_DOMAIN_BASE=40 $(PY_JAZZY) -m pytest $(PYTEST_ARGS)
+
+test-all: test test-jazzy
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
@@ -37,4 +57,4 @@ bench: setup
 	$(PY) benchmarks/bench_node.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info outputs
+	rm -rf $(VENV) $(VENV_JAZZY) build *.egg-info outputs

@@ -10,7 +10,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(include=[package_name, f'{package_name}.*']),
-    package_data={package_name: ['assets/*', 'assets/**/*']},
+    # explicit levels: the setuptools of Ubuntu 22.04 (59.6) does not expand '**'
+    package_data={package_name: ['assets/*/*', 'assets/*/*/*', 'assets/*/*/*/*']},
     include_package_data=True,
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{package_name}']),
@@ -22,6 +23,7 @@ setup(
         (f'share/{package_name}/config/eval', glob('config/eval/*.yaml')),
     ],
     install_requires=['setuptools'],
+    extras_require={'test': ['pytest']},  # colcon test runs pytest, not `setup.py test`
     zip_safe=False,
     maintainer='zoedepth_ros developers',
     maintainer_email='zoedepth-ros@example.org',

@@ -4,60 +4,17 @@
         camera_info:=/camera/color/camera_info model:=ZoeD_M12_NK device:=cuda
 
 Outputs (relative to `namespace`): depth/image, depth/camera_info, points, depth/std,
-depth/preview, domain; /diagnostics. Parameters: config/depth.yaml (`params_file`), with
-`model`, `device` and `use_sim_time` overriding it.
+depth/preview, domain; /diagnostics. Parameters come from `params_file` (default: the
+package's config/depth.yaml); `model`, `device`, `frame_id` and `use_sim_time` override it only
+when given. Arguments and precedence: zoedepth_ros/ros/launch_setup.py (plain Python, tested).
 """
 
 from __future__ import annotations
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+
+from zoedepth_ros.ros.launch_actions import launch_description
 
 
-def generate_launch_description() -> LaunchDescription:
-    arguments = [
-        DeclareLaunchArgument('image', default_value='/camera/image_raw',
-                              description='Input sensor_msgs/Image topic (rectified preferred).'),
-        DeclareLaunchArgument('camera_info', default_value='/camera/camera_info',
-                              description='CameraInfo of the input image.'),
-        DeclareLaunchArgument(
-            'params_file',
-            default_value=PathJoinSubstitution(
-                [FindPackageShare('zoedepth_ros'), 'config', 'depth.yaml']),
-            description='Parameters file (/**: ros__parameters:).'),
-        DeclareLaunchArgument('namespace', default_value='',
-                              description='Namespace of the node and its outputs.'),
-        DeclareLaunchArgument('node_name', default_value='depth_node',
-                              description='Node name.'),
-        DeclareLaunchArgument('model', default_value='zoedepth_demo_nk',
-                              description='Weights name (ZoeD_M12_NK ...), preset or config; '
-                              'overrides params_file.'),
-        DeclareLaunchArgument('device', default_value='auto',
-                              description='auto | cpu | cuda | cuda:N; overrides params_file.'),
-        DeclareLaunchArgument('use_sim_time', default_value='false',
-                              description='Use /clock (bag replay with --clock).'),
-        DeclareLaunchArgument('log_level', default_value='info',
-                              description='debug | info | warn | error.'),
-    ]
-    overrides = {
-        'model': LaunchConfiguration('model'),
-        'device': LaunchConfiguration('device'),
-        'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
-    }
-    node = Node(
-        package='zoedepth_ros',
-        executable='depth_node',
-        name=LaunchConfiguration('node_name'),
-        namespace=LaunchConfiguration('namespace'),
-        parameters=[LaunchConfiguration('params_file'), overrides],
-        remappings=[('image', LaunchConfiguration('image')),
-                    ('camera_info', LaunchConfiguration('camera_info'))],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
-        output='screen',
-        emulate_tty=True,
-    )
-    return LaunchDescription(arguments + [node])
+def generate_launch_description():  # noqa: ANN201 (launch's entry point)
+    return launch_description(Node, 'depth_node')

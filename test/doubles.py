@@ -35,7 +35,7 @@ class NullModel(torch.nn.Module):
         return tuple(head.name for head in self.cfg.heads)
 
     def forward(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
-                keep_aspect: bool | None = None) -> DepthOutput:
+                keep_aspect: bool | None = None, with_std: bool = True) -> DepthOutput:
         if self.calls == self.interrupt_at:
             raise KeyboardInterrupt
         self.calls += 1
@@ -54,7 +54,8 @@ class NullModel(torch.nn.Module):
         logits = torch.tensor([[2.0 * sign, -2.0 * sign]], device=x.device).expand(x.shape[0], 2)
         index = torch.full((x.shape[0],), self.domain_index, dtype=torch.long, device=x.device)
         # relative depth, bins and decoder tensors are not read by DepthEstimator.
-        return DepthOutput(depth, std, depth[:, 0], depth, depth, logits, index, None)
+        return DepthOutput(depth, std if with_std else None, depth[:, 0], depth, depth, logits,
+                           index, None)
 
 
 def null_estimator(**options: object) -> DepthEstimator:

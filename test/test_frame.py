@@ -63,6 +63,8 @@ def test_frame_camera_info_scales_synthesises_or_refuses() -> None:
     assert frame_camera_info(None, 80, 60) is None
     with pytest.raises(InputError, match='CameraInfo is for 640x480'):
         frame_camera_info(info, 320, 200)
+    half = frame_camera_info(info, 320, 240)  # same aspect ratio: scaled like image_proc
+    assert half.camera == PinholeCamera(200.0, 205.0, 150.0, 100.0, 320, 240)
 
 
 def test_predict_frame_gates_and_packs_like_the_oracle(estimator) -> None:

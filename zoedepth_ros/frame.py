@@ -45,7 +45,8 @@ class FrameOptions:
     Attributes:
         min_range, max_range: valid depth interval in metres (NaN outside; 0 is never valid).
         max_rel_std: invalidate pixels with std / depth above this; 0 disables the gate.
-        std: also return the std map.
+        std: also compute and return the std map (it is computed only when this is set or
+            the uncertainty gate needs it).
         cloud: point cloud options (stride, layout, colour); None for no cloud.
         encoding: depth image encoding, '32FC1' (metres, NaN invalid) or '16UC1' (mm, 0).
         preview: also encode a bgr8 colour map of the depth.
@@ -169,16 +170,17 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
     tensor = estimator.to_float(image)
     estimator.synchronize()
     prepared = time.perf_counter()
-    out = estimator.predict_tensor(tensor)
+    out = estimator.predict_tensor(tensor, std=options.std or options.max_rel_std > 0)
     estimator.synchronize()
     inferred = time.perf_counter()
-    std = out.std[0, 0]
+    std = None if out.std is None else out.std[0, 0]
     depth = gate_depth(out.depth[0, 0], options.min_range, options.max_range, std,
                        options.max_rel_std)
     cloud = None
     if options.cloud is not None:
         cloud = pack_point_cloud(depth, camera_info.camera, options.cloud, image[0])
-    return FrameOutputs(depth.cpu().numpy(), std.cpu().numpy() if options.std else None, cloud,
+    kept = std.cpu().numpy() if options.std and std is not None else None
+    return FrameOutputs(depth.cpu().numpy(), kept, cloud,
                         camera_info, domain_name(int(out.domain_index[0])),
                         domain_probabilities(out.domain_probs[0].cpu().numpy()),
                         phase_timings(start, prepared, inferred))

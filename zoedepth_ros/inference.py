@@ -28,7 +28,7 @@ from zoedepth_ros.model.config import ModelConfig
 from zoedepth_ros.model.loading import LoadedModel, load_model
 from zoedepth_ros.model.onnx import OnnxDepthModel
 from zoedepth_ros.model.router import DOMAIN_NAMES, DOMAINS, domain_name, head_name
-from zoedepth_ros.model.weights import DEFAULT_MODEL
+from zoedepth_ros.model.weights import DEFAULT_MODEL, ProgressCallback
 from zoedepth_ros.model.zoedepth import ZoeDepth
 from zoedepth_ros.pointcloud import as_tensor
 
@@ -57,10 +57,11 @@ class DepthResult:
 
 @dataclass
 class DepthTensors:
-    """Batch prediction on the model's device: depth/std (B, 1, H, W), index (B,), probs (B, 2)."""
+    """Batch prediction on the model's device: depth/std (B, 1, H, W) (std None when not
+    asked for), index (B,), probs (B, 2)."""
 
     depth: torch.Tensor
-    std: torch.Tensor
+    std: torch.Tensor | None
     domain_index: torch.Tensor
     domain_probs: torch.Tensor
 
@@ -145,15 +146,16 @@ class DepthEstimator:
     def from_pretrained(cls, source: str | ModelConfig = DEFAULT_MODEL,
                         config: str | ModelConfig | None = None, random_weights: bool = False,
                         onnx_providers: list[str] | None = None,
+                        progress: ProgressCallback | None = None,
                         **kwargs: object) -> DepthEstimator:
         """An estimator for a weights name or file (see :func:`~.model.loading.load_model`).
 
         ``random_weights=True`` builds a preset or ModelConfig with seeded random weights
         (tests, benchmarks); an ``.onnx`` file runs with onnxruntime on the CPU unless
-        ``onnx_providers`` say otherwise, fp32 only.
+        ``onnx_providers`` say otherwise, fp32 only. ``progress`` hears about a download.
         """
         loaded = load_model(source, config, random_weights=random_weights,
-                            onnx_providers=onnx_providers)
+                            onnx_providers=onnx_providers, progress=progress)
         return cls.from_loaded(loaded, **kwargs)
 
     @classmethod
@@ -175,52 +177,61 @@ class DepthEstimator:
         dtype = torch.float16 if self.precision == 'fp16' else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.precision != 'fp32')
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                  torch.Tensor]:
+    def _forward(self, x: torch.Tensor, std: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """One pass at network resolution, upsampled to x's size (after any padding)."""
         head = None if self.domain == 'auto' else head_name(self.domain)
         keep_aspect = self.preprocess != 'eval'
         with self._autocast():
-            out = self._run(x, domain=head, routing=self.routing, keep_aspect=keep_aspect)
-        depth, std = out.metric_depth.float(), out.depth_std.float()
-        if depth.shape[-2:] != x.shape[-2:]:
-            if self.preprocess == 'original_infer':
-                depth = F.interpolate(depth, size=x.shape[-2:], mode='bicubic',
-                                      align_corners=False)
-                std = F.interpolate(std, size=x.shape[-2:], mode='bicubic',
-                                    align_corners=False).clamp_min(0)
-            else:
-                depth = F.interpolate(depth, size=x.shape[-2:], mode='bilinear',
-                                      align_corners=True)
-                std = F.interpolate(std, size=x.shape[-2:], mode='bilinear', align_corners=True)
+            out = self._run(x, domain=head, routing=self.routing, keep_aspect=keep_aspect,
+                            with_std=std)
+        depth = self._to_input_size(out.metric_depth.float(), x.shape[-2:])
+        spread = None
+        if std:
+            spread = self._to_input_size(out.depth_std.float(), x.shape[-2:]).clamp_min(0)
         if out.domain_logits is not None:
             probs = torch.softmax(out.domain_logits.float(), dim=1)
         else:
             probs = F.one_hot(out.domain_index, len(DOMAINS)).float()
-        return depth, std, out.domain_index, probs
+        return depth, spread, out.domain_index, probs
 
-    def _padded_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _to_input_size(self, values: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """Upsample a network-resolution map as the preset says (bicubic for original_infer)."""
+        if values.shape[-2:] == size:
+            return values
+        if self.preprocess == 'original_infer':
+            return F.interpolate(values, size=size, mode='bicubic', align_corners=False)
+        return F.interpolate(values, size=size, mode='bilinear', align_corners=True)
+
+    def _padded_forward(self, x: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, ...]:
         if not self.pad:
-            return self._forward(x)
+            return self._forward(x, std)
         pad_h, pad_w = original_padding(x.shape[-2], x.shape[-1])
         padded = F.pad(x, [pad_w, pad_w, pad_h, pad_h], mode='reflect')
-        depth, std, index, probs = self._forward(padded)
+        depth, spread, index, probs = self._forward(padded, std)
         rows = slice(pad_h, depth.shape[-2] - pad_h)
         cols = slice(pad_w, depth.shape[-1] - pad_w)
-        return depth[..., rows, cols], std[..., rows, cols], index, probs
+        if spread is not None:
+            spread = spread[..., rows, cols]
+        return depth[..., rows, cols], spread, index, probs
 
     @torch.inference_mode()
-    def predict_tensor(self, rgb: torch.Tensor) -> DepthTensors:
-        """RGB (B, 3, H, W) float in [0, 1] on the model's device -> predictions at H x W."""
+    def predict_tensor(self, rgb: torch.Tensor, std: bool = True) -> DepthTensors:
+        """RGB (B, 3, H, W) float in [0, 1] on the model's device -> predictions at H x W.
+
+        ``std=False`` skips the standard deviation (computed per pixel over the bins and
+        upsampled otherwise); ``DepthTensors.std`` is then None.
+        """
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError(f'expected a (B, 3, H, W) tensor, got shape {tuple(rgb.shape)}')
-        depth, std, index, probs = self._padded_forward(rgb)
+        depth, spread, index, probs = self._padded_forward(rgb, std)
         if self.flip:
-            depth_f, std_f, _, probs_f = self._padded_forward(torch.flip(rgb, dims=[3]))
+            depth_f, spread_f, _, probs_f = self._padded_forward(torch.flip(rgb, dims=[3]), std)
             depth = (depth + torch.flip(depth_f, dims=[3])) / 2
-            std = (std + torch.flip(std_f, dims=[3])) / 2
+            if spread is not None:
+                spread = (spread + torch.flip(spread_f, dims=[3])) / 2
             probs = (probs + probs_f) / 2
-        return DepthTensors(depth, std, index, probs)
+        return DepthTensors(depth, spread, index, probs)
 
     def upload(self, images: list[np.ndarray]) -> torch.Tensor:
         """Same-size HxWx3 uint8 RGB images -> (B, H, W, 3) uint8 on the model's device.

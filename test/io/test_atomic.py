@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from zoedepth_ros.io.atomic import atomic_directory, atomic_path, atomic_write, write_text
+from zoedepth_ros.io.atomic import (
+    atomic_directory,
+    atomic_path,
+    atomic_write,
+    current_umask,
+    write_text,
+)
 
 
 def test_files_appear_complete_or_not_at_all(tmp_path: Path) -> None:
@@ -45,3 +53,18 @@ def test_directories_replace_only_when_complete(tmp_path: Path) -> None:
         (staging / 'y.txt').write_text('2')
     assert [p.name for p in out.iterdir()] == ['y.txt']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['report']  # no staging left over
+
+
+def test_files_and_directories_follow_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        file = write_text(tmp_path / 'a.txt', 'x')
+        with atomic_directory(tmp_path / 'out') as staging:
+            staging.mkdir()
+            write_text(staging / 'b.txt', 'y')
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(file.stat().st_mode) == 0o640  # 0666 & ~027, not mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / 'out').stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / 'out' / 'b.txt').stat().st_mode) == 0o640

@@ -187,8 +187,14 @@ def test_camera_info_with_bad_focal_lengths_is_refused(k: list, p: list) -> None
 
 def test_camera_info_of_another_size_is_refused() -> None:
     with pytest.raises(InputError, match='CameraInfo is for 640x480 images but the image is '
-                                         '320x240'):
-        check_camera_info_size(camera_info_fields(info_msg(K, P)), 320, 240)
+                                         '320x200'):
+        check_camera_info_size(camera_info_fields(info_msg(K, P)), 320, 200)
+    # Calibrated at full resolution, images downscaled by the driver: scaled, not refused.
+    full = camera_info_fields(info_msg(K, P))
+    check_camera_info_size(full, 320, 240)
+    check_camera_info_size(full, 213, 160)  # 640 / 3 rounds down: within one pixel
+    assert scale_camera_info(full, 320, 240).camera == PinholeCamera(200.0, 205.0, 150.0, 100.0,
+                                                                     320, 240)
     with pytest.raises(InputError, match='k has 8 values; expected 9'):
         camera_info_fields(info_msg(K[:8], P))
 
@@ -221,13 +227,15 @@ def test_encode_32fc1_little_endian_round_trip() -> None:
     assert encode_float_image(np.ones((2, 3))).data == np.ones(6, '<f4').tobytes()
 
 
-def test_encode_16uc1_rounds_clamps_and_zeroes_invalid() -> None:
-    depth = np.array([[1.2344, 1.2346, 70.0, np.nan], [-1.0, 0.0004, np.inf, 65.5354]])
-    expected = [[1234, 1235, 65535, 0], [0, 0, 0, 65535]]
+def test_encode_16uc1_rounds_and_zeroes_invalid_and_out_of_range() -> None:
+    # 70 m and 65.5356 m do not fit 16-bit millimetres: invalid (0), never clamped to 65535
+    depth = np.array([[1.2344, 1.2346, 70.0, np.nan, 65.5356],
+                      [-1.0, 0.0004, np.inf, 65.5354, 0.0006]])
+    expected = [[1234, 1235, 0, 0, 0], [0, 0, 0, 65535, 1]]
     np.testing.assert_array_equal(depth_to_millimetres(depth), expected)
     fields = encode_depth(depth, '16UC1')
-    assert (fields.encoding, fields.step, fields.width, fields.height) == ('16UC1', 8, 4, 2)
-    assert struct.unpack('<8H', fields.data) == tuple(np.ravel(expected))
+    assert (fields.encoding, fields.step, fields.width, fields.height) == ('16UC1', 10, 5, 2)
+    assert struct.unpack('<10H', fields.data) == tuple(np.ravel(expected))
     with pytest.raises(InputError, match="unsupported depth output encoding 'mono8'"):
         encode_depth(depth, 'mono8')
 

@@ -74,9 +74,42 @@ def test_file_url_and_unreachable_server(cache, tmp_path, monkeypatch) -> None:
     assert weights.resolve_weights('test_model').read_bytes() == PAYLOAD
     monkeypatch.setitem(weights.REGISTRY, 'offline',
                         weights.WeightSpec('http://127.0.0.1:9/x.pt', 'ZoeD_N'))
-    with pytest.raises(CheckpointError, match='cannot download'):
+    with pytest.raises(CheckpointError) as error:
         weights.resolve_weights('offline')
-    assert sorted(p.name for p in cache.iterdir()) == ['model.pt']
+    # One message: what failed, where a hand-downloaded file goes, the bundled alternative.
+    text = str(error.value)
+    assert text.startswith('cannot download http://127.0.0.1:9/x.pt')
+    assert f'copy it to {cache / "x.pt"}' in text and 'model:=zoedepth_demo_nk' in text
+    assert sorted(p.name for p in cache.iterdir()) == ['model.pt', 'model.pt.sha256']
+
+
+def test_first_use_digest_guards_the_cached_file(cache, tmp_path, monkeypatch) -> None:
+    source = tmp_path / 'model.pt'
+    source.write_bytes(PAYLOAD)
+    register(monkeypatch, source.as_uri(), None)  # upstream publishes no digest
+    path = weights.resolve_weights('test_model')
+    record = path.with_name('model.pt.sha256')
+    assert record.read_text().strip() == hashlib.sha256(PAYLOAD).hexdigest()
+    path.write_bytes(PAYLOAD[:-10])  # cut short after the first use
+    with pytest.raises(CheckpointError, match='does not match its checksum'):
+        weights.resolve_weights('test_model', allow_download=False)
+    record.unlink()  # a file copied into the cache by hand is accepted and recorded
+    path.write_bytes(PAYLOAD)
+    assert weights.resolve_weights('test_model', allow_download=False) == path
+    assert record.is_file()
+
+
+def test_progress_is_one_line_per_tenth() -> None:
+    lines: list[str] = []
+    report = weights.progress_reporter(lines.append, 'ZoeD_M12_NK.pt')
+    for done in range(0, 1_345_000_001, 1_000_000):
+        report(done, 1_345_000_000)
+    assert len(lines) == 11 and lines[-1] == 'downloading ZoeD_M12_NK.pt: 1345 of 1345 MB (100 %)'
+    unknown: list[str] = []
+    report = weights.progress_reporter(unknown.append, 'x.pt')
+    for done in range(0, 250_000_001, 1_000_000):
+        report(done, None)
+    assert unknown[-1] == 'downloading x.pt: 200 MB' and len(unknown) == 3
 
 
 def test_names_and_paths(cache, tmp_path) -> None:
@@ -87,4 +120,5 @@ def test_names_and_paths(cache, tmp_path) -> None:
         weights.resolve_weights('no_such_model')
     with pytest.raises(CheckpointError, match='downloads are disabled'):
         weights.resolve_weights('ZoeD_M12_NK', allow_download=False)
+    assert weights.DEFAULT_MODEL == 'ZoeD_M12_NK' and weights.DEMO_MODEL in weights.REGISTRY
     assert weights.REGISTRY['ZoeD_M12_NK'].url.endswith('/v1.0/ZoeD_M12_NK.pt')

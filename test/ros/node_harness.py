@@ -21,8 +21,12 @@ from typing import Any
 import cv2
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.srv import SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -135,15 +139,19 @@ class NodeProcess:
 
     def __init__(self, log_path: Path, namespace: str, params: dict[str, Any],
                  remaps: dict[str, str] | None = None,
-                 module: str = 'zoedepth_ros.ros.depth_node') -> None:
-        command = [sys.executable, '-m', module, '--ros-args',
-                   '--params-file', str(PARAMS_FILE), '-r', f'__ns:={namespace}']
+                 module: str = 'zoedepth_ros.ros.depth_node',
+                 params_files: list[Path] | None = None, executable: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        command = (executable or [sys.executable, '-m', module]) + ['--ros-args']
+        for path in params_files or [PARAMS_FILE]:
+            command += ['--params-file', str(path)]
+        command += ['-r', f'__ns:={namespace}']
         for name, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             command += ['-p', f'{name}:={text}']
         for source, target in (remaps or {}).items():
             command += ['-r', f'{source}:={target}']
-        env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+        env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(env or {}))
         self.log_path = log_path
         self._log = open(log_path, 'w')  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log,
@@ -168,3 +176,54 @@ class NodeProcess:
             code = self.process.wait()
         self._log.close()
         return code
+
+
+def same_stamp(header: Any) -> Any:
+    return lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
+        header.stamp.sec, header.stamp.nanosec)
+
+
+def serve(probe: Probe, image: Any, info: Any | None, image_pub: Any, info_pub: Any | None,
+          topic: str, retry_s: float = 3.0) -> Any:
+    """Publish (info, image) until ``topic`` carries an output with the image's stamp."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if info is not None:
+            info_pub.publish(info)
+        image_pub.publish(image)
+        try:
+            return wait_until(lambda: probe.latest(topic, same_stamp(image.header)),
+                              timeout_s=retry_s, what=f'{topic} output')
+        except AssertionError:
+            continue
+    raise AssertionError(f'no output on {topic} for stamp {image.header.stamp}')
+
+
+def diagnostics(probe: Probe, node_name: str) -> tuple[DiagnosticStatus, dict[str, str]]:
+    """Latest diagnostics status of ``node_name`` and its key/values."""
+    def find() -> Any:
+        array = probe.latest('/diagnostics', lambda m: any(
+            s.name == f'{node_name}: depth' for s in m.status))
+        return array and next(s for s in array.status if s.name == f'{node_name}: depth')
+
+    status = wait_until(find, what=f'diagnostics of {node_name}')
+    return status, {kv.key: kv.value for kv in status.values}
+
+
+def wait_counter(probe: Probe, node_name: str, key: str, above: int) -> int:
+    def check() -> int | None:
+        value = int(diagnostics(probe, node_name)[1][key])
+        return value if value > above else None
+    return wait_until(check, what=f'{key} > {above} on {node_name}')
+
+
+def set_parameters(probe: Probe, node: str, values: dict[str, Any]) -> list[Any]:
+    client = probe.node.create_client(SetParameters, f'{node}/set_parameters')
+    assert client.wait_for_service(timeout_sec=WAIT_S)
+    request = SetParameters.Request(parameters=[
+        ParameterMsg(name=name, value=Parameter(name, value=value).get_parameter_value())
+        for name, value in values.items()])
+    future = client.call_async(request)
+    wait_until(future.done, what='set_parameters response')
+    probe.node.destroy_client(client)
+    return future.result().results

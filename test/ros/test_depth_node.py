@@ -24,16 +24,19 @@ from node_harness import (
     NodeProcess,
     P,
     Probe,
+    diagnostics,
     make_compressed,
     make_image,
     make_info,
+    same_stamp,
+    serve,
+    set_parameters,
     stamp_header,
     test_image,
+    wait_counter,
     wait_until,
 )
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import DescribeParameters, SetParameters
-from rclpy.parameter import Parameter
+from rcl_interfaces.srv import DescribeParameters
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
@@ -79,57 +82,6 @@ def probe(node_a: NodeProcess, listener: Probe) -> Probe:
     wait_until(lambda: all(listener.node.count_publishers(f'/a/{topic}')
                            for topic in A_OUTPUTS), what='node A publishers to match')
     return listener
-
-
-def same_stamp(header: Any) -> Any:
-    return lambda msg: (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
-        header.stamp.sec, header.stamp.nanosec)
-
-
-def serve(probe: Probe, image: Any, info: Any | None, image_pub: Any, info_pub: Any | None,
-          topic: str, retry_s: float = 3.0) -> Any:
-    """Publish (info, image) until ``topic`` carries an output with the image's stamp."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if info is not None:
-            info_pub.publish(info)
-        image_pub.publish(image)
-        try:
-            return wait_until(lambda: probe.latest(topic, same_stamp(image.header)),
-                              timeout_s=retry_s, what=f'{topic} output')
-        except AssertionError:
-            continue
-    raise AssertionError(f'no output on {topic} for stamp {image.header.stamp}')
-
-
-def diagnostics(probe: Probe, node_name: str) -> tuple[DiagnosticStatus, dict[str, str]]:
-    """Latest diagnostics status of ``node_name`` and its key/values."""
-    def find() -> Any:
-        array = probe.latest('/diagnostics', lambda m: any(
-            s.name == f'{node_name}: depth' for s in m.status))
-        return array and next(s for s in array.status if s.name == f'{node_name}: depth')
-
-    status = wait_until(find, what=f'diagnostics of {node_name}')
-    return status, {kv.key: kv.value for kv in status.values}
-
-
-def wait_counter(probe: Probe, node_name: str, key: str, above: int) -> int:
-    def check() -> int | None:
-        value = int(diagnostics(probe, node_name)[1][key])
-        return value if value > above else None
-    return wait_until(check, what=f'{key} > {above} on {node_name}')
-
-
-def set_parameters(probe: Probe, node: str, values: dict[str, Any]) -> list[Any]:
-    client = probe.node.create_client(SetParameters, f'{node}/set_parameters')
-    assert client.wait_for_service(timeout_sec=WAIT_S)
-    request = SetParameters.Request(parameters=[
-        ParameterMsg(name=name, value=Parameter(name, value=value).get_parameter_value())
-        for name, value in values.items()])
-    future = client.call_async(request)
-    wait_until(future.done, what='set_parameters response')
-    probe.node.destroy_client(client)
-    return future.result().results
 
 
 RGB = test_image(64, 48)
@@ -191,7 +143,8 @@ def test_runtime_parameters_are_validated_and_applied(node_a: NodeProcess, probe
     assert not results[0].successful
     results = set_parameters(probe, '/a/depth_node', {'cloud.stride': 0})
     assert not results[0].successful
-    changes = {'output_encoding': '16UC1', 'cloud.organized': False, 'cloud.color': False}
+    changes = {'output_encoding': '16UC1', 'cloud.organized': False, 'cloud.color': False,
+               'frame_id': 'override_optical_frame'}
     try:
         assert all(r.successful for r in set_parameters(probe, '/a/depth_node', changes))
         header = stamp_header(1002)
@@ -201,9 +154,11 @@ def test_runtime_parameters_are_validated_and_applied(node_a: NodeProcess, probe
         depth_msg = probe.latest('/a/depth/image', match)
         cloud = wait_until(lambda: probe.latest('/a/points', match), what='points')
     finally:
-        set_parameters(probe, '/a/depth_node', {'output_encoding': '32FC1',
+        set_parameters(probe, '/a/depth_node', {'output_encoding': '32FC1', 'frame_id': '',
                                                 'cloud.organized': True, 'cloud.color': True})
     assert (depth_msg.encoding, depth_msg.step) == ('16UC1', 128)
+    assert depth_msg.header.frame_id == cloud.header.frame_id == 'override_optical_frame'
+    assert depth_msg.header.stamp == header.stamp  # the frame id changes, never the stamp
     millimetres = np.frombuffer(bytes(depth_msg.data), '<u2').reshape(48, 64)
     expected = np.nan_to_num(np.rint(depth * np.float32(1000.0)), nan=0.0)  # same image
     np.testing.assert_array_equal(millimetres, expected.astype(np.uint16))
@@ -256,8 +211,9 @@ def test_bad_input_is_dropped_and_counted_then_good_input_served(node_a: NodePro
         publisher.publish(message)
         count = wait_counter(probe, '/a/depth_node', 'malformed_total', count)
         assert node_a.process.poll() is None
-    # CameraInfo of another size than the image: refused when paired with the image.
-    probe.info.publish(make_info(stamp_header(2007), width=640, height=480))
+    # CameraInfo of another shape than the image (640x400 for 64x48): refused when paired
+    # with the image. (640x480, the same aspect ratio, would be scaled instead.)
+    probe.info.publish(make_info(stamp_header(2007), width=640, height=400))
     wait_until(lambda: (probe.image.publish(make_image(RGB, stamp_header(2008))) or
                         int(diagnostics(probe, '/a/depth_node')[1]['malformed_total']) > count),
                what='wrong-size camera_info refused')
@@ -277,9 +233,11 @@ def test_diagnostics_report_rates_timings_and_model(node_a: NodeProcess, probe: 
     wait_counter(probe, '/a/depth_node', 'malformed_total', malformed)
     wait_counter(probe, '/a/depth_node', 'published_total', 0)
     status, values = diagnostics(probe, '/a/depth_node')
-    assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN)
     assert isinstance(status.level, bytes) and status.hardware_id == 'cpu'
     assert values['device'] == 'cpu' and 'ZoeDepthNK' in values['model']
+    # Random weights are said loudly: WARN with the reason, in the log at start too.
+    assert values['model_kind'] == 'random' and status.level == DiagnosticStatus.WARN
+    assert 'RANDOM weights' in status.message and 'RANDOM weights' in node_a.log()
     assert int(values['published_total']) >= 1 and int(values['malformed_total']) >= 1
     assert float(values['inference_ms_mean']) > 0
     assert float(values['inference_ms_p95']) >= float(values['inference_ms_mean']) * 0.5

@@ -10,7 +10,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from zoedepth_ros.model.weights import DEFAULT_MODEL, DEMO_MODEL
+from zoedepth_ros.model.weights import DEFAULT_MODEL, DEMO_MODEL, progress_reporter
 
 if TYPE_CHECKING:
     from zoedepth_ros.inference import DepthEstimator
@@ -57,8 +57,10 @@ def build_estimator(args: argparse.Namespace, **overrides: object) -> DepthEstim
     options = {name: getattr(args, name, value) for name, value in defaults.items()}
     options['flip'] = options['flip'] or None  # no --flip: the preprocessing preset decides
     options.update(overrides)
+    progress = progress_reporter(logger.info, str(args.model))
     estimator = DepthEstimator.from_pretrained(args.model, args.config,
-                                               random_weights=args.random_weights, **options)
+                                               random_weights=args.random_weights,
+                                               progress=progress, **options)
     if estimator.warning:
         logger.warning('%s', estimator.warning)
     return estimator

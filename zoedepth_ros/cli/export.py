@@ -67,12 +67,14 @@ def check(model, path: Path, tolerance: float) -> dict[str, float]:  # noqa: ANN
 def run(args: argparse.Namespace) -> int:
     from zoedepth_ros.model.loading import load_model
     from zoedepth_ros.model.onnx import export_onnx
+    from zoedepth_ros.model.weights import progress_reporter
 
     if args.onnx.suffix != '.onnx':
         raise ConfigError(f'--onnx needs a .onnx file name, got {args.onnx}')
     if args.model.endswith('.onnx'):
         raise ConfigError(f'{args.model} is already an ONNX graph; export from torch weights')
-    loaded = load_model(args.model, args.config, random_weights=args.random_weights)
+    loaded = load_model(args.model, args.config, random_weights=args.random_weights,
+                        progress=progress_reporter(logger.info, args.model))
     if loaded.warning:
         logger.warning('%s', loaded.warning)
     model = loaded.model

@@ -3,7 +3,9 @@
 Every file or directory the package writes for users goes through here, so an interrupted
 run (Ctrl-C, a crash, a full disk) never leaves a half-written output under its final name.
 Temporary names start with a dot and live in the target's own directory (a rename within one
-file system is atomic). Standard library only, so every layer of the package may use it.
+file system is atomic). Files get the permissions a plain ``open()`` would give (0666 minus
+the umask), not the 0600 of a private temporary file. Standard library only, so every layer of
+the package may use it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not atomic across threads)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary file path beside ``path``; renamed over ``path`` when the block succeeds.
@@ -27,6 +42,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     tmp = Path(name)
     try:

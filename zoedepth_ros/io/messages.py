@@ -24,6 +24,7 @@ import numpy as np
 
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera, scale_camera_matrices
+from zoedepth_ros.io.codecs import compressed_image_size
 from zoedepth_ros.io.visualize import colorize_depth
 
 # encoding -> (channels, bytes per channel)
@@ -202,19 +203,25 @@ def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """Decode a CompressedImage (JPEG or PNG) to an (H, W, 3) uint8 RGB array.
 
     ``format`` is informational ("jpeg", "png", "rgb8; jpeg compressed bgr8"); the codec is
-    detected from the data. compressedDepth payloads are refused.
+    detected from the data. compressedDepth payloads are refused. ``max_pixels`` is checked
+    against the size in the header, before decoding.
     """
     fmt = str(getattr(msg, 'format', ''))
     if 'compresseddepth' in fmt.lower().replace(' ', ''):
         raise InputError(f'CompressedImage format {fmt!r} is a depth image; expected a colour '
                          'jpeg or png image')
     data = _as_uint8(msg.data)
-    rgb = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB) if data.size else None
-    if rgb is None:
+    try:
+        width, height, _ = compressed_image_size(data)
+    except InputError as err:
+        raise InputError(f'cannot decode CompressedImage (format {fmt!r}, {data.size} bytes): '
+                         f'{err}') from None
+    _check_size(height, width, max_pixels)  # before decoding: the header is enough
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)  # (IMREAD_COLOR_RGB needs OpenCV >= 4.11)
+    if bgr is None or bgr.shape[:2] != (height, width):
         raise InputError(f'cannot decode CompressedImage (format {fmt!r}, {data.size} bytes); '
                          'expected a complete jpeg or png image')
-    _check_size(rgb.shape[0], rgb.shape[1], max_pixels)
-    return rgb
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def depth_image_from_msg(msg: Any) -> np.ndarray:
@@ -269,14 +276,23 @@ def camera_info_fields(msg: Any) -> CameraInfoFields:
 
 
 def check_camera_info_size(fields: CameraInfoFields, width: int, height: int) -> None:
-    """Refuse a CameraInfo stated for another image size (0 x 0 means "any image").
+    """Refuse a CameraInfo stated for an image of another shape.
+
+    0 x 0 means "this image". A CameraInfo of another resolution with the same aspect ratio
+    (to one pixel) is accepted: drivers often calibrate at full resolution and publish
+    downscaled images; :func:`scale_camera_info` then scales it as image_proc's resize does.
 
     Raises:
         InputError: naming both sizes.
     """
-    if (fields.width or fields.height) and (fields.width, fields.height) != (width, height):
-        raise InputError(f'CameraInfo is for {fields.width}x{fields.height} images but the '
-                         f'image is {width}x{height}; publish the CameraInfo of this image')
+    if not (fields.width or fields.height) or (fields.width, fields.height) == (width, height):
+        return
+    if fields.width and fields.height and abs(fields.height * width / fields.width
+                                              - height) <= 1.0:
+        return
+    raise InputError(f'CameraInfo is for {fields.width}x{fields.height} images but the image '
+                     f'is {width}x{height} (another aspect ratio); publish the CameraInfo of '
+                     'this image')
 
 
 def camera_info_from_camera(camera: PinholeCamera) -> CameraInfoFields:
@@ -320,11 +336,12 @@ def encode_float_image(values: np.ndarray) -> ImageFields:
 
 
 def depth_to_millimetres(depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) uint16 millimetres: rounded, clamped to 65535, 0 for NaN/inf/non-positive."""
-    millimetres = np.asarray(depth_m, dtype=np.float32) * np.float32(1000.0)
-    millimetres[~np.isfinite(millimetres)] = 0.0
-    np.clip(millimetres, 0.0, MAX_UINT16_MM, out=millimetres)
-    return np.rint(millimetres, out=millimetres).astype('<u2')
+    """(H, W) uint16 millimetres, rounded; 0 (invalid, REP 118) for NaN, inf, non-positive
+    depth and depth beyond 65.535 m, which 16 bits cannot hold (never clamped to a wrong
+    valid value)."""
+    millimetres = np.rint(np.asarray(depth_m, dtype=np.float32) * np.float32(1000.0))
+    millimetres[~((millimetres > 0) & (millimetres <= MAX_UINT16_MM))] = 0.0  # NaN too
+    return millimetres.astype('<u2')
 
 
 def encode_depth(depth_m: np.ndarray, encoding: str = '32FC1') -> ImageFields:

@@ -204,11 +204,12 @@ class OnnxDepthModel:
         return self  # onnxruntime places the work by its providers
 
     def __call__(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
-                 keep_aspect: bool | None = None) -> OnnxOutput:
+                 keep_aspect: bool | None = None, with_std: bool = True) -> OnnxOutput:
         """RGB (B, 3, H, W) in [0, 1] -> outputs at the exported size (see ZoeDepth.forward).
 
         The image is stretched to the exported size; ``keep_aspect=True`` (DepthEstimator's
-        keep-aspect presets) is accepted only when it would give that size anyway.
+        keep-aspect presets) is accepted only when it would give that size anyway. The graph
+        always computes the std (``with_std`` is accepted for the same call interface).
         """
         if domain is not None and self.domains != (domain,):
             raise ConfigError(f'{self.path.name} was exported with domain='

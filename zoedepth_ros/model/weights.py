@@ -2,8 +2,11 @@
 
 Nothing else in the package touches the network: models are built without I/O and
 checkpoints load from local files. A download goes to a temporary file in the cache
-directory, is checked against its SHA-256 where one is known, and is renamed into place,
-so an interrupted download never leaves a file that looks complete.
+directory, is checked (length, and SHA-256 where one is published) and is renamed into place,
+so an interrupted download never leaves a file that looks complete. Upstream publishes no
+digests for the ZoeDepth releases: the SHA-256 of the first download (or of a file copied
+into the cache by hand) is recorded beside it (``<file>.sha256``) and checked at every later
+use, so a cached file that changes or is cut short is refused, not loaded.
 
 Cache directory: ``$ZOEDEPTH_CACHE_DIR``, else ``$XDG_CACHE_HOME/zoedepth_ros``, else
 ``~/.cache/zoedepth_ros``.
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,10 +24,12 @@ from importlib import resources
 from pathlib import Path
 
 from zoedepth_ros.errors import CheckpointError
+from zoedepth_ros.io.atomic import atomic_path, write_text
 
 RELEASES = 'https://github.com/isl-org/ZoeDepth/releases/download/v1.0/'
-DEFAULT_MODEL = 'zoedepth_demo_nk'
-"""What the node, the launch file and the CLI load when no model is named."""
+DEFAULT_MODEL = 'ZoeD_M12_NK'
+"""What the node, the launch file and the CLI load when no model is named: the official
+indoor + outdoor model (downloaded once, about 1.3 GB)."""
 DEMO_MODEL = 'zoedepth_demo_nk'
 """The bundled demo model (trained on synthetic scenes only)."""
 
@@ -91,34 +95,65 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 def download(url: str, destination: Path, sha256: str | None = None,
              progress: ProgressCallback | None = None, timeout_s: float = 60.0) -> Path:
-    """Fetch ``url`` to ``destination`` atomically, verifying ``sha256`` when given."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f'.{destination.name}.',
-                                    suffix='.part')
-    tmp = Path(tmp_name)
+    """Fetch ``url`` to ``destination`` atomically, verifying ``sha256`` when given.
+
+    Raises:
+        CheckpointError: network or file errors, a short download, a checksum mismatch.
+    """
     try:
-        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            length = resp.headers.get('Content-Length') if hasattr(resp, 'headers') else None
+        with atomic_path(destination) as tmp, tmp.open('wb') as out, \
+                urllib.request.urlopen(url, timeout=timeout_s) as response:
+            length = response.headers.get('Content-Length') if hasattr(response, 'headers') \
+                else None
             total = int(length) if length else None
             done = 0
-            while block := resp.read(1 << 20):
+            while block := response.read(1 << 20):
                 out.write(block)
                 done += len(block)
                 if progress is not None:
                     progress(done, total)
-        if total is not None and done != total:
-            raise CheckpointError(f'download of {url} stopped at {done} of {total} bytes')
-        if sha256 is not None and (actual := sha256_of(tmp)) != sha256:
-            raise CheckpointError(f'checksum mismatch for {url}: expected sha256 {sha256}, '
-                                  f'got {actual}; the file was discarded')
-        os.replace(tmp, destination)
+            out.flush()
+            if total is not None and done != total:
+                raise CheckpointError(f'download of {url} stopped at {done} of {total} bytes')
+            if sha256 is not None and (actual := sha256_of(tmp)) != sha256:
+                raise CheckpointError(f'checksum mismatch for {url}: expected sha256 {sha256},'
+                                      f' got {actual}; the file was discarded')
     except (urllib.error.URLError, OSError) as err:
-        raise CheckpointError(f'cannot download {url}: {err}. Download it by hand and pass '
-                              f'the file path instead (no network is needed after that).'
-                              ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        reason = getattr(err, 'reason', None) or err
+        raise CheckpointError(f'cannot download {url} ({reason})') from None
     return destination
+
+
+def progress_reporter(say: Callable[[str], object], name: str,
+                      step: float = 0.1) -> ProgressCallback:
+    """A ProgressCallback that says one line per ``step`` of the download (or per 100 MB when
+    the size is unknown), e.g. ``downloading ZoeD_M12_NK.pt: 420 of 1345 MB (31 %)``."""
+    shown = [-1]
+
+    def report(done: int, total: int | None) -> None:
+        mark = int(done / total / step) if total else done // 100_000_000
+        if mark == shown[0] and done != total:
+            return
+        shown[0] = mark
+        size = f'{done / 1e6:.0f} of {total / 1e6:.0f} MB ({100 * done / total:.0f} %)' \
+            if total else f'{done / 1e6:.0f} MB'
+        say(f'downloading {name}: {size}')
+
+    return report
+
+
+def _verified_cache_file(target: Path, sha256: str | None) -> Path:
+    """``target``, checked against the published digest or the one recorded at first use."""
+    record = target.with_name(target.name + '.sha256')
+    expected = sha256 or (record.read_text().strip() if record.is_file() else None)
+    actual = sha256_of(target)
+    if expected is not None and actual != expected:
+        raise CheckpointError(f'cached {target} does not match its checksum (sha256 {actual}, '
+                              f'expected {expected}): it changed or is incomplete; delete it '
+                              'and its .sha256 file and retry')
+    if not record.is_file():
+        write_text(record, actual + '\n')
+    return target
 
 
 def resolve_weights(name_or_path: str, progress: ProgressCallback | None = None,
@@ -136,12 +171,16 @@ def resolve_weights(name_or_path: str, progress: ProgressCallback | None = None,
     if spec.bundled:
         return bundled_path(spec.bundled)
     target = cache_dir() / Path(spec.url).name
-    if target.exists():
-        if spec.sha256 is None or sha256_of(target) == spec.sha256:
-            return target
-        raise CheckpointError(f'cached {target} does not match its checksum; delete it and '
-                              f'retry')
-    if not allow_download:
-        raise CheckpointError(f'{name_or_path} is not in the cache ({target}) and downloads '
-                              f'are disabled; fetch {spec.url} and pass the file path')
-    return download(spec.url, target, spec.sha256, progress)
+    if not target.exists():
+        offline = (f'Without network, download {spec.url} elsewhere and copy it to {target} '
+                   f'(set ZOEDEPTH_CACHE_DIR to move the cache) or pass the file path as the '
+                   f'model; the bundled {DEMO_MODEL} (model:={DEMO_MODEL}) needs no download '
+                   'but was trained on synthetic scenes only')
+        if not allow_download:
+            raise CheckpointError(f'{name_or_path} is not in the cache and downloads are '
+                                  f'disabled. {offline}')
+        try:
+            download(spec.url, target, spec.sha256, progress)
+        except CheckpointError as err:
+            raise CheckpointError(f'{err}. {offline}') from None
+    return _verified_cache_file(target, spec.sha256)

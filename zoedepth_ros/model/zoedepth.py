@@ -53,7 +53,8 @@ class DepthOutput:
 
     Attributes:
         metric_depth: (B, 1, h, w) metres.
-        depth_std: (B, 1, h, w) metres, spread of the bin distribution around the depth.
+        depth_std: (B, 1, h, w) metres, spread of the bin distribution around the depth (None
+            when the forward was asked not to compute it).
         relative_depth: (B, h, w) MiDaS relative (disparity-like) depth.
         bin_centers: (B, K, h, w) metres.
         probs: (B, K, h, w) bin probabilities.
@@ -63,7 +64,7 @@ class DepthOutput:
     """
 
     metric_depth: torch.Tensor
-    depth_std: torch.Tensor
+    depth_std: torch.Tensor | None
     relative_depth: torch.Tensor
     bin_centers: torch.Tensor
     probs: torch.Tensor
@@ -146,7 +147,7 @@ class ZoeDepth(nn.Module):
 
     def forward(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
                 keep_aspect: bool | None = None, size: tuple[int, int] | None = None,
-                prepared: bool = False) -> DepthOutput:
+                prepared: bool = False, with_std: bool = True) -> DepthOutput:
         """Predict metric depth.
 
         Args:
@@ -155,16 +156,17 @@ class ZoeDepth(nn.Module):
             routing: 'sample' (per image) or 'batch' (the original one-vote-per-batch rule).
             keep_aspect: override ``cfg.force_keep_ar`` for the internal resize.
             size: explicit network size (multiples of 32); overrides the derived one.
+            with_std: compute ``depth_std`` (None otherwise: a sum over the bins per pixel).
         """
         x = image if prepared else self.prepare(image, keep_aspect, size)
         decoded = self.decoder(self.encoder(x))
         # Under fp16/bf16 autocast only the trunk and decoder run in half precision: the bins
         # (logs of clamped values, temperatures down to 0.02, sums over 64 bins) stay fp32.
         with torch.autocast(x.device.type, enabled=False):
-            return self._metric(x, decoded, domain, routing)
+            return self._metric(x, decoded, domain, routing, with_std)
 
     def _metric(self, x: torch.Tensor, decoded: DecoderOutput, domain: str | None,
-                routing: str) -> DepthOutput:
+                routing: str, with_std: bool = True) -> DepthOutput:
         decoded = DecoderOutput(decoded.relative_depth.float(), decoded.head_features.float(),
                                 decoded.bottleneck.float(), [f.float() for f in decoded.fused])
         bottleneck = self.bottleneck(decoded.bottleneck)
@@ -196,7 +198,8 @@ class ZoeDepth(nn.Module):
         else:
             assert index is not None
             chosen = _select([outputs[names.index(name)] for name in DOMAINS], index)
-        return DepthOutput(chosen.depth, chosen.std, decoded.relative_depth, chosen.bin_centers,
+        std = chosen.std if with_std else None
+        return DepthOutput(chosen.depth, std, decoded.relative_depth, chosen.bin_centers,
                            chosen.probs, logits, index, decoded)
 
 

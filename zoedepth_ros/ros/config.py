@@ -81,9 +81,10 @@ class NodeConfig:
     input_transport: Literal['raw', 'compressed'] = _param(
         'raw', 'raw: subscribe image (sensor_msgs/Image); compressed: subscribe '
         'image/compressed (jpeg/png sensor_msgs/CompressedImage).', read_only=True)
-    sync_mode: Literal['cache', 'approx'] = _param(
-        'cache', 'cache: use the newest camera_info for every image; approx: pair image and '
-        'camera_info by stamp within sync_slop_s.', read_only=True)
+    sync_mode: Literal['cache', 'approx', 'exact'] = _param(
+        'cache', 'cache: use the newest camera_info for every image; approx: pair each image '
+        'with the camera_info nearest in stamp within sync_slop_s; exact: equal stamps only.',
+        read_only=True)
     sync_slop_s: float = _param(0.05, 'Largest image/camera_info stamp difference in approx '
                                 'mode, seconds (about half a frame period).', low=0.0, high=10.0)
     fov_deg: float = _param(60.0, 'Horizontal field of view for intrinsics while no '
@@ -95,8 +96,10 @@ class NodeConfig:
                               low=0.001, high=1000.0)
     max_rel_std: float = _param(0.0, 'Invalidate pixels whose std/depth exceeds this; 0.0 = off.',
                                 low=0.0, high=100.0)
-    max_input_pixels: int = _param(3840 * 2160, 'Drop input images with more pixels than this.',
-                                   low=1, high=1 << 30)
+    max_input_pixels: int = _param(3840 * 2160, 'Drop input images with more pixels than this '
+                                   '(compressed ones before decoding).', low=1, high=1 << 30)
+    frame_id: str = _param('', "Frame id of every output; empty = the input image's (it must "
+                           'be the camera optical frame).')
     output_encoding: Literal['32FC1', '16UC1'] = _param(
         '32FC1', '32FC1 (metres, NaN invalid) | 16UC1 (millimetres, 0 invalid).')
     publish_std: bool = _param(True, 'Publish depth/std (32FC1 standard deviation, metres).')

@@ -20,12 +20,13 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 from zoedepth_ros.errors import InputError, ZoeDepthError
 from zoedepth_ros.frame import OUTPUT_TOPICS, FrameOptions, frame_camera_info, predict_frame
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io import messages
+from zoedepth_ros.model.weights import progress_reporter
 from zoedepth_ros.pointcloud import CloudOptions
 from zoedepth_ros.ros import convert
 from zoedepth_ros.ros.config import NodeConfig
@@ -54,11 +55,15 @@ class DepthNode(Node):
         cfg = self.config
         self.estimator = DepthEstimator.from_pretrained(
             cfg.model, cfg.model_config or None, cfg.random_weights,
-            onnx_providers=cfg.providers or None, device=cfg.device, precision=cfg.precision,
-            preprocess=cfg.preprocess, flip=cfg.flip, domain=cfg.domain, compile=cfg.compile)
+            onnx_providers=cfg.providers or None,
+            progress=progress_reporter(self.get_logger().info, cfg.model), device=cfg.device,
+            precision=cfg.precision, preprocess=cfg.preprocess, flip=cfg.flip,
+            domain=cfg.domain, compile=cfg.compile)
+        if self.estimator.warning:
+            self.get_logger().warning(self.estimator.warning)
         self.stats = NodeStats()
-        self._matcher = (StampMatcher(int(cfg.sync_slop_s * 1e9))
-                         if cfg.sync_mode == 'approx' else None)
+        self._matcher = None if cfg.sync_mode == 'cache' else StampMatcher(
+            0 if cfg.sync_mode == 'exact' else int(cfg.sync_slop_s * 1e9))
         self._info: Any | None = None
         self._last_stamp: int | None = None
         self._warned: set[str] = set()
@@ -109,7 +114,7 @@ class DepthNode(Node):
 
     def _set_config(self, config: NodeConfig) -> None:
         self.config = config
-        if getattr(self, '_matcher', None) is not None:
+        if getattr(self, '_matcher', None) is not None and config.sync_mode == 'approx':
             self._matcher.slop_ns = int(config.sync_slop_s * 1e9)
 
     def _warn_once(self, key: str, message: str) -> None:
@@ -139,22 +144,28 @@ class DepthNode(Node):
         except ZoeDepthError as err:
             self._reject(err)
             return
-        if not msg.header.frame_id.endswith(('_optical_frame', '_optical')):
-            self._warn_once('frame', f'frame_id {msg.header.frame_id!r} is not an optical frame '
+        frame_id = cfg.frame_id or msg.header.frame_id
+        if not frame_id.endswith(('_optical_frame', '_optical')):
+            self._warn_once('frame', f'frame_id {frame_id!r} is not an optical frame '
                             '(z forward, x right, y down); clouds will look rotated')
         if self._matcher is None or (not self._matcher.has_infos and cfg.fov_deg > 0):
             frame.info = self._info  # None until a camera_info arrives (then fov_deg serves)
             self._hand_over(frame)
             return
+        self._matched(lambda: self._matcher.add_image(frame.stamp_ns, frame), frame.stamp_ns)
+
+    def _matched(self, add: Any, stamp_ns: int) -> None:
+        """Run a matcher step; hand over a completed pair, count and report dropped images."""
         before = self._matcher.unmatched
-        pair = self._matcher.add_image(frame.stamp_ns, frame)
+        pair = add()
         if self._matcher.unmatched > before:
             self.stats.count('dropped', self._matcher.unmatched - before)
+            window = ('the same stamp' if self.config.sync_mode == 'exact'
+                      else f'sync_slop_s={self.config.sync_slop_s} s')
             self.get_logger().warning(
-                f'no camera_info within sync_slop_s={cfg.sync_slop_s} s of the images on '
-                f'{self._topics[0]} (last image {frame.stamp_ns * 1e-9:.3f} s, newest '
-                f'camera_info on {self._topics[1]} {self._matcher.newest_info_s:.3f} s): '
-                'frames dropped',
+                f'no camera_info with {window} as the images on {self._topics[0]} (stamp '
+                f'{stamp_ns * 1e-9:.3f} s, newest camera_info on {self._topics[1]} '
+                f'{self._matcher.newest_info_s:.3f} s): frames dropped',
                 throttle_duration_sec=5.0)
         if pair is not None:
             pair[0].info = pair[1]
@@ -180,10 +191,8 @@ class DepthNode(Node):
         if self._matcher is None:
             self._info = fields
             return
-        pair = self._matcher.add_info(messages.stamp_ns(msg.header), fields)
-        if pair is not None:
-            pair[0].info = pair[1]
-            self._hand_over(pair[0])
+        stamp = messages.stamp_ns(msg.header)
+        self._matched(lambda: self._matcher.add_info(stamp, fields), stamp)
 
     def _hand_over(self, frame: Frame) -> None:
         if self._slot.put(frame):
@@ -239,8 +248,11 @@ class DepthNode(Node):
             return
         options = self._frame_options()
         result = predict_frame(self.estimator, frame.rgb, info, options)
+        header = frame.header
+        if self.config.frame_id:
+            header = Header(stamp=header.stamp, frame_id=self.config.frame_id)
         for key, fields in result.encoded(options).items():
-            self._pubs[key].publish(convert.to_message(fields, frame.header))
+            self._pubs[key].publish(convert.to_message(fields, header))
         age_s = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         self.stats.record_output(result.timings_ms.get('model', float('nan')), age_s,
                                  result.domain, result.domain_probs.get(result.domain, 1.0))
@@ -250,12 +262,13 @@ class DepthNode(Node):
         if self.estimator is None:  # cleaned up (lifecycle)
             return
         device = self.estimator.device
-        info = {'model': self.estimator.name, 'device': str(device),
-                'precision': self.config.precision, 'sync_mode': self.config.sync_mode}
+        info = {'model': self.estimator.name, 'model_kind': self.estimator.kind,
+                'device': str(device), 'precision': self.config.precision,
+                'sync_mode': self.config.sync_mode}
         snapshot = self.stats.snapshot(self.config.diagnostics.period_s)
         self._diagnostics.publish(diagnostic_array(
             snapshot, f'{self.get_fully_qualified_name()}: depth', str(device), info,
-            self.get_clock().now().to_msg()))
+            self.get_clock().now().to_msg(), self.estimator.warning))
 
     def destroy_node(self) -> None:
         self._deactivate()

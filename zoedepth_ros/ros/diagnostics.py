@@ -70,9 +70,11 @@ class NodeStats:
                             self.fallback_intrinsics)
 
 
-def _level(snapshot: Snapshot) -> tuple[bytes, str]:
+def _level(snapshot: Snapshot, model_warning: str | None) -> tuple[bytes, str]:
     if not snapshot.totals['received']:
         return DiagnosticStatus.STALE, 'no input image yet'
+    if model_warning:
+        return DiagnosticStatus.WARN, model_warning
     if snapshot.counts['malformed']:
         return DiagnosticStatus.WARN, f'{snapshot.counts["malformed"]} malformed input(s)'
     if snapshot.fallback_intrinsics:
@@ -83,7 +85,7 @@ def _level(snapshot: Snapshot) -> tuple[bytes, str]:
 
 
 def diagnostic_array(snapshot: Snapshot, name: str, hardware_id: str, info: dict[str, Any],
-                     stamp: Any) -> DiagnosticArray:
+                     stamp: Any, model_warning: str | None = None) -> DiagnosticArray:
     """DiagnosticArray with one status describing the node over ``snapshot``'s period.
 
     Args:
@@ -92,6 +94,8 @@ def diagnostic_array(snapshot: Snapshot, name: str, hardware_id: str, info: dict
         hardware_id: device the model runs on.
         info: fixed key/values (model, device, precision, ...), listed first.
         stamp: ``builtin_interfaces/Time`` for the header.
+        model_warning: what users must know about the model (demo or random weights): the
+            status is WARN with this message while inputs arrive.
     """
     period = max(snapshot.period_s, 1e-9)
     timings = np.asarray(snapshot.inference_ms, dtype=np.float64)
@@ -107,7 +111,7 @@ def diagnostic_array(snapshot: Snapshot, name: str, hardware_id: str, info: dict
     values['domain'] = snapshot.domain or 'n/a'
     values['domain_probability'] = f'{snapshot.domain_probability:.3f}'
     values['fallback_intrinsics'] = snapshot.fallback_intrinsics
-    level, message = _level(snapshot)
+    level, message = _level(snapshot, model_warning)
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
     array = DiagnosticArray(status=[status])

@@ -59,10 +59,13 @@ class LatestSlot(Generic[T]):
 
 
 class StampMatcher:
-    """Pairs images with the camera_info of the closest stamp within ``slop_ns``.
+    """Pairs each image with the CameraInfo nearest in stamp, if within ``slop_ns``.
 
-    Keeps the newest ``history`` CameraInfo messages and at most one image waiting for its
-    CameraInfo (a newer image replaces it; the replaced one counts in ``unmatched``).
+    ``slop_ns`` 0 pairs equal stamps only (exact sync). Keeps the newest ``history`` CameraInfo
+    messages and at most one image waiting. An image is decided once a CameraInfo stamped at
+    or after it has arrived (a later one can only be farther away): it pairs with the nearest
+    stored CameraInfo, or is dropped when none lies within the slop. A newer image replaces a
+    waiting one. Dropped and replaced images count in ``unmatched``.
     """
 
     def __init__(self, slop_ns: int, history: int = 32) -> None:
@@ -82,28 +85,35 @@ class StampMatcher:
         """Stamp of the newest CameraInfo in seconds (NaN if none)."""
         return self._infos[-1][0] * 1e-9 if self._infos else float('nan')
 
-    def _closest(self, stamp: int) -> Any | None:
-        best = min(self._infos, key=lambda item: abs(item[0] - stamp), default=None)
-        if best is None or abs(best[0] - stamp) > self.slop_ns:
+    def _decide(self, stamp: int, image: Any) -> tuple[Any, Any] | None | bool:
+        """(image, info), None when dropped, or False while later CameraInfos may come."""
+        if not self._infos or max(item[0] for item in self._infos) < stamp:
+            return False
+        best = min(self._infos, key=lambda item: abs(item[0] - stamp))
+        if abs(best[0] - stamp) > self.slop_ns:
+            self.unmatched += 1
             return None
-        return best[1]
+        return image, best[1]
 
     def add_image(self, stamp: int, image: Any) -> tuple[Any, Any] | None:
-        """Return (image, info) when a CameraInfo matches; else keep the image waiting."""
+        """Return (image, info) when the image can be decided now; else keep it waiting."""
         with self._lock:
-            info = self._closest(stamp)
-            if info is not None:
-                return image, info
+            decided = self._decide(stamp, image)
+            if decided is not False:
+                return decided
             if self._pending is not None:
                 self.unmatched += 1
             self._pending = (stamp, image)
             return None
 
     def add_info(self, stamp: int, info: Any) -> tuple[Any, Any] | None:
-        """Store ``info``; return (image, info) if it completes the waiting image."""
+        """Store ``info``; return (image, info) if it decides the waiting image."""
         with self._lock:
             self._infos.append((stamp, info))
-            if self._pending is None or abs(self._pending[0] - stamp) > self.slop_ns:
+            if self._pending is None:
                 return None
-            image, self._pending = self._pending[1], None
-            return image, info
+            decided = self._decide(*self._pending)
+            if decided is False:
+                return None
+            self._pending = None
+            return decided

@@ -1,0 +1,32 @@
+"""The launch files' glue to launch / launch_ros, imported only by them on a ROS 2 install.
+
+Declares :data:`~zoedepth_ros.ros.launch_setup.LAUNCH_ARGUMENTS`, reads their values when the
+launch runs and starts one node from :func:`~zoedepth_ros.ros.launch_setup.node_description`
+(the tested logic; nothing here decides anything).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+
+from zoedepth_ros.ros.launch_setup import LAUNCH_ARGUMENTS, node_description
+
+
+def launch_description(node_action: Any, executable: str) -> LaunchDescription:
+    """Arguments plus one ``node_action`` (launch_ros Node or LifecycleNode) of ``executable``."""
+
+    def start(context: LaunchContext, *args: Any, **kwargs: Any) -> list[Any]:
+        values = {a.name: LaunchConfiguration(a.name).perform(context)
+                  for a in LAUNCH_ARGUMENTS}
+        params_file = values['params_file'] or (
+            f"{get_package_share_directory('zoedepth_ros')}/config/depth.yaml")
+        return [node_action(**node_description(values, params_file, executable))]
+
+    arguments = [DeclareLaunchArgument(a.name, default_value=a.default,
+                                       description=a.description) for a in LAUNCH_ARGUMENTS]
+    return LaunchDescription(arguments + [OpaqueFunction(function=start)])
