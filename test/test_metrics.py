@@ -17,7 +17,9 @@ from zoedepth_ros.metrics import (
     crop_mask,
     image_metrics,
     mri_theta,
+    rank_correlation,
     resize_prediction,
+    std_error_correlation,
     valid_mask,
 )
 
@@ -140,3 +142,25 @@ def test_prediction_is_resized_to_the_ground_truth() -> None:
     assert values is not None
     np.testing.assert_allclose(values['abs_rel'], np.mean(np.abs(resized - 4.0) / 4.0),
                                rtol=1e-6)
+
+
+def test_rank_correlation_by_hand_with_ties() -> None:
+    # ranks of a: 0, 1, 2, 3; of b with the tie averaged: 0, 2.5, 1, 2.5; centred products
+    # sum to 3.0, squares to 5.0 and 4.5: rho = 3 / sqrt(22.5)
+    rho = rank_correlation(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 5.0, 1.0, 5.0]))
+    assert rho == pytest.approx(3.0 / math.sqrt(22.5))
+    assert rank_correlation(np.arange(10.0), np.arange(10.0) ** 3) == pytest.approx(1.0)
+    assert rank_correlation(np.arange(10.0), -np.arange(10.0)) == pytest.approx(-1.0)
+    assert np.isnan(rank_correlation(np.arange(5.0), np.zeros(5)))  # constant: no ranking
+    assert np.isnan(rank_correlation(np.arange(2.0), np.arange(2.0)))
+    with pytest.raises(InputError, match='equally long'):
+        rank_correlation(np.arange(3.0), np.arange(4.0))
+
+
+def test_std_error_correlation_follows_where_the_errors_are() -> None:
+    gt = np.linspace(1.0, 5.0, 64, dtype=np.float32).reshape(8, 8)
+    error = np.random.default_rng(0).uniform(0.0, 0.5, gt.shape).astype(np.float32)
+    pred = gt + error
+    assert std_error_correlation(pred, error, gt, 1e-3, 10.0) == pytest.approx(1.0)
+    assert std_error_correlation(pred, -error, gt, 1e-3, 10.0) == pytest.approx(-1.0)
+    assert np.isnan(std_error_correlation(pred, np.zeros_like(gt), gt, 1e-3, 10.0))

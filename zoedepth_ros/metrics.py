@@ -226,6 +226,42 @@ class DepthMetrics:
         return {key: self._sums[key] / self.count for key in METRIC_KEYS}
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1, tied values sharing their average rank (as Spearman's rho needs)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2.0)[inverse.ravel()]
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray, max_values: int = 50_000) -> float:
+    """Spearman's rank correlation of two equally long 1-D arrays, ties sharing their average
+    rank (NaN for fewer than 3 values or a constant array). Long inputs are thinned to ``max_values`` by an even stride."""
+    a, b = np.ravel(a), np.ravel(b)
+    if a.size != b.size:
+        raise InputError(f'need two equally long arrays, got {a.size} and {b.size}')
+    if a.size > max_values:
+        step = -(-a.size // max_values)
+        a, b = a[::step], b[::step]
+    if a.size < 3:
+        return math.nan
+    ranks = [_average_ranks(a), _average_ranks(b)]
+    if ranks[0].std() == 0 or ranks[1].std() == 0:
+        return math.nan
+    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+
+def std_error_correlation(pred: Any, std: Any, gt: Any, min_depth: float, max_depth: float,
+                          crop: Crop = 'none') -> float:
+    """Rank correlation of the predicted std with the absolute error over the valid pixels
+    of one image (both resized to the ground truth): does the uncertainty point at errors?"""
+    gt_map = _as_map(gt, 'ground truth')
+    mask = valid_mask(gt_map, min_depth, max_depth, crop)
+    pred_values = clamp_prediction(resize_prediction(pred, gt_map.shape)[mask], min_depth,
+                                   max_depth)
+    spread = resize_prediction(std, gt_map.shape)[mask]
+    return rank_correlation(spread, np.abs(pred_values - gt_map[mask]))
+
+
 def relative_improvement(target: float, reference: float, key: str) -> float:
     """(r - t) / r for lower-is-better metrics, (t - r) / r for higher-is-better ones."""
     if reference == 0:

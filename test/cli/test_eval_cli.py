@@ -11,14 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from tiny_data import TINY_MODEL
+from tiny_data import TINY_MODEL, TinyRGBD
 
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.config import apply_overrides, save_config
 from zoedepth_ros.data.datasets import GenericFolder
-from zoedepth_ros.evaluation.datasets import EvalConfig, evaluate_dataset
+from zoedepth_ros.evaluation.datasets import EvalConfig, evaluate_dataset, evaluate_samples
 from zoedepth_ros.inference import DepthEstimator
-from zoedepth_ros.metrics import DepthMetrics
+from zoedepth_ros.io.rgbd_folder import FolderWriter
+from zoedepth_ros.metrics import DepthMetrics, std_error_correlation
 from zoedepth_ros.model import build_model, get_config
 from zoedepth_ros.model.checkpoint import save_checkpoint
 
@@ -101,3 +102,36 @@ def test_eval_cli_errors(tmp_path: Path) -> None:
                  '--root', str(root)]) == 2
     assert main(['eval', '--weights', str(tiny_weights(tmp_path)), '--dataset', 'folder',
                  '--root', str(root), '--split', 'val']) == 2  # no val.txt
+
+
+def test_per_domain_scores_router_and_std_error_correlation(tmp_path: Path) -> None:
+    sets = []
+    for domain, seed in (('indoor', 0), ('outdoor', 1)):
+        writer = FolderWriter(tmp_path / domain, domain, None, 0.001, 80.0)
+        for index, item in enumerate(TinyRGBD(3, domain, size=(40, 56), seed=seed).items):
+            writer.write(f'{index}', item['image'], item['depth'])
+        writer.close()
+        sets.append(GenericFolder(tmp_path / domain))
+    estimator = DepthEstimator.from_pretrained(str(tiny_weights(tmp_path)), device='cpu')
+    samples = [dataset[i] for dataset in sets for i in range(len(dataset))]
+    report = evaluate_samples(estimator, samples, 1e-3, 80.0, dataset='both')
+    assert set(report.per_domain) == {'indoor', 'outdoor'}
+    for domain, dataset in zip(('indoor', 'outdoor'), sets):
+        expected, rhos, correct = DepthMetrics(1e-3, 80.0), [], 0
+        for sample in (dataset[i] for i in range(len(dataset))):
+            out = estimator.predict_tensor(sample['image'][None])
+            gt = sample['depth'][0] * sample['mask'][0]
+            expected.update(out.depth[0, 0], gt)
+            rhos.append(std_error_correlation(out.depth[0, 0], out.std[0, 0], gt, 1e-3, 80.0))
+            correct += int(out.domain_index[0]) == (0 if domain == 'indoor' else 1)
+        scores = report.per_domain[domain]
+        assert scores['images'] == 3
+        for key in ('a1', 'abs_rel', 'rmse'):
+            assert scores[key] == pytest.approx(expected.compute()[key], rel=1e-5), key
+        assert scores['router_accuracy'] == pytest.approx(correct / 3)
+        assert scores['std_spearman'] == pytest.approx(np.nanmean(rhos), rel=1e-5)
+        assert -1.0 <= scores['std_spearman'] <= 1.0
+    assert report.router_accuracy == pytest.approx(np.mean(
+        [report.per_domain[d]['router_accuracy'] for d in ('indoor', 'outdoor')]))
+    table = report.table()
+    assert 'std-error Spearman' in table and 'outdoor' in table.splitlines()[-1]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
+from bag_fixtures import TOPICS, write_bag
 
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.config import load_config
@@ -18,7 +21,7 @@ CONFIG = Path(__file__).resolve().parents[2] / 'config'
 @pytest.mark.parametrize('path', sorted((CONFIG / 'train').glob('*.yaml')), ids=lambda p: p.name)
 def test_train_recipes_load(path: Path) -> None:
     cfg = load_config(path, TrainConfig)
-    assert cfg.data.train_roots
+    assert cfg.data.train_roots or (cfg.distill.teacher and cfg.distill.inputs)
 
 
 @pytest.mark.parametrize('path', sorted((CONFIG / 'eval').glob('*.yaml')), ids=lambda p: p.name)
@@ -44,3 +47,25 @@ def test_train_cli_runs_the_tiny_recipe_and_resumes(tmp_path: Path) -> None:
     assert main(['train']) == 2  # neither --config nor --resume
     assert main(['train', '--config', str(CONFIG / 'train' / 'tiny_test.yaml'),
                  '--set', 'optim.learning_rate=1']) == 2
+
+
+def test_train_cli_on_recorded_rgbd_bags(tmp_path: Path) -> None:
+    """Own data from the command line: an indoor and an outdoor bag, each split into training
+    frames and held-out validation frames, with no dataset roots in the recipe."""
+    for name in ('room', 'yard'):
+        write_bag(tmp_path / name, offsets=[0.0] * 20)
+    specs = {name: f'bag:{tmp_path / name},image={TOPICS.image},depth={TOPICS.depth},'
+                   f'domain={domain},holdout=0.5'
+             for name, domain in (('room', 'indoor'), ('yard', 'outdoor'))}
+    run = tmp_path / 'run'
+    assert main(['train', '--config', str(CONFIG / 'train' / 'tiny_test.yaml'),
+                 '--set', f'output_dir={run}', '--set', 'data.train_roots=[]',
+                 '--train-data', specs['room'], '--train-data', specs['yard'],
+                 '--val-data', specs['room']]) == 0
+    history = json.loads((run / 'history.json').read_text())
+    assert history[-1]['step'] == 4 and 0.0 <= history[-1]['room']['a1'] <= 1.0
+    saved = yaml.safe_load((run / 'config.yaml').read_text())
+    assert saved['data']['train_roots'] == [specs['room'], specs['yard']]
+    assert main(['train', '--config', str(CONFIG / 'train' / 'tiny_test.yaml'),
+                 '--set', f'output_dir={tmp_path / "bad"}',
+                 '--train-data', f'bag:{tmp_path / "room"},colour=x']) == 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from bag_fixtures import BASE_NS, PERIOD_NS, TOPICS, gt_depth, write_bag
 
 from zoedepth_ros.data.bag_dataset import RosbagRGBD
 from zoedepth_ros.data.datasets import (
@@ -17,6 +18,7 @@ from zoedepth_ros.data.datasets import (
     KITTIEigen,
     NYUDepthV2,
     build_dataset,
+    open_dataset,
 )
 from zoedepth_ros.errors import BagError, InputError
 
@@ -254,3 +256,37 @@ def test_dataset_exposes_domain_and_range_attributes(tmp_path: Path) -> None:
     _generic(root, domain='outdoor', depth_scale=0.001, min_depth=0.5, max_depth=60.0)
     dataset = GenericFolder(root)
     assert (dataset.domain, dataset.min_depth, dataset.max_depth) == ('outdoor', 0.5, 60.0)
+
+
+def test_open_dataset_specs_bag_holdout_and_disparity_folders(tmp_path: Path) -> None:
+    write_bag(tmp_path / 'bag', offsets=[0.0] * 30)
+    spec = (f'bag:{tmp_path / "bag"},image={TOPICS.image},depth={TOPICS.depth},'
+            f'info={TOPICS.camera_info},domain=outdoor,max_depth=50,holdout=0.5,name=yard')
+    train, test = open_dataset(spec, 'train'), open_dataset(spec, 'test')
+    # blocks of 10 consecutive frames: 0-9 train, 10-19 held out, 20-29 train
+    assert (len(train), len(test)) == (20, 10)
+    held = {test.stamp_ns(i) for i in range(len(test))}
+    assert held == {BASE_NS + k * PERIOD_NS for k in range(10, 20)}
+    assert not held & {train.stamp_ns(i) for i in range(len(train))}
+    assert (train.domain, train.max_depth, train.info.name) == ('outdoor', 50.0, 'yard')
+    sample = train[12]
+    np.testing.assert_allclose(sample['depth'][0, 5:].numpy(), gt_depth(22)[5:], rtol=1e-6)
+    assert len(open_dataset(spec.replace(',holdout=0.5', ''), 'test')) == 30
+    with pytest.raises(InputError, match=r"'colour=x' is not one of"):
+        open_dataset(f'bag:{tmp_path / "bag"},colour=x')
+    with pytest.raises(InputError, match='max_depth needs a number'):
+        open_dataset(f'bag:{tmp_path / "bag"},max_depth=far')
+
+    root = tmp_path / 'relative'
+    _generic(root, domain='indoor', depth_scale=0.01, depth_kind='disparity')
+    folder = open_dataset(str(root), 'test')
+    sample = folder[0]
+    # disparity is not range-gated like metres (40 is beyond indoor's 10 m): any finite
+    # positive value is valid
+    assert sample['disparity'] and folder.info.depth_kind == 'disparity'
+    assert not sample['mask'][0, 0, :2].any() and sample['mask'][0, 1:].all()
+    assert float(sample['depth'][0, 5, 5]) == 40.0
+    bad = tmp_path / 'bad_kind'
+    _generic(bad, domain='indoor', depth_scale=0.01, depth_kind='inverse')
+    with pytest.raises(InputError, match="depth_kind 'inverse'"):
+        open_dataset(str(bad))

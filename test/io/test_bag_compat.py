@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from bag_fixtures import (
@@ -122,7 +123,9 @@ def test_split_bag(tmp_path: Path, storage: str) -> None:
     whole = list(read_rgbd(tmp_path / 'source', TOPICS))
     dataset = RosbagRGBD(tmp_path / 'bag', TOPICS.image, TOPICS.depth, TOPICS.camera_info)
     last = dataset.load(len(dataset) - 1)  # random access into the second storage file
-    np.testing.assert_array_equal(last[0], whole[PAIRED[-1]].rgb)
+    # the colour frame comes at the depth image's size (registered depth, half resolution)
+    expected = cv2.resize(whole[PAIRED[-1]].rgb, (32, 24), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(last[0], expected)
 
 
 @pytest.mark.parametrize('storage, mode, shown', [

@@ -28,7 +28,7 @@ def main(output: str) -> None:
     torch.set_num_threads(1)
     cfg = from_dict(TrainConfig, {
         'stage': 'metric', 'output_dir': output, 'batch_size': 4, 'device': 'cpu',
-        'tensorboard': False, 'data': {'train_roots': ['memory'], 'augment': False},
+        'tensorboard': False, 'data': {'augment': False},
         'model': {'preset': 'zoedepth_tiny_n', 'overrides': TINY_MODEL_N},
         'schedule': {'steps': STEPS}, 'optim': {'lr': 2e-3}})
     trainer = Trainer(cfg, train_sets=[TinyRGBD(16)])

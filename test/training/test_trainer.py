@@ -21,7 +21,7 @@ from zoedepth_ros.training.trainer import Trainer, build_training_model
 def make_config(tmp_path: Path, **changes) -> TrainConfig:
     data = {'stage': 'metric_nk', 'output_dir': str(tmp_path / 'run'), 'batch_size': 2,
             'tensorboard': False, 'eval_interval': 100,
-            'data': {'train_roots': ['memory'], 'augment': False},
+            'data': {'augment': False},
             'model': {'preset': 'zoedepth_tiny_nk', 'overrides': TINY_MODEL},
             'schedule': {'steps': 6}, 'optim': {'lr': 2e-3}}
     for key, value in changes.items():
@@ -100,8 +100,8 @@ def test_all_invalid_batches_are_skipped(tmp_path: Path) -> None:
 
 
 def test_config_and_resume_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match='train_roots'):
-        from_dict(TrainConfig, {'data': {}})
+    with pytest.raises(ConfigError, match='train_roots is empty'):
+        Trainer(from_dict(TrainConfig, {'data': {}, 'output_dir': str(tmp_path)}))
     with pytest.raises(ConfigError, match='valid keys'):
         make_config(tmp_path, optim__learning_rate=1.0)
     with pytest.raises(ConfigError, match='zoedepth:<path>'):

@@ -13,17 +13,14 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from zoedepth_ros.cli.common import add_model_arguments, build_estimator
-from zoedepth_ros.errors import InputError, ZoeDepthError
 
 HELP = 'predict metric depth for images, folders, globs or videos'
 logger = logging.getLogger('zoedepth.infer')
@@ -41,42 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         camera.add_argument(f'--{name}', type=float, help=f'intrinsics {name} in pixels')
     parser.add_argument('--max-depth', type=float, default=None,
                         help='colour-map range upper end in metres (default: per image)')
-
-
-def iter_frames(inputs: list[str]) -> Iterator[tuple[str, np.ndarray | Exception]]:
-    """(stem, RGB image or the error reading it) for every input image / video frame."""
-    import cv2
-
-    from zoedepth_ros.io.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb
-
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            paths = [path]
-        else:
-            paths = [Path(p) for p in sorted(glob.glob(item))]
-            if not paths:
-                yield path.name, InputError(f'{item}: no such file, folder or glob match')
-        for file in paths:
-            if file.suffix.lower() in VIDEO_SUFFIXES:
-                capture = cv2.VideoCapture(str(file))
-                index = 0
-                while True:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    yield f'{file.stem}_{index:06d}', cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    index += 1
-                capture.release()
-                if index == 0:
-                    yield file.stem, InputError(f'{file}: no frames could be read')
-                continue
-            try:
-                yield file.stem, read_rgb(file)
-            except ZoeDepthError as err:
-                yield file.stem, err
 
 
 def write_outputs(args: argparse.Namespace, stem: str, rgb: np.ndarray, depth: np.ndarray
@@ -112,13 +73,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from zoedepth_ros.io.files import iter_images
+
     estimator = build_estimator(args)
     logger.info('model %s on %s (%s, preprocess %s)', estimator.name, estimator.device,
                 estimator.precision, estimator.preprocess)
     done, failed, domains, model_ms = 0, 0, Counter(), []
     start = time.perf_counter()
     with logging_redirect_tqdm():
-        for stem, frame in tqdm(iter_frames(args.inputs), desc='infer', unit='img',
+        for stem, frame in tqdm(iter_images(args.inputs), desc='infer', unit='img',
                                 disable=None):
             if isinstance(frame, Exception):
                 logger.error('skipped %s: %s', stem, frame)

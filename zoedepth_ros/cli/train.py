@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -31,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='KEY=VALUE', help='override a config key, e.g. optim.lr=1e-4')
     parser.add_argument('--resume', help="a run's output directory or its train_state.pt; "
                                          'without --config the saved config is used')
+    parser.add_argument('--train-data', action='append', default=[], metavar='SPEC',
+                        help="a training set, replacing the recipe's data.train_roots "
+                             '(repeatable): an RGB-D folder, NAME:ROOT[:SPLIT_FILE], or '
+                             'bag:PATH,image=TOPIC,depth=TOPIC[,info=TOPIC][,domain=indoor|'
+                             'outdoor][,max_depth=M][,holdout=0.2]')
+    parser.add_argument('--val-data', action='append', default=[], metavar='SPEC',
+                        help="a validation set, replacing data.val_roots (same forms; a bag "
+                             'with holdout= gives its held-out frames)')
 
 
 def _config(args: argparse.Namespace):  # -> TrainConfig
@@ -44,7 +53,14 @@ def _config(args: argparse.Namespace):  # -> TrainConfig
         cfg = from_dict(TrainConfig, saved_config(args.resume))
     else:
         raise ConfigError('give --config RECIPE.yaml (see config/train/) or --resume RUN_DIR')
-    return apply_overrides(cfg, args.overrides)
+    cfg = apply_overrides(cfg, args.overrides)
+    data = cfg.data
+    if args.train_data:
+        data = dataclasses.replace(data, train_roots=tuple(args.train_data))
+    if args.val_data:
+        data = dataclasses.replace(data, val_roots=tuple(args.val_data))
+    cfg = dataclasses.replace(cfg, data=data)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ Sample (what ``dataset[i]`` returns)::
     'mask'    bool tensor (1, H, W), True where min_depth < depth < max_depth (use this, not
               depth > 0: depth may hold finite values beyond the dataset's range)
     'domain'  'indoor' | 'outdoor'
+    'disparity' True when 'depth' holds relative inverse depth (disparity up to scale and
+              shift: relative-depth datasets), not metres
     'dataset' dataset name, e.g. 'nyu', 'kitti', 'diode_indoor', 'synth_indoor'
     'stem'    identifier of the frame within the dataset (str)
 
@@ -32,6 +34,21 @@ from zoedepth_ros.geometry import PinholeCamera
 Sample = dict[str, Any]
 
 
+HOLDOUT_BLOCK = 10
+"""Consecutive frames that go to the same split when a recording is split for validation
+(neighbouring frames look alike, so a frame-by-frame split would leak)."""
+
+
+def held_out(position: int, holdout: float) -> bool:
+    """Whether frame ``position`` of a recording is in the held-out share ``holdout`` (0..1),
+    taken in blocks of :data:`HOLDOUT_BLOCK` consecutive frames: every n-th block, n =
+    round(1 / holdout), at least 2."""
+    if holdout <= 0:
+        return False
+    period = max(2, round(1.0 / holdout))
+    return (position // HOLDOUT_BLOCK) % period == period - 1
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """Static facts about a dataset.
@@ -42,6 +59,8 @@ class DatasetInfo:
         min_depth_m: lower bound (exclusive) of valid ground truth.
         max_depth_m: upper bound (exclusive) of valid ground truth.
         eval_crop: 'eigen', 'garg' or None.
+        depth_kind: 'metric' (metres) or 'disparity' (relative inverse depth, for the
+            relative training stage only; the depth range does not apply).
     """
 
     name: str
@@ -49,6 +68,7 @@ class DatasetInfo:
     min_depth_m: float
     max_depth_m: float
     eval_crop: str | None
+    depth_kind: str = 'metric'
 
 
 def make_sample(rgb: np.ndarray, depth_m: np.ndarray, info: DatasetInfo, stem: str) -> Sample:
@@ -65,11 +85,12 @@ def make_sample(rgb: np.ndarray, depth_m: np.ndarray, info: DatasetInfo, stem: s
                          f'{depth_m.shape}; expected equal sizes')
     depth = np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     depth[depth < 0] = 0.0
-    mask = (depth > info.min_depth_m) & (depth < info.max_depth_m)
+    disparity = info.depth_kind == 'disparity'
+    mask = depth > 0 if disparity else (depth > info.min_depth_m) & (depth < info.max_depth_m)
     image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
     return {'image': image, 'depth': torch.from_numpy(depth)[None],
             'mask': torch.from_numpy(mask)[None], 'domain': info.domain,
-            'dataset': info.name, 'stem': stem}
+            'disparity': disparity, 'dataset': info.name, 'stem': stem}
 
 
 class DepthDataset(Dataset, abc.ABC):

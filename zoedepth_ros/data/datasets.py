@@ -197,7 +197,8 @@ class DIODE(DepthDataset):
         return read_rgb(path), depth, path.stem
 
 
-_FOLDER_KEYS = ('domain', 'depth_scale', 'min_depth', 'max_depth', 'camera', 'eval_crop', 'name')
+_FOLDER_KEYS = ('domain', 'depth_scale', 'min_depth', 'max_depth', 'camera', 'eval_crop', 'name',
+                'depth_kind')
 
 
 class GenericFolder(DepthDataset):
@@ -210,7 +211,8 @@ class GenericFolder(DepthDataset):
 
     ``dataset.yaml`` keys: domain, depth_scale, min_depth, max_depth, camera (optional:
     fx, fy, cx, cy, width, height), eval_crop (optional: eigen | garg | null, default null),
-    name (optional, default: the folder name).
+    name (optional, default: the folder name), depth_kind (optional: metric | disparity,
+    default metric; disparity folders hold relative inverse depth for the relative stage).
     """
 
     def __init__(self, root: Path | str, split: str | None = None) -> None:
@@ -220,7 +222,8 @@ class GenericFolder(DepthDataset):
         self.info = DatasetInfo(str(meta.get('name', self.root.name)), meta['domain'],
                                 float(meta.get('min_depth', 1e-3)),
                                 float(meta.get('max_depth', 10.0 if meta['domain'] == 'indoor'
-                                               else 80.0)), meta.get('eval_crop'))
+                                               else 80.0)), meta.get('eval_crop'),
+                                str(meta.get('depth_kind', 'metric')))
         cam = meta.get('camera')
         self._camera = PinholeCamera(float(cam['fx']), float(cam['fy']), float(cam['cx']),
                                      float(cam['cy']), int(cam['width']),
@@ -241,6 +244,9 @@ class GenericFolder(DepthDataset):
             raise InputError(f'{path}: unknown keys {unknown} or domain '
                              f'{meta.get("domain")!r}; valid keys are {list(_FOLDER_KEYS)} '
                              'and domain must be indoor or outdoor')
+        if meta.get('depth_kind', 'metric') not in ('metric', 'disparity'):
+            raise InputError(f'{path}: depth_kind {meta["depth_kind"]!r}; expected metric or '
+                             'disparity')
         if meta.get('eval_crop') not in (None, 'eigen', 'garg'):
             raise InputError(f'{path}: eval_crop {meta["eval_crop"]!r}; expected eigen, garg '
                              'or null')
@@ -309,3 +315,50 @@ def build_dataset(name: str, root: Path | str, split: str | None = None,
 
 
 DATASET_NAMES = ('nyu', 'kitti', 'diode_indoor', 'diode_outdoor', 'folder', 'bag')
+_BAG_OPTIONS = {'image': 'rgb_topic', 'depth': 'depth_topic', 'info': 'info_topic',
+                'domain': 'domain', 'max_depth': 'max_depth_m', 'tolerance': 'tolerance_s',
+                'holdout': 'holdout', 'name': 'name'}
+_FLOAT_OPTIONS = ('max_depth_m', 'tolerance_s', 'holdout')
+
+
+def open_dataset(spec: str, split: str | None = None) -> DepthDataset:
+    """A dataset from a spec string (training config roots, ``--train-data``, ``eval``).
+
+    - ``ROOT``: a generic RGB-D folder; ``ROOT/<split>.txt`` selects the split when present,
+      else every frame is used.
+    - ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]``: ``nyu``, ``kitti``, ``diode_indoor``,
+      ``diode_outdoor``.
+    - ``bag:PATH[,image=TOPIC][,depth=TOPIC][,info=TOPIC][,domain=indoor|outdoor]
+      [,max_depth=M][,tolerance=S][,holdout=F][,name=N]``: colour and depth topics of a recorded
+      bag paired by stamp; with ``holdout`` the bag is split in blocks of frames and ``split``
+      ('train' or 'test') picks a part.
+
+    Raises:
+        InputError: an unknown option or layout, or a dataset that cannot be opened.
+    """
+    name, sep, rest = spec.partition(':')
+    if sep and name == 'bag':
+        path, *options = rest.split(',')
+        kwargs: dict[str, Any] = {}
+        for option in options:
+            key, _, value = option.partition('=')
+            if key not in _BAG_OPTIONS or not value:
+                raise InputError(f'bag spec {spec!r}: {option!r} is not one of '
+                                 f'{[f"{k}=..." for k in _BAG_OPTIONS]}')
+            argument = _BAG_OPTIONS[key]
+            try:
+                kwargs[argument] = float(value) if argument in _FLOAT_OPTIONS else value
+            except ValueError:
+                raise InputError(f'bag spec {spec!r}: {key} needs a number, got {value!r}'
+                                 ) from None
+        if kwargs.get('holdout'):
+            kwargs['split'] = 'test' if split == 'test' else 'train'
+        return RosbagRGBD(path, **kwargs)
+    if sep and name in DATASET_NAMES and name != 'folder':
+        root, _, rest = rest.partition(':')
+        split_file, _, depth_root = rest.partition(':')
+        extra = {'depth_root': depth_root} if depth_root else {}
+        return build_dataset(name, root, split_file=split_file or None, **extra)
+    root = Path(spec)
+    return build_dataset('folder', root, split=split if split and (
+        root / f'{split}.txt').is_file() else None)

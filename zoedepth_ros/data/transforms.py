@@ -149,3 +149,14 @@ class TrainAugmentation:
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
         return augment(sample, generator, self.config)
+
+
+def resize(sample: Sample, height: int, width: int) -> Sample:
+    """Resize to height x width: image bilinear (antialiased), depth and mask nearest (so no
+    depth value is invented at an edge)."""
+    image = F.interpolate(sample['image'][None], size=(height, width), mode='bilinear',
+                          align_corners=False, antialias=True)[0]
+    stacked = torch.cat([sample['depth'], sample['mask'].to(sample['depth'].dtype)])[None]
+    nearest = F.interpolate(stacked, size=(height, width), mode='nearest-exact')[0]
+    return {**sample, 'image': image.clamp(0.0, 1.0), 'depth': nearest[:1],
+            'mask': (nearest[1:] > 0.5) & (nearest[:1] > 0)}

@@ -12,16 +12,18 @@ with ``preprocess='eval'``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from zoedepth_ros.errors import ConfigError, InputError
 from zoedepth_ros.io.atomic import write_text
-from zoedepth_ros.metrics import METRIC_KEYS, DepthMetrics, mri_theta
+from zoedepth_ros.metrics import METRIC_KEYS, DepthMetrics, mri_theta, std_error_correlation
 from zoedepth_ros.model.router import DOMAIN_NAMES, domain_index
 
 
@@ -69,6 +71,10 @@ class EvalReport:
         metrics: per-image averages of every key of ``metrics.METRIC_KEYS``.
         router_accuracy: share of labelled images routed to their own domain (NK only).
         routed: images per chosen domain.
+        std_spearman: mean over images of the rank correlation between the predicted std
+            and the absolute error (does the uncertainty point at the errors?).
+        per_domain: per labelled domain ('indoor'/'outdoor'): images, a1, abs_rel, rmse,
+            router_accuracy (NK only) and std_spearman.
         seconds: wall time.
         settings: crop, depth range, flip and the rest of the resolved configuration.
         mri_theta: mean relative improvement over a baseline, when one was given.
@@ -81,6 +87,8 @@ class EvalReport:
     metrics: dict[str, float]
     router_accuracy: float | None = None
     routed: dict[str, int] = field(default_factory=dict)
+    std_spearman: float = math.nan
+    per_domain: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
     mri_theta: float | None = None
@@ -89,16 +97,22 @@ class EvalReport:
         return asdict(self)
 
     def table(self) -> str:
-        """A two-line text table of the metrics (header, values) plus a summary line."""
+        """The metrics as text: a summary line, a header and values line, one line per domain."""
         keys = list(METRIC_KEYS)
         header = ' '.join(f'{k:>9}' for k in keys)
         values = ' '.join(f'{self.metrics[k]:9.4f}' for k in keys)
         extra = f'{self.samples} images ({self.skipped} without valid pixels)'
         if self.router_accuracy is not None:
             extra += f', router accuracy {self.router_accuracy:.4f}'
+        extra += f', std-error Spearman {self.std_spearman:.3f}'
         if self.mri_theta is not None:
             extra += f', mRI_theta {100 * self.mri_theta:+.2f}%'
-        return f'{self.model} on {self.dataset}: {extra}\n{header}\n{values}'
+        rows = [f'  {name:8s} {v["images"]:5.0f} images: delta1 {v["a1"]:.4f}  REL '
+                f'{v["abs_rel"]:.4f}  RMSE {v["rmse"]:.4f}  std-error Spearman '
+                f'{v["std_spearman"]:.3f}' + (f'  router {v["router_accuracy"]:.4f}'
+                                             if 'router_accuracy' in v else '')
+                for name, v in self.per_domain.items()]
+        return '\n'.join([f'{self.model} on {self.dataset}: {extra}', header, values, *rows])
 
 
 def save_report(report: EvalReport, path: Any) -> None:
@@ -130,6 +144,29 @@ def _batches(samples: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[A
         yield group
 
 
+@dataclass
+class _DomainScores:
+    """Accumulators of one labelled domain (or of everything)."""
+
+    metrics: DepthMetrics
+    router: list[int] = field(default_factory=lambda: [0, 0])
+    spearman: list[float] = field(default_factory=list)
+
+    def summary(self, has_router: bool) -> dict[str, float]:
+        values = self.metrics.compute()
+        out = {'images': float(self.metrics.count), 'a1': values['a1'],
+               'abs_rel': values['abs_rel'], 'rmse': values['rmse'],
+               'std_spearman': _mean(self.spearman)}
+        if has_router and self.router[1]:
+            out['router_accuracy'] = self.router[0] / self.router[1]
+        return out
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def evaluate_samples(estimator: Any, samples: Iterable[Mapping[str, Any]], min_depth: float,
                      max_depth: float, crop: Literal['eigen', 'garg', 'none'] = 'none',
                      batch_size: int = 1, dataset: str = '',
@@ -148,29 +185,41 @@ def evaluate_samples(estimator: Any, samples: Iterable[Mapping[str, Any]], min_d
         settings: extra entries recorded in the report.
     """
     start = time.perf_counter()
-    metrics = DepthMetrics(min_depth, max_depth, crop)
-    correct = labelled = 0
+    overall = _DomainScores(DepthMetrics(min_depth, max_depth, crop))
+    domains: dict[str, _DomainScores] = {}
     routed = dict.fromkeys(DOMAIN_NAMES, 0)
     has_router = getattr(estimator.model, 'router', None) is not None
     for group in _batches(samples, batch_size):
         rgb = torch.stack([s['image'] for s in group]).to(estimator.device)
         out = estimator.predict_tensor(rgb)
-        depth = out.depth.float().cpu()
+        depth, spread = out.depth.float().cpu(), out.std.float().cpu()
         for index, sample in enumerate(group):
             gt = sample['depth'].reshape(depth.shape[-2:]).float()
             if 'mask' in sample:
                 gt = torch.where(sample['mask'].reshape(gt.shape), gt, torch.zeros_like(gt))
-            metrics.update(depth[index, 0], gt)
             chosen = int(out.domain_index[index])
             routed[DOMAIN_NAMES[chosen]] += 1
             label = domain_index(sample.get('domain'))
-            if has_router and label >= 0:
-                labelled += 1
-                correct += int(label == chosen)
+            scores = [overall] + ([domains.setdefault(DOMAIN_NAMES[label], _DomainScores(
+                DepthMetrics(min_depth, max_depth, crop)))] if label >= 0 else [])
+            if overall.metrics.update(depth[index, 0], gt) is None:
+                continue
+            rho = std_error_correlation(depth[index, 0], spread[index, 0], gt, min_depth,
+                                        max_depth, crop)
+            for score in scores:
+                if score is not overall:
+                    score.metrics.update(depth[index, 0], gt)
+                score.spearman.append(rho)
+                if label >= 0:
+                    score.router[0] += int(label == chosen)
+                    score.router[1] += 1
+    summary = overall.summary(has_router)
     return EvalReport(
-        model=getattr(estimator, 'name', ''), dataset=dataset, samples=metrics.count,
-        skipped=metrics.skipped, metrics=metrics.compute(),
-        router_accuracy=correct / labelled if labelled else None, routed=routed,
+        model=getattr(estimator, 'name', ''), dataset=dataset, samples=overall.metrics.count,
+        skipped=overall.metrics.skipped, metrics=overall.metrics.compute(),
+        router_accuracy=summary.get('router_accuracy'), routed=routed,
+        std_spearman=summary['std_spearman'],
+        per_domain={name: domains[name].summary(has_router) for name in sorted(domains)},
         seconds=time.perf_counter() - start,
         settings={'min_depth': min_depth, 'max_depth': max_depth, 'crop': crop,
                   **(settings or {})})

@@ -21,11 +21,12 @@ import numpy as np
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.io.atomic import atomic_directory
+from zoedepth_ros.io.rgbd_folder import FolderWriter
 from zoedepth_ros.synth.indoor import build_indoor_scene
 from zoedepth_ros.synth.outdoor import build_outdoor_scene
 from zoedepth_ros.synth.render import Renderer
 from zoedepth_ros.synth.scenes import CameraPose
-from zoedepth_ros.synth.writers import STORAGES, BagWriter, FolderWriter
+from zoedepth_ros.synth.writers import STORAGES, BagWriter
 
 DOMAINS = ('indoor', 'outdoor')
 FORMATS = ('folder', 'bag')

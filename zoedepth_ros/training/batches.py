@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from zoedepth_ros.data.transforms import resize
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.model.router import domain_index
 
@@ -64,14 +65,17 @@ def to_sample(item: Any, default_domain: str | None = None,
     max_depth = float(_field(item, 'max_depth', None) or default_range[1])
     finite = torch.isfinite(depth)
     depth = torch.where(finite, depth, torch.zeros_like(depth))
-    mask = finite & (depth > min_depth) & (depth < max_depth)
+    disparity = bool(_field(item, 'disparity', False))
+    mask = finite & (depth > 0) if disparity else finite & (depth > min_depth) & (
+        depth < max_depth)
     extra = _field(item, 'mask')
     if extra is not None:
         mask &= torch.as_tensor(np.asarray(extra)).bool().reshape(mask.shape)
     domain = _field(item, 'domain', default_domain)
     return {'image': image, 'depth': depth, 'mask': mask,
             'domain': torch.tensor(domain_index(str(domain)), dtype=torch.long),
-            'max_depth': torch.tensor(max_depth, dtype=torch.float32)}
+            'max_depth': torch.tensor(max_depth, dtype=torch.float32),
+            'disparity': torch.tensor(disparity)}
 
 
 class SeededView(Dataset):
@@ -87,12 +91,16 @@ class SeededView(Dataset):
         seed: base seed.
         domain: domain for items that do not name one.
         depth_range: (min, max) metres for items that do not name one.
+        size: (height, width) every sample is resized to before augmentation (image
+            bilinear, depth and mask nearest), or None to keep the dataset's size.
     """
 
     def __init__(self, dataset: Any, transform: Transform | None, seed: int,
                  domain: str | None = None,
-                 depth_range: tuple[float, float] = (1e-3, 80.0)) -> None:
+                 depth_range: tuple[float, float] = (1e-3, 80.0),
+                 size: tuple[int, int] | None = None) -> None:
         self.dataset = dataset
+        self.size = size
         self.transform = transform
         self.seed = seed
         self.epoch = 0
@@ -107,6 +115,8 @@ class SeededView(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = to_sample(self.dataset[index], self.domain, self.depth_range)
+        if self.size is not None and tuple(sample['image'].shape[-2:]) != tuple(self.size):
+            sample = resize(sample, *self.size)
         if self.transform is None:
             return sample
         state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)

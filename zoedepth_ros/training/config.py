@@ -13,7 +13,7 @@ from typing import Literal
 
 from zoedepth_ros.errors import ConfigError
 
-Stage = Literal['relative', 'metric', 'metric_nk']
+Stage = Literal['relative', 'metric', 'metric_nk', 'distill']
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,10 @@ class DataConfig:
     """Where the samples come from (generic RGB-D folders, standard layouts)."""
 
     train_roots: tuple[str, ...] = ()
-    """Training sets: a generic RGB-D folder ``ROOT``, or ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]``
-    for nyu, kitti, diode_indoor, diode_outdoor. For ``metric_nk`` each set's domain picks its
-    round-robin side."""
+    """Training sets (``zoedepth_ros.data.datasets.open_dataset`` specs): a generic RGB-D
+    folder ``ROOT``, ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]`` for nyu, kitti, diode_indoor,
+    diode_outdoor, or ``bag:PATH,image=TOPIC,depth=TOPIC,...`` for a recorded RGB-D bag. For
+    ``metric_nk`` each set's domain picks its side."""
     train_weights: tuple[float, ...] = ()
     """``relative`` stage: sampling weight per root (empty = equal weights)."""
     val_roots: tuple[str, ...] = ()
@@ -37,8 +38,14 @@ class DataConfig:
     augment: bool = True
     """Original augmentation: rotation +-1 deg, flip p=0.5, photometric jitter p=0.5."""
     num_workers: int = 0
+    size: tuple[int, int] | None = None
+    """(height, width) every sample is resized to before batching; None: the datasets must
+    already share one size (recorded bags at camera resolution need it)."""
     max_val_samples: int = 0
     """Cap on validation images per root (0 = all)."""
+
+
+INIT_KINDS = ('scratch', 'midas', 'relative', 'zoedepth')
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,9 @@ class ModelSection:
     overrides: tuple[str, ...] = ()
     """``key=value`` overrides applied to the model config (e.g. ``img_size=[128, 160]``)."""
     init: str = 'scratch'
-    """``scratch``, ``midas:<path>`` (MiDaS v3.1 backbone) or ``zoedepth:<path>`` (full model)."""
+    """``scratch``; ``midas:<path>`` (a MiDaS v3.1 BEiT or v2.1 small checkpoint: the core);
+    ``relative:<path>`` (the core of a ZoeDepth checkpoint, e.g. a relative stage's
+    ``best.pt``; its heads are dropped); ``zoedepth:<path>`` (the full model)."""
     gradient_checkpointing: bool = False
     """Recompute backbone blocks in the backward pass (less memory, ~30 % slower)."""
     route_by_label: bool = False
@@ -59,9 +68,9 @@ class ModelSection:
 
     def __post_init__(self) -> None:
         kind, _, path = self.init.partition(':')
-        if kind not in ('scratch', 'midas', 'zoedepth') or (kind != 'scratch') != bool(path):
-            raise ConfigError(f'model.init {self.init!r}: expected scratch, midas:<path> or '
-                              'zoedepth:<path>')
+        if kind not in INIT_KINDS or (kind != 'scratch') != bool(path):
+            raise ConfigError(f'model.init {self.init!r}: expected scratch, midas:<path>, '
+                              'relative:<path> or zoedepth:<path>')
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,22 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Stage ``distill``: a teacher labels unlabeled frames, the student learns its depth."""
+
+    teacher: str = ''
+    """Teacher weights (a name such as ZoeD_M12_NK, or a checkpoint / .onnx file)."""
+    teacher_config: str = ''
+    """Model config of a teacher checkpoint that has none beside it."""
+    inputs: tuple[str, ...] = ()
+    """Unlabeled frames: image files, folders, globs, videos, ``bag:PATH[,image=TOPIC]``."""
+    holdout: float = 0.1
+    """Share of the labelled frames (in blocks of 10) kept for validation."""
+    labels: str = ''
+    """Where the labelled folders go; empty: OUTPUT/teacher_labels (reused when present)."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A complete training run."""
 
@@ -139,12 +164,13 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f'batch_size must be >= 1, got {self.batch_size}')
-        if not self.data.train_roots:
-            raise ConfigError('data.train_roots is empty; name at least one dataset root')
+        if self.stage == 'distill' and not (self.distill.teacher and self.distill.inputs):
+            raise ConfigError('stage distill needs distill.teacher and distill.inputs')
         weights = self.data.train_weights
         if weights and (len(weights) != len(self.data.train_roots) or min(weights) <= 0):
             raise ConfigError(f'data.train_weights {list(weights)} must hold one positive '

@@ -73,8 +73,7 @@ class StageLoss:
                  batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, LossResult]]:
         output = model(batch['image'], domain=self._domain(batch))
         if self.stage == 'relative':
-            disparity = torch.where(batch['mask'], 1.0 / batch['depth'].clamp_min(1e-8),
-                                    torch.zeros_like(batch['depth']))
+            disparity = target_disparity(batch)
             ssi = ssi_trimmed_loss if self.cfg.ssi == 'trimmed' else ssi_least_squares_loss
             kwargs = ({'trim': self.cfg.ssi_trim, 'gradient_weight': self.cfg.gradient_weight,
                        'scales': self.cfg.gradient_scales} if self.cfg.ssi == 'trimmed' else {})
@@ -188,10 +187,43 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 
 
 @dataclass
-class Validation:
-    """Validation of one dataset: depth metrics, router accuracy and a few samples."""
+class AlignedMetrics:
+    """Relative-depth measures after per-image scale-and-shift alignment in disparity space.
 
-    metrics: DepthMetrics
+    As MiDaS reports them: the prediction is aligned to the ground-truth disparity by least
+    squares over the valid pixels, then ``aligned_abs_rel`` = mean |p - g| / g and
+    ``aligned_a1`` = share of max(p/g, g/p) < 1.25, both on disparity, averaged over images.
+    """
+
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ALIGNED_KEYS, 0.0))
+    count: int = 0
+
+    def update(self, aligned: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
+        valid = mask & (target > 0)
+        if int(valid.sum()) == 0:
+            return
+        pred = aligned[valid].clamp_min(1e-6).double()
+        gt = target[valid].double()
+        ratio = torch.maximum(pred / gt, gt / pred)
+        self.sums['aligned_abs_rel'] += float(((pred - gt).abs() / gt).mean())
+        self.sums['aligned_a1'] += float((ratio < 1.25).double().mean())
+        self.count += 1
+
+    def compute(self) -> dict[str, float]:
+        if not self.count:
+            return dict.fromkeys(ALIGNED_KEYS, math.nan)
+        return {key: value / self.count for key, value in self.sums.items()}
+
+
+ALIGNED_KEYS = ('aligned_abs_rel', 'aligned_a1')
+
+
+@dataclass
+class Validation:
+    """Validation of one dataset: depth metrics (or aligned relative measures for the
+    relative stage), router accuracy and a few samples."""
+
+    metrics: DepthMetrics | AlignedMetrics
     router_correct: int = 0
     router_total: int = 0
     samples: list[dict[str, torch.Tensor]] = field(default_factory=list)
@@ -203,16 +235,24 @@ class Validation:
         return values
 
 
-def _aligned_depth(relative: torch.Tensor, depth: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
-    """Relative prediction aligned to the GT disparity (least squares), as depth (B, 1, H, W)."""
-    batch = depth.shape[0]
-    disparity = torch.where(mask, 1.0 / depth.clamp_min(1e-8), torch.zeros_like(depth))
+def target_disparity(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Ground truth as disparity: 1 / depth, or the values of disparity datasets (0 invalid)."""
+    depth, mask = batch['depth'], batch['mask']
+    inverse = torch.where(mask, 1.0 / depth.clamp_min(1e-8), torch.zeros_like(depth))
+    if 'disparity' not in batch:
+        return inverse
+    given = batch['disparity'].view(-1, 1, 1, 1)
+    return torch.where(given & mask, depth, inverse)
+
+
+def align_disparity(relative: torch.Tensor, disparity: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) relative prediction aligned to ``disparity`` by per-image least squares."""
+    batch = disparity.shape[0]
     scale, shift, _ = least_squares_scale_shift(relative.reshape(batch, -1),
                                                 disparity.reshape(batch, -1),
                                                 mask.reshape(batch, -1).float())
-    aligned = scale.view(-1, 1, 1, 1) * relative + shift.view(-1, 1, 1, 1)
-    return 1.0 / aligned.clamp_min(1e-8)
+    return scale.view(-1, 1, 1, 1) * relative + shift.view(-1, 1, 1, 1)
 
 
 @torch.no_grad()
@@ -220,11 +260,12 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
              device: torch.device | str = 'cpu', stage: Stage = 'metric',
              min_depth: float = 1e-3, max_depth: float | None = None, crop: Crop = 'none',
              keep_samples: int = 0) -> Validation:
-    """Per-image metrics of a model over batches (no flip; for monitoring during training).
+    """Per-image measures of a model over batches (no flip; for monitoring during training).
 
-    Predictions are evaluated with :class:`DepthMetrics` (resize to the ground truth, clamp,
-    range, crop). The ``relative`` stage is scored after per-image least-squares alignment of
-    its disparity to the ground truth.
+    Metric stages: :class:`DepthMetrics` (resize to the ground truth, clamp, range, crop) and,
+    for NK models with labelled samples, the router's accuracy. The relative stage:
+    :class:`AlignedMetrics` on disparity (the metric heads and the router are not trained
+    there, so neither is scored).
     """
     model = unwrap(model)
     model.eval()
@@ -233,28 +274,35 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
     for batch in batches:
         batch = {key: value.to(device) for key, value in batch.items()}
         output = model(batch['image'])
-        cap = max_depth or float(batch['max_depth'].max())
-        result = result or Validation(DepthMetrics(min_depth, cap, crop))
-        size = batch['depth'].shape[-2:]
-        if stage == 'relative':
-            relative = F.interpolate(output.relative_depth.unsqueeze(1), size=size,
-                                     mode='bilinear', align_corners=True)
-            pred = _aligned_depth(relative, batch['depth'], batch['mask'])
-        else:
-            pred = output.metric_depth
         gt = torch.where(batch['mask'], batch['depth'], torch.zeros_like(batch['depth']))
-        for index in range(gt.shape[0]):
-            result.metrics.update(pred[index, 0], gt[index, 0])
-        if output.domain_logits is not None:
-            labels = batch['domain']
-            known = labels >= 0
-            guess = output.domain_logits.argmax(dim=1)
-            result.router_correct += int((guess[known] == labels[known]).sum())
-            result.router_total += int(known.sum())
+        if stage == 'relative':
+            result = result or Validation(AlignedMetrics())
+            relative = F.interpolate(output.relative_depth.unsqueeze(1), size=gt.shape[-2:],
+                                     mode='bilinear', align_corners=True)
+            disparity = target_disparity(batch)
+            aligned = align_disparity(relative, disparity, batch['mask'])
+            for index in range(gt.shape[0]):
+                result.metrics.update(aligned[index, 0], disparity[index, 0],
+                                      batch['mask'][index, 0])
+            pred = 1.0 / aligned.clamp_min(1e-6)  # for the sample images only
+        else:
+            cap = max_depth or float(batch['max_depth'].max())
+            result = result or Validation(DepthMetrics(min_depth, cap, crop))
+            pred = output.metric_depth
+            for index in range(gt.shape[0]):
+                result.metrics.update(pred[index, 0], gt[index, 0])
+            if output.domain_logits is not None:
+                labels = batch['domain']
+                known = labels >= 0
+                guess = output.domain_logits.argmax(dim=1)
+                result.router_correct += int((guess[known] == labels[known]).sum())
+                result.router_total += int(known.sum())
         for index in range(gt.shape[0]):
             if len(result.samples) < keep_samples:
                 shown = resize_prediction(pred[index, 0], tuple(gt.shape[-2:]))
                 result.samples.append({'image': batch['image'][index].cpu(),
                                        'pred': torch.from_numpy(shown),
                                        'gt': gt[index, 0].cpu()})
-    return result or Validation(DepthMetrics(min_depth, max_depth or 80.0, crop))
+    fallback = AlignedMetrics() if stage == 'relative' else DepthMetrics(
+        min_depth, max_depth or 80.0, crop)
+    return result or Validation(fallback)

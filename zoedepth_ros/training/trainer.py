@@ -8,7 +8,8 @@ A :class:`Trainer` builds the model, data streams, optimiser and schedule from a
 ``OUTPUT/checkpoints/step_N.pt``    model weights, original ZoeDepth layout (``save_checkpoint``)
 ``OUTPUT/train_state.pt``           optimiser, scheduler, step, RNG states, config, best score,
                                     and the name of the weights file; ``--resume`` reads it
-``OUTPUT/best.pt``, ``OUTPUT/last.pt``  best (lowest abs_rel on the first validation set) / final
+``OUTPUT/best.pt``, ``OUTPUT/last.pt``  best (lowest REL, aligned REL for the relative stage,
+                                    on the first validation set) / final
                                     weights, each with its model config (``.yaml``) beside it
 ``OUTPUT/history.json``             validation metrics per evaluation
 ``OUTPUT/tensorboard/``             scalars and sample images
@@ -31,10 +32,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from zoedepth_ros.config import apply_overrides, save_config, to_dict
-from zoedepth_ros.data.datasets import DATASET_NAMES, build_dataset
+from zoedepth_ros.data.datasets import open_dataset
 from zoedepth_ros.data.transforms import AugmentConfig, TrainAugmentation
 from zoedepth_ros.errors import CheckpointError, ConfigError
-from zoedepth_ros.inference import resolve_device
+from zoedepth_ros.inference import DepthEstimator, resolve_device
 from zoedepth_ros.io.atomic import write_text
 from zoedepth_ros.model.checkpoint import (
     load_backbone_checkpoint,
@@ -44,7 +45,8 @@ from zoedepth_ros.model.checkpoint import (
 from zoedepth_ros.model.config import resolve_model_config
 from zoedepth_ros.model.loading import load_model
 from zoedepth_ros.training.batches import BatchStream, EpochConcat, SeededView, collate
-from zoedepth_ros.training.config import TrainConfig
+from zoedepth_ros.training.config import Stage, TrainConfig
+from zoedepth_ros.training.distill import Labels, label_frames
 from zoedepth_ros.training.distributed import (
     DistInfo,
     ResumableSampler,
@@ -75,8 +77,9 @@ logger = logging.getLogger(__name__)
 def build_training_model(cfg: TrainConfig) -> nn.Module:
     """Model from the preset (or model YAML) + overrides, initialised as ``model.init`` says.
 
-    ``scratch`` and ``midas:`` build the configuration with random weights from the run's
-    seeded RNG (``midas:`` then loads the MiDaS core); ``zoedepth:`` loads full weights.
+    ``scratch``, ``midas:`` and ``relative:`` build the configuration with random weights from
+    the run's seeded RNG (``midas:`` then loads a MiDaS core, ``relative:`` the core of a
+    ZoeDepth checkpoint with its own config); ``zoedepth:`` loads full weights.
     """
     section = cfg.model
     model_cfg = apply_overrides(resolve_model_config(section.preset), list(section.overrides))
@@ -86,25 +89,35 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     model = load_model(model_cfg, random_weights=True, seed=None).model
     if kind == 'midas':
         load_backbone_checkpoint(model, path)
+    elif kind == 'relative':
+        copy_core(load_model(path).model, model, path)
     return model
 
 
-def open_dataset(spec: str, split: str) -> Any:
-    """A dataset from a ``data.train_roots`` / ``val_roots`` entry.
+CORE_PREFIXES = ('encoder.', 'decoder.')
 
-    ``ROOT`` is a generic RGB-D folder (``ROOT/<split>.txt`` selects the split when present,
-    else every frame is used); ``NAME:ROOT[:SPLIT_FILE[:DEPTH_ROOT]]`` opens a standard layout
-    of the data package (``nyu``, ``kitti``, ``diode_indoor``, ``diode_outdoor``).
+
+def copy_core(source: nn.Module, target: nn.Module, name: str) -> None:
+    """Copy the relative-depth core (encoder + decoder) of ``source`` into ``target``.
+
+    The heads of ``target`` keep their weights, so a relative stage's checkpoint (one head)
+    starts a metric_nk stage (two heads and a router).
+
+    Raises:
+        CheckpointError: naming the core keys that are missing or differ in shape.
     """
-    name, sep, rest = spec.partition(':')
-    if sep and name in DATASET_NAMES and name not in ('folder', 'bag'):
-        root, _, rest = rest.partition(':')
-        split_file, _, depth_root = rest.partition(':')
-        kwargs = {'depth_root': depth_root} if depth_root else {}
-        return build_dataset(name, root, split_file=split_file or None, **kwargs)
-    root = Path(spec)
-    return build_dataset('folder', root,
-                         split=split if (root / f'{split}.txt').is_file() else None)
+    theirs = {k: v for k, v in source.state_dict().items() if k.startswith(CORE_PREFIXES)}
+    own = target.state_dict()
+    wanted = [k for k in own if k.startswith(CORE_PREFIXES)]
+    missing = [k for k in wanted if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+    mismatched = [k for k in wanted if k in theirs and theirs[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = [f'{label} {len(keys)} (e.g. {", ".join(keys[:3])})'
+                 for label, keys in (('missing', missing), ('unexpected', unexpected),
+                                     ('shape-mismatched', mismatched)) if keys]
+        raise CheckpointError(f'{name}: its core does not fit the model: ' + '; '.join(parts))
+    target.load_state_dict({**own, **theirs}, strict=True)
 
 
 def _dataset_info(dataset: Any) -> tuple[str | None, tuple[float, float]]:
@@ -145,14 +158,26 @@ class Trainer:
         self.output = Path(cfg.output_dir)
         model = build_training_model(cfg).to(self.device)
         self.num_heads = len(model.heads)
+        self.stage: Stage = cfg.stage
+        """The loss and validation stage: distillation trains like metric / metric_nk."""
+        if cfg.stage == 'distill':
+            self.stage = 'metric_nk' if self.num_heads > 1 else 'metric'
         if cfg.model.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         self.local_batch = per_rank_batch(cfg.batch_size, self.info)
+        train_roots, val_roots = list(cfg.data.train_roots), list(cfg.data.val_roots)
+        if cfg.stage == 'distill':
+            labelled = [str(folder) for folder in self._teacher_labels().folders.values()]
+            train_roots, val_roots = train_roots + labelled, val_roots + labelled
+        if train_sets is None and not train_roots:
+            raise ConfigError('data.train_roots is empty; name at least one dataset '
+                              '(folder, NAME:ROOT or bag:PATH,...)')
         train_sets = list(train_sets) if train_sets is not None else [
-            open_dataset(root, cfg.data.train_split) for root in cfg.data.train_roots]
+            open_dataset(root, cfg.data.train_split) for root in train_roots]
+        _check_depth_kinds(train_sets, self.stage)
         self.stream = self._build_stream(train_sets)
         self.val_sets = list(val_sets) if val_sets is not None else [
-            open_dataset(root, cfg.data.val_split) for root in cfg.data.val_roots]
+            open_dataset(root, cfg.data.val_split) for root in val_roots]
         self.steps_per_epoch = self.stream.steps_per_epoch()
         self.total_steps = cfg.schedule.steps or cfg.schedule.epochs * self.steps_per_epoch
         self.eval_interval = cfg.eval_interval or max(1, self.steps_per_epoch // 4)
@@ -163,8 +188,10 @@ class Trainer:
         # compatibility, the metric heads in the relative stage, the other head when routing
         # by label. DDP must be told to look for them.
         self.train_model = wrap_model(model, self.info, self.device, find_unused_parameters=True)
-        self.loss_fn = StageLoss(cfg.stage, cfg.loss, cfg.model.route_by_label)
+        self.loss_fn = StageLoss(self.stage, cfg.loss, cfg.model.route_by_label)
         self.step = 0
+        self.score_key = 'aligned_abs_rel' if self.stage == 'relative' else 'abs_rel'
+        """What picks best.pt: the first validation set's (aligned) REL."""
         self.best_score = math.inf
         self.history: list[dict[str, Any]] = []
         if resume is not None:
@@ -173,13 +200,32 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- data
 
+    def _teacher_labels(self) -> Labels:
+        """Label the distillation inputs with the teacher once (rank 0; reused on resume)."""
+        section = self.cfg.distill
+        output = Path(section.labels or self.output / 'teacher_labels')
+        if self.info.is_main and not output.exists():
+            teacher = DepthEstimator.from_pretrained(
+                section.teacher, section.teacher_config or None, device=str(self.device))
+            logger.info('labelling %s with teacher %s into %s', ', '.join(section.inputs),
+                        teacher.name, output)
+            labels = label_frames(teacher, section.inputs, output, section.holdout)
+            logger.info('teacher labelled %d frames (%s), %d unreadable', labels.frames,
+                        ', '.join(f'{k} {v}' for k, v in labels.per_domain.items()),
+                        labels.unreadable)
+        barrier(self.info)
+        folders = {p.name: p for p in sorted(output.iterdir()) if p.is_dir()}
+        if not folders:
+            raise ConfigError(f'the teacher labelled no frame of {list(section.inputs)}')
+        return Labels(folders=folders)
+
     def _loader(self, datasets: list[Any], index: int, batch: int | None = None) -> DataLoader:
         views = []
         for offset, dataset in enumerate(datasets):
             domain, depth_range = _dataset_info(dataset)
             transform = _train_transform(self.cfg.data.augment, dataset)
             views.append(SeededView(dataset, transform, self.cfg.seed + 1000 * index + offset,
-                                    domain, depth_range))
+                                    domain, depth_range, self.cfg.data.size))
         view = views[0] if len(views) == 1 else EpochConcat(views)
         sampler = ResumableSampler(len(view), self.info, shuffle=True,
                                    seed=self.cfg.seed + index)
@@ -192,7 +238,7 @@ class Trainer:
                           generator=generator)
 
     def _build_stream(self, datasets: list[Any]) -> BatchStream:
-        if self.cfg.stage == 'metric_nk':
+        if self.stage == 'metric_nk':
             groups: dict[str, list[Any]] = {'indoor': [], 'outdoor': []}
             for dataset in datasets:
                 domain = _dataset_info(dataset)[0]
@@ -214,7 +260,7 @@ class Trainer:
                 return BatchStream(loaders, 'paired')
             loaders = [self._loader(groups['indoor'], 0), self._loader(groups['outdoor'], 1)]
             return BatchStream(loaders, 'round_robin')
-        if self.cfg.stage == 'metric':
+        if self.stage == 'metric':
             return BatchStream([self._loader(datasets, 0)])
         loaders = [self._loader([d], i) for i, d in enumerate(datasets)]
         return BatchStream(loaders, 'weighted', self.cfg.data.train_weights, self.cfg.seed)
@@ -224,7 +270,7 @@ class Trainer:
         limit = self.cfg.data.max_val_samples
         if limit and len(dataset) > limit:
             dataset = torch.utils.data.Subset(dataset, range(limit))
-        view = SeededView(dataset, None, 0, domain, depth_range)
+        view = SeededView(dataset, None, 0, domain, depth_range, self.cfg.data.size)
         return DataLoader(view, batch_size=self.local_batch, shuffle=False,
                           num_workers=self.cfg.data.num_workers, collate_fn=collate,
                           generator=torch.Generator())
@@ -259,20 +305,20 @@ class Trainer:
         results: dict[str, dict[str, float]] = {}
         if self.info.is_main:
             for index, dataset in enumerate(self.val_sets):
-                name = Path(str(getattr(dataset, 'root', f'val{index}'))).name or f'val{index}'
+                name = _val_name(dataset, index)
                 done = evaluate(self.model, self._val_loader(dataset), self.device,
-                                self.cfg.stage, keep_samples=self.cfg.sample_images)
+                                self.stage, keep_samples=self.cfg.sample_images)
                 results[name] = done.summary()
                 self._log_validation(name, done)
             if results:
-                first = next(iter(results.values()))['abs_rel']
+                first = next(iter(results.values()))[self.score_key]
                 self.history.append({'step': self.step, **results})
                 logger.info('step %d validation: %s', self.step, _format(results))
                 write_text(self.output / 'history.json',
                                   json.dumps(self.history, indent=1) + '\n')
                 if math.isfinite(first) and first < self.best_score:
                     self.best_score = first
-                    self._save_weights('best.pt', step=self.step, abs_rel=first)
+                    self._save_weights('best.pt', step=self.step, **{self.score_key: first})
         barrier(self.info)
         return results
 
@@ -341,16 +387,37 @@ class Trainer:
                                   torch.cat([pred, gt], dim=-1), self.step)
 
 
+def _val_name(dataset: Any, index: int) -> str:
+    """A validation set's key in the history: its root folder's name, else its own name."""
+    root = getattr(dataset, 'root', None)
+    if root is not None:
+        return Path(str(root)).name or f'val{index}'
+    return getattr(getattr(dataset, 'info', None), 'name', '') or f'val{index}'
+
+
+def _check_depth_kinds(datasets: Sequence[Any], stage: Stage) -> None:
+    """Disparity (relative-depth) datasets train the relative stage only."""
+    if stage == 'relative':
+        return
+    relative = [getattr(d.info, 'name', '?') for d in datasets
+                if getattr(getattr(d, 'info', None), 'depth_kind', 'metric') == 'disparity']
+    if relative:
+        raise ConfigError(f'{relative} hold relative depth (depth_kind: disparity): they can '
+                          f'train the relative stage, not the {stage} stage')
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
+SHOWN = ('a1', 'abs_rel', 'rmse', 'router_accuracy', 'aligned_a1', 'aligned_abs_rel')
+
+
 def _format(results: dict[str, dict[str, float]]) -> str:
     parts = []
     for name, values in results.items():
-        shown = ' '.join(f'{k}={values[k]:.4f}' for k in ('a1', 'abs_rel', 'rmse',
-                                                          'router_accuracy') if k in values)
+        shown = ' '.join(f'{k}={values[k]:.4f}' for k in SHOWN if k in values)
         parts.append(f'{name}: {shown}')
     return '; '.join(parts)
