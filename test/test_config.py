@@ -20,9 +20,10 @@ from zoedepth_ros.model.config import (
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config' / 'model'
 
 
-@pytest.mark.parametrize('file_name, preset', [('zoed_n.yaml', 'ZoeD_N'),
-                                                ('zoed_k.yaml', 'ZoeD_K'),
-                                                ('zoed_nk.yaml', 'ZoeD_NK')])
+@pytest.mark.parametrize('file_name, preset', [
+    ('zoed_n.yaml', 'ZoeD_N'), ('zoed_k.yaml', 'ZoeD_K'), ('zoed_nk.yaml', 'ZoeD_NK'),
+    ('zoed_small_n.yaml', 'ZoeD_small_N'), ('zoed_small_nk.yaml', 'ZoeD_small_NK'),
+    ('zoed_small_nk_cpu.yaml', 'ZoeD_small_NK_cpu')])
 def test_shipped_model_configs_equal_presets(file_name: str, preset: str) -> None:
     assert load_config(CONFIG_DIR / file_name, ModelConfig) == get_config(preset)
 

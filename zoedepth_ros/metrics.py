@@ -235,7 +235,8 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 
 def rank_correlation(a: np.ndarray, b: np.ndarray, max_values: int = 50_000) -> float:
     """Spearman's rank correlation of two equally long 1-D arrays, ties sharing their average
-    rank (NaN for fewer than 3 values or a constant array). Long inputs are thinned to ``max_values`` by an even stride."""
+    rank (NaN for fewer than 3 values or a constant array). Long inputs are thinned to
+    ``max_values`` by an even stride."""
     a, b = np.ravel(a), np.ravel(b)
     if a.size != b.size:
         raise InputError(f'need two equally long arrays, got {a.size} and {b.size}')

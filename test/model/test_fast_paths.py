@@ -15,8 +15,11 @@ from zoedepth_ros.model import build_model
 from zoedepth_ros.model.bins import (
     AttractorLayer,
     ConditionalLogBinomial,
+    HeadOutput,
     LogBinomial,
     inverse_attractor,
+    pixel_linear,
+    pixel_mlp,
 )
 from zoedepth_ros.model.dpt import FusionBlock, upsample
 from zoedepth_ros.model.encoder import ProjectReadout
@@ -38,6 +41,28 @@ def test_log_binomial_condition_is_projected_before_upsampling() -> None:
         t = params[:, 2:3] / (params[:, 2:3] + params[:, 3:4])
         expected = head.log_binomial_transform(q, (50.0 - 0.0212) * t + 0.0212)
     assert close(fast, expected)
+
+
+def test_pixel_mlps_as_gemms_equal_the_convolutions() -> None:
+    torch.manual_seed(3)
+    mlp = pixel_mlp(12, 16, 5, torch.nn.Softplus())
+    x = torch.randn(3, 12, 7, 9)
+    expected = F.softplus(F.conv2d(F.relu(F.conv2d(x, mlp[0].weight, mlp[0].bias)),
+                                   mlp[2].weight, mlp[2].bias))
+    with torch.no_grad():
+        for layout in (torch.contiguous_format, torch.channels_last):
+            out = mlp(x.contiguous(memory_format=layout))
+            assert out.is_contiguous() and close(out, expected)
+        added = torch.randn(3, 16, 7, 9)
+        fused = pixel_linear(x, mlp[0].weight, added.clone())
+        assert close(fused, F.conv2d(x, mlp[0].weight) + added)
+
+
+def test_std_with_the_product_in_place_equals_the_formula() -> None:
+    probs = torch.softmax(torch.randn(2, 64, 5, 6), dim=1)
+    centers, depth = torch.rand(2, 64, 5, 6) * 10, torch.rand(2, 1, 5, 6) * 10
+    expected = (probs * (centers - depth) ** 2).sum(1, keepdim=True).sqrt()
+    assert torch.equal(HeadOutput(depth, centers, probs).std, expected)
 
 
 def test_log_binomial_rearrangement_equals_the_original_formula() -> None:

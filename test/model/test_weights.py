@@ -122,3 +122,32 @@ def test_names_and_paths(cache, tmp_path) -> None:
         weights.resolve_weights('ZoeD_M12_NK', allow_download=False)
     assert weights.DEFAULT_MODEL == 'ZoeD_M12_NK' and weights.DEMO_MODEL in weights.REGISTRY
     assert weights.REGISTRY['ZoeD_M12_NK'].url.endswith('/v1.0/ZoeD_M12_NK.pt')
+
+
+def test_sha256_prefix_is_checked_like_a_digest(cache, tmp_path, monkeypatch) -> None:
+    source = tmp_path / 'model-small.pt'
+    source.write_bytes(PAYLOAD)
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    wrong = format((int(digest[:8], 16) + 1) % 16**8, '08x')
+    monkeypatch.setitem(weights.REGISTRY, 'bad_prefix', weights.WeightSpec(
+        source.as_uri(), 'ZoeD_small_N', sha256_prefix=wrong))
+    with pytest.raises(CheckpointError, match=f'checksum mismatch.*starting with {wrong}'):
+        weights.resolve_weights('bad_prefix')
+    assert not any(cache.iterdir())
+    monkeypatch.setitem(weights.REGISTRY, 'good_prefix', weights.WeightSpec(
+        source.as_uri(), 'ZoeD_small_N', sha256_prefix=digest[:8].upper()))
+    path = weights.resolve_weights('good_prefix')
+    assert path.read_bytes() == PAYLOAD
+    assert path.with_name('model-small.pt.sha256').read_text().strip() == digest
+    # The cached file is checked against the prefix (and the first-use digest) at every use.
+    path.write_bytes(PAYLOAD[:-1])
+    path.with_name('model-small.pt.sha256').unlink()
+    with pytest.raises(CheckpointError, match=f'starting with {digest[:8].upper()}'):
+        weights.resolve_weights('good_prefix', allow_download=False)
+
+
+def test_midas_small_weights_are_registered() -> None:
+    spec = weights.REGISTRY['midas_v21_small_256']
+    assert spec.url == ('https://github.com/isl-org/MiDaS/releases/download/v2_1/'
+                        'midas_v21_small_256.pt')
+    assert spec.sha256_prefix == '70d6b9c8' and spec.preset == 'ZoeD_small_N'

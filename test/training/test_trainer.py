@@ -15,7 +15,8 @@ from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.model import build_model
 from zoedepth_ros.model.checkpoint import load_checkpoint
 from zoedepth_ros.training.config import TrainConfig
-from zoedepth_ros.training.trainer import Trainer, build_training_model
+from zoedepth_ros.training.model_init import build_training_model
+from zoedepth_ros.training.trainer import Trainer
 
 
 def make_config(tmp_path: Path, **changes) -> TrainConfig:

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'bag:PATH,image=TOPIC,depth=TOPIC[,info=TOPIC][,domain=indoor|'
                              'outdoor][,max_depth=M][,holdout=0.2]')
     parser.add_argument('--val-data', action='append', default=[], metavar='SPEC',
-                        help="a validation set, replacing data.val_roots (same forms; a bag "
+                        help='a validation set, replacing data.val_roots (same forms; a bag '
                              'with holdout= gives its held-out frames)')
 
 
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         shutdown_distributed()
     if main:
         minutes = (time.perf_counter() - start) / 60
-        logger.info('done: %d steps in %.1f min, %d skipped batches; best abs_rel %.4f; '
-                    'weights %s', trainer.step, minutes, skipped, trainer.best_score,
+        logger.info('done: %d steps in %.1f min, %d skipped batches; best %s %.4f; '
+                    'weights %s', trainer.step, minutes, skipped, trainer.score_key,
+                    trainer.best_score,
                     Path(cfg.output_dir) / 'last.pt')
     return 0

@@ -20,14 +20,52 @@ ATTRACTOR_ALPHA = 300.0
 ATTRACTOR_GAMMA = 2
 
 
+def pixel_linear(x: torch.Tensor, weight: torch.Tensor,
+                 added: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 convolution of (B, C, H, W) as one GEMM per image, plus ``added``.
+
+    Args:
+        weight: (C_out, C, 1, 1) (or any view of that many values).
+        added: (C_out,) bias, or a (B, C_out, H, W) map added inside the GEMM: when it is
+            NCHW-contiguous the result is written into it (pass a map made for this sum).
+
+    Returns:
+        (B, C_out, H, W), contiguous (NCHW) whatever the input's memory format. On the CPU,
+        oneDNN runs 1x1 convolutions of large NCHW maps several times slower than this GEMM,
+        and channels-last outputs meeting NCHW ones make elementwise ops slow: the metric
+        heads stay in one layout this way.
+    """
+    matrix = weight.reshape(weight.shape[0], x.shape[1])
+    flat = x.flatten(2)  # shape-agnostic ops only: exported graphs keep a dynamic batch
+    if added is None:
+        out = torch.matmul(matrix, flat)
+    elif added.dim() == 1:
+        out = torch.baddbmm(added.view(1, -1, 1), matrix.expand(x.shape[0], -1, -1), flat)
+    else:  # a map made for this sum: accumulate into it (no copy of the map)
+        out = added.flatten(2).baddbmm_(matrix.expand(x.shape[0], -1, -1), flat)
+    return out.unflatten(2, x.shape[-2:])
+
+
+class PixelMLP(nn.Sequential):
+    """conv1x1 -> ReLU -> conv1x1 [-> activation], the convolutions run as GEMMs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, relu, second, *rest = self
+        x = relu(pixel_linear(x, first.weight, first.bias))
+        x = pixel_linear(x, second.weight, second.bias)
+        for module in rest:
+            x = module(x)
+        return x
+
+
 def pixel_mlp(in_channels: int, hidden: int, out_channels: int,
-              activation: nn.Module | None) -> nn.Sequential:
+              activation: nn.Module | None) -> PixelMLP:
     """conv1x1 -> ReLU -> conv1x1 [-> activation]."""
     layers: list[nn.Module] = [nn.Conv2d(in_channels, hidden, 1), nn.ReLU(),
                                nn.Conv2d(hidden, out_channels, 1)]
     if activation is not None:
         layers.append(activation)
-    return nn.Sequential(*layers)
+    return PixelMLP(*layers)
 
 
 def inverse_attractor(delta: torch.Tensor) -> torch.Tensor:
@@ -184,7 +222,7 @@ class LogBinomial(nn.Module):
         log_one_minus_q = torch.log(one_minus_q) * inverse_t
         k_idx = self.k_idx.to(q.dtype)
         logits = torch.addcmul(log_one_minus_q * self.K_minus_1, k_idx, log_q - log_one_minus_q)
-        logits = logits.addcmul(log_binomial.to(q.dtype), inverse_t)
+        logits = logits.addcmul_(log_binomial.to(q.dtype), inverse_t)  # no second (B, K, h, w)
         if torch.jit.is_tracing():
             # Exported graphs: onnxruntime's Softmax on a non-last axis transposes the whole
             # (B, K, h, w) tensor twice (~10x slower than these reductions).
@@ -211,17 +249,18 @@ class ConditionalLogBinomial(nn.Module):
 
         The original upsamples the condition to h x w (bilinear, align_corners=True) and
         applies the first 1x1 conv to the concatenation. Both steps are linear and the
-        interpolation weights sum to 1, so the condition's share of that conv is applied at
-        the condition's own resolution and upsampled after: same values up to rounding,
-        without the (B, E, h, w) upsampled copy and the concatenation.
+        interpolation weights sum to 1, so the condition's share of that conv (with the bias)
+        is applied at the condition's own resolution, upsampled and added inside the GEMM of
+        the features' share: same values up to rounding, without the (B, E, h, w) upsampled
+        copy and the concatenation.
         """
-        first = self.mlp[0]
+        first, gelu, second, softplus = self.mlp
         channels = features.shape[1]
-        hidden = F.conv2d(features, first.weight[:, :channels], first.bias)
-        projected = F.conv2d(condition, first.weight[:, channels:])
-        if projected.shape[-2:] != hidden.shape[-2:]:
-            projected = upsample(projected, hidden.shape[-2:])
-        params = self.mlp[1:](hidden + projected) + 1e-4
+        projected = pixel_linear(condition, first.weight[:, channels:], first.bias)
+        if projected.shape[-2:] != features.shape[-2:]:
+            projected = upsample(projected, features.shape[-2:])
+        hidden = pixel_linear(features, first.weight[:, :channels], projected)
+        params = softplus(pixel_linear(gelu(hidden), second.weight, second.bias)) + 1e-4
         q = params[:, 0:1] / (params[:, 0:1] + params[:, 1:2])
         t = params[:, 2:3] / (params[:, 2:3] + params[:, 3:4])
         temperature = (self.max_temp - self.min_temp) * t + self.min_temp
@@ -239,7 +278,10 @@ class HeadOutput:
     @property
     def std(self) -> torch.Tensor:
         """Per-pixel standard deviation of the bin distribution, metres: sqrt(sum P (C - D)^2)."""
-        variance = (self.probs * (self.bin_centers - self.depth).square()).sum(1, keepdim=True)
+        offset = self.bin_centers - self.depth
+        # (offset * offset) * probs with the product written in place: two (B, K, h, w)
+        # temporaries instead of three, same values (autograd-safe: mul keeps its inputs).
+        variance = (offset * offset).mul_(self.probs).sum(1, keepdim=True)
         return variance.clamp_min(0).sqrt()
 
 
@@ -270,6 +312,6 @@ class MetricHead(nn.Module):
             previous = embedding
         size = features.shape[-2:]
         probs = self.log_binomial(features, previous)
-        centers = upsample(centers, size)
+        centers = upsample(centers.contiguous(), size)  # NCHW, as probs (fast products)
         depth = (probs * centers).sum(dim=1, keepdim=True)
         return HeadOutput(depth, centers, probs)

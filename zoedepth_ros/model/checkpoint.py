@@ -19,10 +19,13 @@ from torch import nn
 
 from zoedepth_ros.errors import CheckpointError
 from zoedepth_ros.io.atomic import atomic_write
-from zoedepth_ros.model.config import ModelConfig
+from zoedepth_ros.model.config import BackboneConfig, ModelConfig
 
 UNUSED_INDEX_SUFFIX = 'attn.relative_position_index'
 """timm 0.6 saved this buffer (24 keys in the releases); it is regenerated, never loaded."""
+
+MIDAS_PREFIXES = ('pretrained.', 'scratch.')
+"""Top-level keys of a MiDaS checkpoint (the ZoeDepth core without ``core.core.``)."""
 
 OFFICIAL_WEIGHTS_HINT = (
     'Official weights: https://github.com/isl-org/ZoeDepth/releases/tag/v1.0 '
@@ -30,19 +33,29 @@ OFFICIAL_WEIGHTS_HINT = (
     '`zoedepth infer --model ZoeD_M12_NK` download it once into the cache.')
 
 
-def key_prefixes(cfg: ModelConfig) -> list[tuple[str, str]]:
-    """(original prefix, our prefix) pairs for a model built from ``cfg``."""
-    pairs = [('core.core.pretrained.model.', 'encoder.backbone.'),
-             ('core.core.scratch.output_conv.', 'decoder.head.'),
-             ('conv2.', 'bottleneck.'),
-             ('seed_projector._net.', 'seed_projector.')]
+def _encoder_prefixes(cfg: ModelConfig) -> list[tuple[str, str]]:
+    """The MiDaS ``pretrained`` part: BEiT trunk + readouts + reassemble, or the four
+    EfficientNet stages (same structure on both sides)."""
+    if not isinstance(cfg.trunk, BackboneConfig):  # MiDaS v2.1 small
+        return [(f'core.core.pretrained.layer{i}.', f'encoder.layer{i}.') for i in range(1, 5)]
+    pairs = [('core.core.pretrained.model.', 'encoder.backbone.')]
     for i in range(4):
         post = f'core.core.pretrained.act_postprocess{i + 1}.'
+        pairs += [(post + '0.project.', f'encoder.readout.{i}.project.'),
+                  (post + '3.', f'decoder.reassemble.{i}.project.'),
+                  (post + '4.', f'decoder.reassemble.{i}.resample.')]
+    return pairs
+
+
+def key_prefixes(cfg: ModelConfig) -> list[tuple[str, str]]:
+    """(original prefix, our prefix) pairs for a model built from ``cfg``."""
+    pairs = _encoder_prefixes(cfg) + [
+        ('core.core.scratch.output_conv.', 'decoder.head.'),
+        ('conv2.', 'bottleneck.'),
+        ('seed_projector._net.', 'seed_projector.')]
+    for i in range(4):
         fusion = f'core.core.scratch.refinenet{i + 1}.'
         pairs += [
-            (post + '0.project.', f'encoder.readout.{i}.project.'),
-            (post + '3.', f'decoder.reassemble.{i}.project.'),
-            (post + '4.', f'decoder.reassemble.{i}.resample.'),
             (f'core.core.scratch.layer{i + 1}_rn.', f'decoder.layer_rn.{i}.'),
             (fusion + 'resConfUnit1.', f'decoder.fusion.{i}.skip_unit.'),
             (fusion + 'resConfUnit2.', f'decoder.fusion.{i}.main_unit.'),
@@ -119,11 +132,21 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return strip_prefixes(state)
 
 
+def refuse_midas_layout(state: dict[str, Any], source: str) -> None:
+    """Raise if ``state`` is a MiDaS relative-depth checkpoint rather than a ZoeDepth model."""
+    if state and all(k.startswith(MIDAS_PREFIXES) for k in state):
+        raise CheckpointError(
+            f'{source} is a MiDaS relative-depth checkpoint (keys pretrained.*, scratch.*), not '
+            'a ZoeDepth model: it initialises the core of a model for training (model.init: '
+            'midas:<file>, model.checkpoint.load_backbone_checkpoint)')
+
+
 def load_original_state(model: nn.Module, state: dict[str, torch.Tensor],
                         source: str = 'checkpoint') -> None:
     """Load an original-layout state dict strictly; errors name every mismatch."""
-    state = {k: v for k, v in strip_prefixes(state).items()
-             if not k.endswith(UNUSED_INDEX_SUFFIX)}
+    state = strip_prefixes(state)
+    refuse_midas_layout(state, source)
+    state = {k: v for k, v in state.items() if not k.endswith(UNUSED_INDEX_SUFFIX)}
     mapping, unexpected = to_ours(list(state), model.cfg)
     own = model.state_dict()
     renamed = {mapping[k]: v for k, v in state.items() if k in mapping}
@@ -148,30 +171,46 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module
 
 
 def load_backbone_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
-    """Load a MiDaS v3.1 checkpoint (keys ``pretrained.*``, ``scratch.*``) into the core.
+    """Load a MiDaS checkpoint (keys ``pretrained.*``, ``scratch.*``: v3.1 BEiT or v2.1 small,
+    e.g. ``midas_v21_small_256.pt``) into the core.
 
     The metric heads keep their current weights. Strict over the core: every encoder and
     decoder weight must be present with the right shape.
     """
     state = read_state_dict(path)
     core = {f'core.core.{k}': v for k, v in state.items()
-            if k.startswith(('pretrained.', 'scratch.')) and not k.endswith(UNUSED_INDEX_SUFFIX)}
+            if k.startswith(MIDAS_PREFIXES) and not k.endswith(UNUSED_INDEX_SUFFIX)}
     if not core:
         raise CheckpointError(f'{path} holds no MiDaS keys (pretrained.*, scratch.*); '
                               f'found e.g. {list(state)[:3]}')
     mapping, unexpected = to_ours(list(core), model.cfg)
-    own = model.state_dict()
-    wanted = [k for k in own if k.startswith(('encoder.', 'decoder.'))]
     renamed = {mapping[k]: v for k, v in core.items() if k in mapping}
-    missing = [k for k in wanted if k not in renamed]
-    unexpected += [k for k, v in mapping.items() if v not in own]
-    mismatched = [k for k, v in renamed.items() if k in own and v.shape != own[k].shape]
+    return load_core_state(model, renamed, str(path), unexpected)
+
+
+CORE_PREFIXES = ('encoder.', 'decoder.')
+"""Our keys of the relative-depth core (MiDaS's ``pretrained`` and ``scratch``)."""
+
+
+def load_core_state(model: nn.Module, core: dict[str, torch.Tensor], source: str,
+                    unexpected: list[str] | None = None) -> nn.Module:
+    """Load ``core`` (our keys, :data:`CORE_PREFIXES` only) into ``model``'s encoder and
+    decoder; the metric heads and router keep their weights.
+
+    Raises:
+        CheckpointError: naming the core keys that are missing, unexpected or shape-mismatched.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k.startswith(CORE_PREFIXES) and k not in core]
+    unexpected = list(unexpected or []) + [k for k in core if k not in own]
+    mismatched = [f'{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in core.items() if k in own and v.shape != own[k].shape]
     if missing or unexpected or mismatched:
-        raise CheckpointError(f'{path} does not fit the model core: ' + '; '.join(
+        raise CheckpointError(f'{source} does not fit the model core: ' + '; '.join(
             _summary(label, keys) for label, keys in (('missing', missing),
                                                       ('unexpected', unexpected),
                                                       ('shape-mismatched', mismatched)) if keys))
-    model.load_state_dict({**own, **renamed}, strict=True)
+    model.load_state_dict({**own, **core}, strict=True)
     return model
 
 
@@ -188,8 +227,8 @@ def original_key_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict in the original layout, including the timm 0.6 index buffers.
 
-    The index buffers are written so that the original code (timm 0.6, strict loading)
-    reads our checkpoints; they are regenerated for the stored table's window.
+    The index buffers (BEiT only) are written so that the original code (timm 0.6, strict
+    loading) reads our checkpoints; they are regenerated for the stored table's window.
     """
     own = model.state_dict()
     mapping, unmatched = to_original(list(own), model.cfg)
@@ -197,6 +236,8 @@ def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
         raise CheckpointError(_summary('unmapped', unmatched))
     state = {mapping[k]: v.detach().cpu() for k, v in own.items()}
     trunk = model.cfg.trunk
+    if not isinstance(trunk, BackboneConfig):
+        return state
     window = trunk.img_size // trunk.patch_size
     index = gen_relative_position_index((window, window))
     for block in range(trunk.depth):

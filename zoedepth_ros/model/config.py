@@ -1,11 +1,13 @@
-"""Model configuration: ``ModelConfig`` (one frozen dataclass per ``config/model/*.yaml``) and
-the named presets (the released ZoeDepth models and tiny test models of the same code path).
+"""Model configuration: ``ModelConfig`` (one frozen dataclass per ``config/model/*.yaml``), its
+backbone sections (BEiT-DPT, MiDaS v2.1 small) and the named presets (the released ZoeDepth
+models, ZoeDepth on MiDaS v2.1 small, and tiny test models of the same code paths).
 
 Field names follow the original ZoeDepth configs so that they carry over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ class BinConf:
 class BackboneConfig:
     """BEiT trunk and DPT decoder sizes (MiDaS v3.1 layout)."""
 
+    kind: Literal['beit'] = 'beit'
+    """Backbone family; a ``backbone`` section is a BEiT trunk unless it says otherwise."""
     img_size: int = 384
     """Square training size of the trunk; fixes the stored relative-position table window."""
     patch_size: int = 16
@@ -53,14 +57,64 @@ class BackboneConfig:
         if self.embed_dim % self.num_heads:
             raise ConfigError('backbone.embed_dim must be divisible by backbone.num_heads')
 
+    @property
+    def bottleneck_features(self) -> int:
+        """Channels of the decoder's bottleneck (layer4_rn)."""
+        return self.features
 
-MIDAS_BACKBONES: dict[str, BackboneConfig] = {
+    @property
+    def fused_features(self) -> tuple[int, int, int, int]:
+        """Channels of the fusion outputs r4, r3, r2, r1."""
+        return (self.features,) * 4
+
+
+@dataclass(frozen=True)
+class EfficientNetConfig:
+    """EfficientNet-Lite3 encoder and MiDaS v2.1 small ("expand" RefineNet) decoder sizes."""
+
+    kind: Literal['efficientnet_lite3'] = 'efficientnet_lite3'
+    width: float = 1.0
+    """Channel multiplier on Lite3's widths: 1.0 is MiDaS v2.1 small (the only width its
+    released weights fit); smaller values give slimmer CPU models of the same code path."""
+    features: int = 64
+    """Decoder width of the finest stage; the stages have 1, 2, 4 and 8 times it."""
+    head_features: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 < self.width <= 4:
+            raise ConfigError(f'backbone.width must be in (0, 4], got {self.width}')
+        if self.features < 2 or self.features % 2:
+            raise ConfigError(f'backbone.features must be even and >= 2, got {self.features}')
+
+    @property
+    def stage_features(self) -> tuple[int, int, int, int]:
+        """Decoder widths of layer1_rn..layer4_rn (MiDaS "expand")."""
+        return self.features, 2 * self.features, 4 * self.features, 8 * self.features
+
+    @property
+    def bottleneck_features(self) -> int:
+        return self.stage_features[3]
+
+    @property
+    def fused_features(self) -> tuple[int, int, int, int]:
+        """r4, r3, r2 halve their stage's width in the out_conv; r1 keeps it."""
+        stages = self.stage_features
+        return stages[3] // 2, stages[2] // 2, stages[1] // 2, stages[0]
+
+
+TrunkConfig = BackboneConfig | EfficientNetConfig
+"""Any backbone section: what ``ModelConfig.trunk`` returns."""
+
+
+MIDAS_BACKBONES: dict[str, TrunkConfig] = {
     'DPT_BEiT_L_384': BackboneConfig(),
     'DPT_BEiT_L_512': BackboneConfig(img_size=512),
     'DPT_BEiT_B_384': BackboneConfig(embed_dim=768, depth=12, num_heads=12, hooks=(2, 5, 8, 11),
                                      reassemble_features=(96, 192, 384, 768)),
+    'MiDaS_small': EfficientNetConfig(),
 }
-"""MiDaS v3.1 BEiT backbones by their original ``midas_model_type`` name."""
+"""MiDaS backbones by their original ``midas_model_type`` name: the v3.1 BEiT trunks and
+MiDaS v2.1 small (EfficientNet-Lite3)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +124,9 @@ class ModelConfig:
     name: Literal['ZoeDepth', 'ZoeDepthNK'] = 'ZoeDepth'
     version_name: Literal['v1'] = 'v1'
     midas_model_type: str = 'DPT_BEiT_L_384'
-    backbone: BackboneConfig | None = None
-    """Explicit trunk sizes; ``None`` takes them from ``midas_model_type``."""
+    backbone: BackboneConfig | EfficientNetConfig | None = None
+    """Explicit trunk sizes; ``None`` takes them from ``midas_model_type``. Its ``kind`` must
+    be the family of ``midas_model_type`` (beit, or efficientnet_lite3 for MiDaS_small)."""
     img_size: tuple[int, int] = (384, 512)
     force_keep_ar: bool = True
     """Keep the aspect ratio when resizing to ``img_size`` ("minimal"); else stretch."""
@@ -100,6 +155,12 @@ class ModelConfig:
     attractor_mlp_dim: int = 128
     clb_bottleneck_factor: int | None = None
     """Log-binomial MLP bottleneck; None = 2 (ZoeDepth) or 4 (NK)."""
+    metric_stride: int = 1
+    """Not in the original: the finest attractor layer and the log-binomial run on their
+    features average-pooled by this factor (1 = the original, full decoder resolution; 2 = a
+    quarter of the pixels, the depth then upsampled like any network output). A CPU option
+    for models trained with it: the per-bin work of these two is most of a small backbone's
+    time."""
     legacy_hub_kitti_range: bool = False
     """Reproduce the original hub's ZoeD_K build, whose range silently became 0.001-10 m."""
     pretrained_resource: str | None = None
@@ -110,6 +171,13 @@ class ModelConfig:
             raise ConfigError(
                 f'midas_model_type {self.midas_model_type!r} is not supported; expected one of '
                 f'{sorted(MIDAS_BACKBONES)} or an explicit backbone section')
+        known = MIDAS_BACKBONES.get(self.midas_model_type)
+        if self.backbone is not None and known is not None and known.kind != self.backbone.kind:
+            raise ConfigError(
+                f'the backbone section is a {self.backbone.kind} trunk but midas_model_type '
+                f'{self.midas_model_type} needs kind {known.kind} (set backbone.kind)')
+        if self.metric_stride not in (1, 2, 4):
+            raise ConfigError(f'metric_stride must be 1, 2 or 4, got {self.metric_stride}')
         if self.inverse_midas:
             raise ConfigError('inverse_midas=true is not supported (no released model uses it)')
         if self.name == 'ZoeDepthNK':
@@ -125,7 +193,7 @@ class ModelConfig:
                               f'{self.max_depth}')
 
     @property
-    def trunk(self) -> BackboneConfig:
+    def trunk(self) -> TrunkConfig:
         return self.backbone or MIDAS_BACKBONES[self.midas_model_type]
 
     @property
@@ -201,6 +269,40 @@ def zoedepth_tiny_nk() -> ModelConfig:
                        bin_centers_type='softplus', bin_conf=NK_BINS)
 
 
+# A slimmer MiDaS-small trunk for tests and weak CPUs: same code path, random weights only.
+SMALL_TINY_BACKBONE = EfficientNetConfig(width=0.5, features=32, head_features=16)
+
+
+def zoed_small_n() -> ModelConfig:
+    """ZoeDepth on MiDaS v2.1 small (EfficientNet-Lite3) at 256x320: one softplus head,
+    0.001-10 m, as the original ``midas_model_type="MiDaS_small"`` builds it."""
+    return ModelConfig(name='ZoeDepth', midas_model_type='MiDaS_small', img_size=(256, 320),
+                       bin_centers_type='softplus', max_depth=10.0)
+
+
+def zoed_small_nk() -> ModelConfig:
+    """ZoeD_NK's two heads and router on MiDaS v2.1 small at 256x320."""
+    return ModelConfig(name='ZoeDepthNK', midas_model_type='MiDaS_small', img_size=(256, 320),
+                       bin_centers_type='softplus', bin_conf=NK_BINS)
+
+
+def zoed_small_nk_cpu() -> ModelConfig:
+    """ZoeD_small_NK for CPUs (>= 10 frames/s at 256x320 on 2 cores): the finest attractor and
+    the log-binomial at a quarter of the pixels (``metric_stride=2``), 32 bins per head. The
+    core is MiDaS v2.1 small's, so ``midas_v21_small_256`` initialises it; the heads need
+    metric fine-tuning (no released weights have this head)."""
+    return dataclasses.replace(zoed_small_nk(), metric_stride=2, n_bins=32, bin_conf=tuple(
+        dataclasses.replace(conf, n_bins=32) for conf in NK_BINS))
+
+
+def zoedepth_small_tiny_n() -> ModelConfig:
+    return dataclasses.replace(zoed_small_n(), backbone=SMALL_TINY_BACKBONE)
+
+
+def zoedepth_small_tiny_nk() -> ModelConfig:
+    return dataclasses.replace(zoed_small_nk(), backbone=SMALL_TINY_BACKBONE)
+
+
 PRESETS: dict[str, Callable[[], ModelConfig]] = {
     'ZoeD_N': zoed_n,
     'ZoeD_K': zoed_k,
@@ -208,6 +310,11 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     'zoedepth_tiny_n': zoedepth_tiny_n,
     'zoedepth_tiny_k': zoedepth_tiny_k,
     'zoedepth_tiny_nk': zoedepth_tiny_nk,
+    'ZoeD_small_N': zoed_small_n,
+    'ZoeD_small_NK': zoed_small_nk,
+    'ZoeD_small_NK_cpu': zoed_small_nk_cpu,
+    'zoedepth_small_tiny_n': zoedepth_small_tiny_n,
+    'zoedepth_small_tiny_nk': zoedepth_small_tiny_nk,
 }
 
 

@@ -48,13 +48,14 @@ class ResidualConvUnit(nn.Module):
 
 
 class FusionBlock(nn.Module):
-    """Adds the refined skip, refines, resizes (to ``size`` or x2) and projects."""
+    """Adds the refined skip, refines, resizes (to ``size`` or x2) and projects (1x1 conv to
+    ``out_features``, default ``features``)."""
 
-    def __init__(self, features: int) -> None:
+    def __init__(self, features: int, out_features: int | None = None) -> None:
         super().__init__()
         self.skip_unit = ResidualConvUnit(features)
         self.main_unit = ResidualConvUnit(features)
-        self.out_conv = nn.Conv2d(features, features, kernel_size=1)
+        self.out_conv = nn.Conv2d(features, out_features or features, kernel_size=1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
                 size: torch.Size | None = None) -> torch.Tensor:

@@ -31,8 +31,15 @@ from zoedepth_ros.model.checkpoint import (
     load_original_state,
     original_key_shapes,
     read_state_dict,
+    refuse_midas_layout,
 )
-from zoedepth_ros.model.config import PRESETS, ModelConfig, get_config, resolve_model_config
+from zoedepth_ros.model.config import (
+    PRESETS,
+    EfficientNetConfig,
+    ModelConfig,
+    get_config,
+    resolve_model_config,
+)
 from zoedepth_ros.model.hf_layout import config_from_hf, load_hf_checkpoint, read_hf_config
 from zoedepth_ros.model.onnx import OnnxDepthModel
 from zoedepth_ros.model.weights import (
@@ -138,8 +145,14 @@ def _random(cfg: ModelConfig, seed: int | None) -> LoadedModel:
             model = build_model(cfg)
         finally:
             torch.random.set_rng_state(state)
-    return LoadedModel(model, f'{cfg.name} ({cfg.trunk.embed_dim}-wide, random weights)',
-                       'random')
+    return LoadedModel(model, f'{cfg.name} ({_trunk_label(cfg)}, random weights)', 'random')
+
+
+def _trunk_label(cfg: ModelConfig) -> str:
+    trunk = cfg.trunk
+    if isinstance(trunk, EfficientNetConfig):
+        return f'{cfg.midas_model_type} x{trunk.width:g}'
+    return f'{trunk.embed_dim}-wide'
 
 
 def _load_weights(path: Path, config: str | ModelConfig | None,
@@ -155,20 +168,29 @@ def _load_weights(path: Path, config: str | ModelConfig | None,
         return load_checkpoint(build_model(resolve_model_config(config), initialize=False),
                                path).eval()
     state = read_state_dict(path)
+    refuse_midas_layout(state, str(path))
     model = build_model(guess_config(state), initialize=False)
     load_original_state(model, state, source=str(path))
     return model.eval()
+
+
+def _may_fit(cfg: ModelConfig, wanted: dict[str, tuple[int, ...]]) -> bool:
+    """Cheap filter before building a candidate on the meta device: the trunk's width."""
+    trunk = cfg.trunk
+    if isinstance(trunk, EfficientNetConfig):
+        bottleneck = wanted.get('core.core.scratch.layer4_rn.weight', (0,))
+        return bottleneck[0] == trunk.bottleneck_features
+    return wanted.get('core.core.pretrained.model.cls_token', (0,))[-1] == trunk.embed_dim
 
 
 def guess_config(state: dict[str, torch.Tensor]) -> ModelConfig:
     """The preset whose original-layout key set and shapes equal those of ``state``."""
     wanted = {k: tuple(v.shape) for k, v in state.items()
               if not k.endswith(UNUSED_INDEX_SUFFIX)}
-    width = wanted.get('core.core.pretrained.model.cls_token', (0,))[-1]
     for name in PRESETS:
         cfg = get_config(name)
-        if cfg.trunk.embed_dim != width:
-            continue  # cheap filter before building the candidate on the meta device
+        if not _may_fit(cfg, wanted):
+            continue
         with torch.device('meta'):
             candidate = ZoeDepth(cfg)
         if original_key_shapes(candidate) == wanted:

@@ -1,8 +1,9 @@
 """ONNX export of a ZoeDepth model and an onnxruntime stand-in for it in DepthEstimator.
 
 The exported graph has one input and three or four outputs, all at a fixed network size h x w
-chosen at export time (the relative-position bias is precomputed for that token grid and
-stored as constants, so no Python-side cache is traced):
+chosen at export time (for BEiT trunks the relative-position bias is precomputed for that
+token grid and stored as constants, so no Python-side cache is traced; MiDaS v2.1 small's
+"same" padding is fixed for that size too):
 
 - ``image``: (B, 3, h, w) float32 RGB in [0, 1] (normalisation happens inside the graph).
 - ``depth``: (B, 1, h, w) metres; ``std``: (B, 1, h, w) metres.
@@ -34,7 +35,11 @@ from zoedepth_ros.config import from_dict, to_dict
 from zoedepth_ros.errors import CheckpointError, ConfigError
 from zoedepth_ros.io.atomic import atomic_path
 from zoedepth_ros.model.config import ModelConfig
-from zoedepth_ros.model.encoder import gen_relative_position_index, resize_relative_position_table
+from zoedepth_ros.model.encoder import (
+    BeitEncoder,
+    gen_relative_position_index,
+    resize_relative_position_table,
+)
 from zoedepth_ros.model.router import head_name
 from zoedepth_ros.model.zoedepth import ZoeDepth, network_size
 
@@ -71,8 +76,12 @@ def fixed_attention_bias(graph: ExportGraph) -> Iterator[None]:
     (N, N) index, as buffers of ``graph``: the traced graph gathers the bias from them (a
     constant subgraph onnxruntime folds at load time) instead of storing 24 (heads, N, N)
     tensors, and no Python-side cache is consulted. The original method is restored after.
+    Encoders without attention (MiDaS v2.1 small) need nothing: the context does nothing.
     """
     encoder = graph.model.encoder
+    if not isinstance(encoder, BeitEncoder):
+        yield
+        return
     patch = encoder.cfg.patch_size
     grid = (graph.size[0] // patch, graph.size[1] // patch)
     window = encoder.cfg.img_size // patch

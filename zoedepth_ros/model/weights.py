@@ -43,12 +43,15 @@ class WeightSpec:
         preset: model preset (``zoedepth_ros.model.PRESETS``) or bundled config file name.
         sha256: expected digest, or None where upstream publishes none.
         bundled: file name inside the package's ``assets/models`` (no download).
+        sha256_prefix: leading hex digits of the digest where only those are published (the
+            torch.hub ``name-<prefix>.pt`` convention); checked like a full digest.
     """
 
     url: str = ''
     preset: str = ''
     sha256: str | None = None
     bundled: str = ''
+    sha256_prefix: str | None = None
 
     def config_source(self, path: Path) -> str:
         """The model config of the weights at ``path``: a preset, or the bundled YAML file."""
@@ -62,10 +65,19 @@ REGISTRY: dict[str, WeightSpec] = {
     'midas_v31_beit_large_384': WeightSpec(
         'https://github.com/isl-org/MiDaS/releases/download/v3_1/dpt_beit_large_384.pt',
         'ZoeD_N'),
+    # MiDaS v2.1 small relative depth (training init of the ZoeD_small_* core). The v2_1
+    # release first served this file as model-small-70d6b9c8.pt, loaded by MiDaS's hubconf
+    # with check_hash=True (so its SHA-256 starts with 70d6b9c8); the same release now names
+    # it midas_v21_small_256.pt, and MiDaS's torch.hub mirror of it is
+    # AlexeyAB/MiDaS/releases/download/midas_dpt/midas_v21_small-70d6b9c8.pt. Same release,
+    # same model, same hash in both names: we take it for one file and check that prefix.
+    'midas_v21_small_256': WeightSpec(
+        'https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt',
+        'ZoeD_small_N', sha256_prefix='70d6b9c8'),
     'zoedepth_demo_nk': WeightSpec(preset='zoedepth_demo_nk.yaml', bundled='zoedepth_demo_nk.pt'),
 }
-"""Upstream publishes no checksums for these files; the size and a strict key check on load
-guard them instead."""
+"""Upstream publishes no checksums for the ZoeDepth files (MiDaS small has a hash prefix); the
+size, the first-use digest and a strict key check on load guard them instead."""
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called with (bytes so far, total bytes or None) while downloading."""
@@ -93,9 +105,20 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def digest_mismatch(actual: str, sha256: str | None, sha256_prefix: str | None) -> str | None:
+    """What ``actual`` fails to match (the full digest or its published prefix), or None."""
+    if sha256 is not None and actual != sha256:
+        return f'sha256 {sha256}'
+    if sha256_prefix is not None and not actual.startswith(sha256_prefix.lower()):
+        return f'a sha256 starting with {sha256_prefix}'
+    return None
+
+
 def download(url: str, destination: Path, sha256: str | None = None,
-             progress: ProgressCallback | None = None, timeout_s: float = 60.0) -> Path:
-    """Fetch ``url`` to ``destination`` atomically, verifying ``sha256`` when given.
+             progress: ProgressCallback | None = None, timeout_s: float = 60.0,
+             sha256_prefix: str | None = None) -> Path:
+    """Fetch ``url`` to ``destination`` atomically, verifying ``sha256`` (or only its leading
+    ``sha256_prefix`` digits) when given.
 
     Raises:
         CheckpointError: network or file errors, a short download, a checksum mismatch.
@@ -115,9 +138,11 @@ def download(url: str, destination: Path, sha256: str | None = None,
             out.flush()
             if total is not None and done != total:
                 raise CheckpointError(f'download of {url} stopped at {done} of {total} bytes')
-            if sha256 is not None and (actual := sha256_of(tmp)) != sha256:
-                raise CheckpointError(f'checksum mismatch for {url}: expected sha256 {sha256},'
-                                      f' got {actual}; the file was discarded')
+            if sha256 is not None or sha256_prefix is not None:
+                actual = sha256_of(tmp)
+                if expected := digest_mismatch(actual, sha256, sha256_prefix):
+                    raise CheckpointError(f'checksum mismatch for {url}: expected {expected},'
+                                          f' got {actual}; the file was discarded')
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, 'reason', None) or err
         raise CheckpointError(f'cannot download {url} ({reason})') from None
@@ -142,12 +167,15 @@ def progress_reporter(say: Callable[[str], object], name: str,
     return report
 
 
-def _verified_cache_file(target: Path, sha256: str | None) -> Path:
-    """``target``, checked against the published digest or the one recorded at first use."""
+def _verified_cache_file(target: Path, sha256: str | None,
+                         sha256_prefix: str | None = None) -> Path:
+    """``target``, checked against the published digest (or prefix) and the one recorded at
+    first use."""
     record = target.with_name(target.name + '.sha256')
-    expected = sha256 or (record.read_text().strip() if record.is_file() else None)
+    recorded = record.read_text().strip() if record.is_file() else None
     actual = sha256_of(target)
-    if expected is not None and actual != expected:
+    expected = digest_mismatch(actual, sha256 or recorded, sha256_prefix)
+    if expected is not None:
         raise CheckpointError(f'cached {target} does not match its checksum (sha256 {actual}, '
                               f'expected {expected}): it changed or is incomplete; delete it '
                               'and its .sha256 file and retry')
@@ -180,7 +208,8 @@ def resolve_weights(name_or_path: str, progress: ProgressCallback | None = None,
             raise CheckpointError(f'{name_or_path} is not in the cache and downloads are '
                                   f'disabled. {offline}')
         try:
-            download(spec.url, target, spec.sha256, progress)
+            download(spec.url, target, spec.sha256, progress,
+                     sha256_prefix=spec.sha256_prefix)
         except CheckpointError as err:
             raise CheckpointError(f'{err}. {offline}') from None
-    return _verified_cache_file(target, spec.sha256)
+    return _verified_cache_file(target, spec.sha256, spec.sha256_prefix)

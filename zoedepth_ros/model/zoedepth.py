@@ -1,4 +1,5 @@
-"""The ZoeDepth network: MiDaS BEiT-DPT core + metric bins head(s) + optional router."""
+"""The ZoeDepth network: MiDaS core (BEiT-DPT or v2.1 small) + metric bins head(s) + optional
+router."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from zoedepth_ros.model.bins import (
     SeedBinRegressor,
     pixel_mlp,
 )
-from zoedepth_ros.model.config import ModelConfig, get_config
+from zoedepth_ros.model.config import EfficientNetConfig, ModelConfig, TrunkConfig, get_config
 from zoedepth_ros.model.dpt import DecoderOutput, DPTDecoder, upsample
 from zoedepth_ros.model.encoder import BeitEncoder
+from zoedepth_ros.model.midas_small import EfficientNetEncoder, MidasSmallDecoder
 from zoedepth_ros.model.router import DOMAINS, DomainRouter, route
 
 # Upstream quirk: a positional-argument slip gives every ZoeD_NK attractor layer the
@@ -81,7 +83,7 @@ def _build_head(cfg: ModelConfig, index: int, features_in: int) -> MetricHead:
     conf = cfg.heads[index]
     nk = cfg.name == 'ZoeDepthNK'
     embedding = cfg.bin_embedding_dim
-    bottleneck = cfg.trunk.features
+    bottleneck = cfg.trunk.bottleneck_features
     seed_hidden = cfg.seed_mlp_dim or (embedding // 2 if nk else 256)
     counts = (NK_ATTRACTORS,) * 4 if nk else cfg.n_attractors
     seed = SeedBinRegressor(bottleneck, conf.n_bins, seed_hidden, cfg.bin_centers_type,
@@ -96,6 +98,15 @@ def _build_head(cfg: ModelConfig, index: int, features_in: int) -> MetricHead:
     log_binomial = ConditionalLogBinomial(features_in, embedding, conf.n_bins, factor,
                                           cfg.min_temp, cfg.max_temp)
     return MetricHead(seed, attractors, log_binomial)
+
+
+def build_core(trunk: TrunkConfig) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) of a MiDaS backbone; the decoder returns a DecoderOutput whose
+    channel counts are ``trunk.bottleneck_features`` and ``trunk.fused_features``."""
+    if isinstance(trunk, EfficientNetConfig):
+        encoder = EfficientNetEncoder(trunk)
+        return encoder, MidasSmallDecoder(trunk, encoder.channels)
+    return BeitEncoder(trunk), DPTDecoder(trunk)
 
 
 class ZoeDepth(nn.Module):
@@ -113,16 +124,17 @@ class ZoeDepth(nn.Module):
         embedding = cfg.bin_embedding_dim
         projector_hidden = cfg.projector_mlp_dim or (embedding // 2 if nk else 128)
         self.relative_conditioning = not nk
-        self.encoder = BeitEncoder(trunk)
-        self.decoder = DPTDecoder(trunk)
-        self.bottleneck = nn.Conv2d(trunk.features, trunk.features, kernel_size=1)
-        self.seed_projector = pixel_mlp(trunk.features, projector_hidden, embedding, None)
+        self.encoder, self.decoder = build_core(trunk)
+        bottleneck = trunk.bottleneck_features
+        self.bottleneck = nn.Conv2d(bottleneck, bottleneck, kernel_size=1)
+        self.seed_projector = pixel_mlp(bottleneck, projector_hidden, embedding, None)
         self.projectors = nn.ModuleList(
-            pixel_mlp(trunk.features, projector_hidden, embedding, None) for _ in range(4))
+            pixel_mlp(channels, projector_hidden, embedding, None)
+            for channels in trunk.fused_features)
         features_in = trunk.head_features + (1 if self.relative_conditioning else 0)
         self.heads = nn.ModuleDict(
             {conf.name: _build_head(cfg, i, features_in) for i, conf in enumerate(cfg.heads)})
-        self.router = DomainRouter(trunk.features) if nk else None
+        self.router = DomainRouter(bottleneck) if nk else None
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -171,8 +183,12 @@ class ZoeDepth(nn.Module):
                                 decoded.bottleneck.float(), [f.float() for f in decoded.fused])
         bottleneck = self.bottleneck(decoded.bottleneck)
         seed_embedding = self.seed_projector(bottleneck)
-        embeddings = [proj(f) for proj, f in zip(self.projectors, decoded.fused)]
-        features = decoded.head_features
+        fused, features = list(decoded.fused), decoded.head_features
+        stride = self.cfg.metric_stride
+        if stride > 1:  # the finest attractor and the log-binomial on pooled features
+            fused[-1] = F.avg_pool2d(fused[-1], stride)
+            features = F.avg_pool2d(features, stride)
+        embeddings = [proj(f) for proj, f in zip(self.projectors, fused)]
         if self.relative_conditioning:
             relative = decoded.relative_depth.unsqueeze(1)
             features = torch.cat([features, upsample(relative, features.shape[-2:])], dim=1)
@@ -241,8 +257,7 @@ def build_model(name_or_cfg: str | ModelConfig, initialize: bool = True) -> ZoeD
     with torch.device('meta'):
         model = ZoeDepth(cfg)
     model = model.to_empty(device='cpu')
-    model.encoder.reset_buffers()
     for module in model.modules():
-        if isinstance(module, LogBinomial):
+        if isinstance(module, (BeitEncoder, LogBinomial)):
             module.reset_buffers()
     return model.eval()

@@ -57,9 +57,14 @@ class ModelSection:
     overrides: tuple[str, ...] = ()
     """``key=value`` overrides applied to the model config (e.g. ``img_size=[128, 160]``)."""
     init: str = 'scratch'
-    """``scratch``; ``midas:<path>`` (a MiDaS v3.1 BEiT or v2.1 small checkpoint: the core);
+    """``scratch``; ``midas:<path>`` (a MiDaS v3.1 BEiT or v2.1 small checkpoint, file or
+    registry name such as ``midas_v21_small_256``: the core);
     ``relative:<path>`` (the core of a ZoeDepth checkpoint, e.g. a relative stage's
     ``best.pt``; its heads are dropped); ``zoedepth:<path>`` (the full model)."""
+    batchnorm: Literal['frozen', 'train'] = 'frozen'
+    """BatchNorm layers of a convolutional encoder (MiDaS small): ``frozen`` keeps their
+    statistics (fine-tuning pretrained weights, as the original); ``train`` learns them
+    (training from scratch)."""
     gradient_checkpointing: bool = False
     """Recompute backbone blocks in the backward pass (less memory, ~30 % slower)."""
     route_by_label: bool = False

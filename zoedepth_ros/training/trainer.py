@@ -28,22 +28,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
-from zoedepth_ros.config import apply_overrides, save_config, to_dict
+from zoedepth_ros.config import save_config, to_dict
 from zoedepth_ros.data.datasets import open_dataset
 from zoedepth_ros.data.transforms import AugmentConfig, TrainAugmentation
 from zoedepth_ros.errors import CheckpointError, ConfigError
 from zoedepth_ros.inference import DepthEstimator, resolve_device
 from zoedepth_ros.io.atomic import write_text
 from zoedepth_ros.model.checkpoint import (
-    load_backbone_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from zoedepth_ros.model.config import resolve_model_config
-from zoedepth_ros.model.loading import load_model
 from zoedepth_ros.training.batches import BatchStream, EpochConcat, SeededView, collate
 from zoedepth_ros.training.config import Stage, TrainConfig
 from zoedepth_ros.training.distill import Labels, label_frames
@@ -63,6 +59,7 @@ from zoedepth_ros.training.loop import (
     evaluate,
     train_steps,
 )
+from zoedepth_ros.training.model_init import build_training_model
 from zoedepth_ros.training.optim import build_optimizer, build_scheduler
 from zoedepth_ros.training.state import (
     capture_rng,
@@ -72,52 +69,6 @@ from zoedepth_ros.training.state import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def build_training_model(cfg: TrainConfig) -> nn.Module:
-    """Model from the preset (or model YAML) + overrides, initialised as ``model.init`` says.
-
-    ``scratch``, ``midas:`` and ``relative:`` build the configuration with random weights from
-    the run's seeded RNG (``midas:`` then loads a MiDaS core, ``relative:`` the core of a
-    ZoeDepth checkpoint with its own config); ``zoedepth:`` loads full weights.
-    """
-    section = cfg.model
-    model_cfg = apply_overrides(resolve_model_config(section.preset), list(section.overrides))
-    kind, _, path = section.init.partition(':')
-    if kind == 'zoedepth':
-        return load_model(path, model_cfg).model
-    model = load_model(model_cfg, random_weights=True, seed=None).model
-    if kind == 'midas':
-        load_backbone_checkpoint(model, path)
-    elif kind == 'relative':
-        copy_core(load_model(path).model, model, path)
-    return model
-
-
-CORE_PREFIXES = ('encoder.', 'decoder.')
-
-
-def copy_core(source: nn.Module, target: nn.Module, name: str) -> None:
-    """Copy the relative-depth core (encoder + decoder) of ``source`` into ``target``.
-
-    The heads of ``target`` keep their weights, so a relative stage's checkpoint (one head)
-    starts a metric_nk stage (two heads and a router).
-
-    Raises:
-        CheckpointError: naming the core keys that are missing or differ in shape.
-    """
-    theirs = {k: v for k, v in source.state_dict().items() if k.startswith(CORE_PREFIXES)}
-    own = target.state_dict()
-    wanted = [k for k in own if k.startswith(CORE_PREFIXES)]
-    missing = [k for k in wanted if k not in theirs]
-    unexpected = [k for k in theirs if k not in own]
-    mismatched = [k for k in wanted if k in theirs and theirs[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        parts = [f'{label} {len(keys)} (e.g. {", ".join(keys[:3])})'
-                 for label, keys in (('missing', missing), ('unexpected', unexpected),
-                                     ('shape-mismatched', mismatched)) if keys]
-        raise CheckpointError(f'{name}: its core does not fit the model: ' + '; '.join(parts))
-    target.load_state_dict({**own, **theirs}, strict=True)
 
 
 def _dataset_info(dataset: Any) -> tuple[str | None, tuple[float, float]]:

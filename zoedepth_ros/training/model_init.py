@@ -1,0 +1,53 @@
+"""Building the model a training run starts from (``model.init`` of a TrainConfig).
+
+``scratch`` random weights from the run's seeded RNG; ``midas:`` a MiDaS checkpoint's core
+(v3.1 BEiT or v2.1 small); ``relative:`` the core of a ZoeDepth checkpoint (a relative stage's
+result: its heads are dropped); ``zoedepth:`` the full model.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from zoedepth_ros.config import apply_overrides
+from zoedepth_ros.model.checkpoint import (
+    CORE_PREFIXES,
+    load_backbone_checkpoint,
+    load_core_state,
+)
+from zoedepth_ros.model.config import resolve_model_config
+from zoedepth_ros.model.loading import load_model
+from zoedepth_ros.model.weights import resolve_weights
+from zoedepth_ros.training.config import TrainConfig
+
+
+def build_training_model(cfg: TrainConfig) -> nn.Module:
+    """Model from the preset (or model YAML) + overrides, initialised as ``model.init`` says.
+
+    ``scratch``, ``midas:`` and ``relative:`` build the configuration with random weights from
+    the run's seeded RNG (``midas:`` then loads a MiDaS core, ``relative:`` the core of a
+    ZoeDepth checkpoint with its own config); ``zoedepth:`` loads full weights.
+    """
+    section = cfg.model
+    model_cfg = apply_overrides(resolve_model_config(section.preset), list(section.overrides))
+    kind, _, path = section.init.partition(':')
+    if kind == 'zoedepth':
+        return load_model(path, model_cfg).model
+    model = load_model(model_cfg, random_weights=True, seed=None).model
+    if section.batchnorm == 'train' and hasattr(model.encoder, 'freeze_batchnorm'):
+        model.encoder.freeze_batchnorm = False
+    if kind == 'midas':  # a file, or a registry name such as midas_v21_small_256
+        load_backbone_checkpoint(model, resolve_weights(path))
+    elif kind == 'relative':
+        copy_core(load_model(path).model, model, path)
+    return model
+
+
+def copy_core(source: nn.Module, target: nn.Module, name: str) -> None:
+    """Copy the relative-depth core (encoder + decoder) of ``source`` into ``target``.
+
+    The heads of ``target`` keep their weights, so a relative stage's checkpoint (one head)
+    starts a metric_nk stage (two heads and a router).
+    """
+    core = {k: v for k, v in source.state_dict().items() if k.startswith(CORE_PREFIXES)}
+    load_core_state(target, core, name)
