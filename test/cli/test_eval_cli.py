@@ -135,3 +135,37 @@ def test_per_domain_scores_router_and_std_error_correlation(tmp_path: Path) -> N
         [report.per_domain[d]['router_accuracy'] for d in ('indoor', 'outdoor')]))
     table = report.table()
     assert 'std-error Spearman' in table and 'outdoor' in table.splitlines()[-1]
+
+
+def test_eval_cli_merges_several_roots_as_one_evaluation(tmp_path: Path, capsys) -> None:
+    roots = {}
+    for domain, seed, top in (('indoor', 0, 10.0), ('outdoor', 1, 80.0)):
+        writer = FolderWriter(tmp_path / domain, domain, None, 0.001, top)
+        for index, item in enumerate(TinyRGBD(2 if domain == 'indoor' else 3, domain,
+                                              size=(40, 56), seed=seed).items):
+            writer.write(f'{index}', item['image'], item['depth'])
+        writer.close()
+        roots[domain] = tmp_path / domain
+    weights = tiny_weights(tmp_path)
+    output = tmp_path / 'both.json'
+    assert main(['eval', '--weights', str(weights), '--dataset', 'folder', '--split', 'all',
+                 '--no-flip', '--root', str(roots['indoor']), '--root', str(roots['outdoor']),
+                 '-o', str(output)]) == 0
+    merged = json.loads(output.read_text())
+    estimator = DepthEstimator.from_pretrained(str(weights), device='cpu', preprocess='eval',
+                                               flip=False)
+    alone = {d: evaluate_dataset(estimator, GenericFolder(r), EvalConfig(flip=False))
+             for d, r in roots.items()}
+    assert merged['samples'] == 5 and merged['dataset'] == 'synth_indoor+synth_outdoor'
+    # each root keeps its own range (10 m indoors, 80 m outdoors) and the averages run over
+    # all five images
+    assert [d['max_depth'] for d in merged['settings']['datasets']] == [10.0, 80.0]
+    for key in ('a1', 'abs_rel', 'rmse'):
+        expected = (2 * alone['indoor'].metrics[key] + 3 * alone['outdoor'].metrics[key]) / 5
+        assert merged['metrics'][key] == pytest.approx(expected), key
+        for domain, report in alone.items():
+            assert merged['per_domain'][domain][key] == pytest.approx(report.metrics[key])
+    routed = [alone[d].router_accuracy for d in ('indoor', 'outdoor')]
+    assert merged['router_accuracy'] == pytest.approx((2 * routed[0] + 3 * routed[1]) / 5)
+    printed = capsys.readouterr().out
+    assert 'indoor' in printed and 'outdoor' in printed and 'router' in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 from bag_fixtures import TOPICS, write_bag
 
+from zoedepth_ros.cli import train
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.config import load_config
 from zoedepth_ros.evaluation.datasets import EvalConfig
@@ -69,3 +71,15 @@ def test_train_cli_on_recorded_rgbd_bags(tmp_path: Path) -> None:
     assert main(['train', '--config', str(CONFIG / 'train' / 'tiny_test.yaml'),
                  '--set', f'output_dir={tmp_path / "bad"}',
                  '--train-data', f'bag:{tmp_path / "room"},colour=x']) == 2
+
+
+def test_distill_flags_replace_the_recipe_teacher_and_inputs() -> None:
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    args = parser.parse_args(['--config', str(CONFIG / 'train' / 'distill_small_cpu.yaml'),
+                              '--teacher', 'teacher.pt', '--distill-input', 'bag:bags/a',
+                              '--distill-input', 'videos/'])
+    cfg = train._config(args)
+    assert cfg.stage == 'distill' and cfg.distill.teacher == 'teacher.pt'
+    assert cfg.distill.inputs == ('bag:bags/a', 'videos/')
+    assert cfg.model.preset == 'ZoeD_small_NK_cpu'

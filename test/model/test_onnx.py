@@ -15,6 +15,7 @@ from zoedepth_ros.cli.main import main
 from zoedepth_ros.errors import CheckpointError, ConfigError
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.model import build_model
+from zoedepth_ros.model.loading import load_model
 from zoedepth_ros.model.onnx import OnnxDepthModel, export_onnx
 
 SIZE = (64, 96)
@@ -124,3 +125,23 @@ def test_export_errors(model, auto_graph, tmp_path) -> None:
     with pytest.raises(ConfigError, match='carries its own config'):
         DepthEstimator.from_pretrained(str(auto_graph.path), config='zoedepth_tiny_nk')
     assert not list(tmp_path.glob('*.tmp'))
+
+
+def test_cli_exports_a_half_precision_checkpoint_with_its_config(tmp_path) -> None:
+    path = tmp_path / 'bundle' / 'small.pt'
+    assert main(['export', '--checkpoint', str(path), '--half', '--model',
+                 'zoedepth_small_tiny_nk', '--random-weights']) == 0
+    stored = torch.load(path, weights_only=True)['model']
+    floats = [v for v in stored.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert any(not v.is_floating_point() for v in stored.values())  # BatchNorm counters kept
+    reloaded = load_model(str(path)).model  # config from the YAML written beside it
+    original = load_model('zoedepth_small_tiny_nk', random_weights=True).model
+    for name, value in original.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[name], value.half().to(value.dtype),
+                                   rtol=0, atol=0, msg=name)
+    assert main(['export', '--checkpoint', str(tmp_path / 'x.onnx'), '--model',
+                 'zoedepth_tiny_nk', '--random-weights']) == 2
+    with pytest.raises(SystemExit) as usage:  # no target: argparse's usage error
+        main(['export', '--model', 'zoedepth_tiny_nk'])
+    assert usage.value.code == 2

@@ -6,6 +6,8 @@ Eigen, KITTI Garg), per-image metrics averaged over images.
 
 Examples:
   zoedepth eval --dataset folder --root data/synth/indoor --split test
+  zoedepth eval --model zoedepth_demo_nk --dataset folder --split all \
+      --root outputs/synth_heldout/indoor --root outputs/synth_heldout/outdoor
   zoedepth eval --model ZoeD_M12_N.pt --dataset nyu --root nyu_test \\
       --split-file nyu_test.txt --baseline newcrfs_nyu.json
   zoedepth eval --eval-config config/eval/kitti.yaml --model ZoeD_M12_NK --root kitti
@@ -29,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval-config', type=Path, help='EvalConfig YAML (config/eval/)')
     parser.add_argument('--dataset', choices=DATASETS,
                         help="dataset layout ('diode' = diode_indoor)")
-    parser.add_argument('--root', type=Path, required=True, help='dataset root folder')
+    parser.add_argument('--root', type=Path, required=True, action='append',
+                        help='dataset root folder; repeat to evaluate several together (e.g. '
+                             'an indoor and an outdoor folder: per-domain rows, router '
+                             'accuracy over both), each with its own range and crop')
     parser.add_argument('--split', help='folder split (train/test; "all" = every image)')
     parser.add_argument('--split-file', help='NYU/KITTI list of test pairs')
     parser.add_argument('--crop', choices=['auto', 'eigen', 'garg', 'none'])
@@ -74,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from zoedepth_ros.evaluation.datasets import (
         evaluate_dataset,
         load_baseline,
+        merge_reports,
         save_report,
         with_baseline,
     )
 
     cfg = _config(args)
-    dataset = build_dataset(cfg.dataset, args.root, split=cfg.split,
-                            split_file=cfg.split_file)
+    datasets = [build_dataset(cfg.dataset, root, split=cfg.split, split_file=cfg.split_file)
+                for root in args.root]
     estimator = build_estimator(args, device=cfg.device, precision=cfg.precision,
                                 preprocess='eval', flip=cfg.flip, domain=cfg.domain)
     baseline = load_baseline(args.baseline) if args.baseline else None
@@ -88,9 +94,13 @@ def run(args: argparse.Namespace) -> int:
     def progress(samples, total):
         return tqdm(samples, total=total, unit='img', disable=None, desc='eval')
 
+    reports = []
     with logging_redirect_tqdm():
-        report = evaluate_dataset(estimator, dataset, cfg, wrap=progress)
-    report.settings['root'] = str(args.root)
+        for root, dataset in zip(args.root, datasets):
+            report = evaluate_dataset(estimator, dataset, cfg, wrap=progress)
+            report.settings['root'] = str(root)
+            reports.append(report)
+    report = merge_reports(reports)
     if baseline is not None:
         with_baseline(report, baseline)
     output = args.output or Path(f'eval_{Path(estimator.name).stem}_{report.dataset}.json')

@@ -1,4 +1,5 @@
-"""Export a model to ONNX at a fixed network size, checked against torch with onnxruntime.
+"""Export a model to ONNX at a fixed network size, checked against torch with onnxruntime, or
+to a checkpoint in the original ZoeDepth layout (``--checkpoint``, optionally float16).
 
 The graph takes (B, 3, H, W) float32 RGB in [0, 1] at the exported size and returns depth and
 std (B, 1, H, W) in metres, the domain index (B,) and, for NK models, the router logits. With
@@ -10,6 +11,7 @@ Examples:
   zoedepth export --onnx zoed_nk.onnx --model ZoeD_M12_NK
   zoedepth export --onnx kitti.onnx --model ZoeD_M12_K.pt --height 384 --width 768
   zoedepth export --onnx tiny.onnx --model zoedepth_tiny_nk --random-weights --domain indoor
+  zoedepth export --checkpoint demo.pt --half --model outputs/runs/demo_nk/best.pt
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ logger = logging.getLogger('zoedepth.export')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--onnx', type=Path, required=True, help='output .onnx file')
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument('--onnx', type=Path, help='output .onnx file')
+    target.add_argument('--checkpoint', type=Path,
+                        help='output .pt: weights in the original ZoeDepth layout with the '
+                             'model config YAML beside them (e.g. to bundle a trained model)')
+    parser.add_argument('--half', action='store_true',
+                        help='--checkpoint: store float weights as float16 (half the size; '
+                             'loaded back as float32)')
     add_model_arguments(parser, runtime=False)
     parser.add_argument('--height', type=int, help='network input height (default: config)')
     parser.add_argument('--width', type=int, help='network input width (default: config)')
@@ -65,12 +74,18 @@ def check(model, path: Path, tolerance: float) -> dict[str, float]:  # noqa: ANN
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from zoedepth_ros.config import save_config
+    from zoedepth_ros.model.checkpoint import save_checkpoint
     from zoedepth_ros.model.loading import load_model
     from zoedepth_ros.model.onnx import export_onnx
     from zoedepth_ros.model.weights import progress_reporter
 
-    if args.onnx.suffix != '.onnx':
+    if args.onnx is not None and args.onnx.suffix != '.onnx':
         raise ConfigError(f'--onnx needs a .onnx file name, got {args.onnx}')
+    if args.checkpoint is not None and args.checkpoint.suffix != '.pt':
+        raise ConfigError(f'--checkpoint needs a .pt file name, got {args.checkpoint}')
     if args.model.endswith('.onnx'):
         raise ConfigError(f'{args.model} is already an ONNX graph; export from torch weights')
     loaded = load_model(args.model, args.config, random_weights=args.random_weights,
@@ -78,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
     if loaded.warning:
         logger.warning('%s', loaded.warning)
     model = loaded.model
+    if args.checkpoint is not None:
+        path = save_checkpoint(model, args.checkpoint,
+                               dtype=torch.float16 if args.half else None)
+        save_config(model.cfg, path.with_suffix('.yaml'))
+        logger.info('wrote %s (%.1f MB) and %s', path, path.stat().st_size / 1e6,
+                    path.with_suffix('.yaml').name)
+        return 0
     start = time.perf_counter()
     path = export_onnx(model, args.onnx, args.height, args.width, args.domain, name=loaded.name)
     logger.info('wrote %s (%.1f MB) in %.1f s', path, path.stat().st_size / 1e6,

@@ -9,6 +9,10 @@ Examples:
   zoedepth train --config config/train/demo_nk.yaml
   zoedepth train --config config/train/zoed_n.yaml --set optim.lr=1e-4 --set batch_size=8
   zoedepth train --resume runs/demo_nk          # continue exactly where it stopped
+  zoedepth train --config config/train/metric_small_nk.yaml \
+      --train-data bag:bags/lab,image=/cam/color,depth=/cam/aligned_depth,holdout=0.1 \
+      --val-data bag:bags/lab,image=/cam/color,depth=/cam/aligned_depth,holdout=0.1
+  zoedepth train --config config/train/distill_small_cpu.yaml --distill-input bag:bags/run1
   torchrun --nproc_per_node 4 -m zoedepth_ros.cli.main train --config config/train/zoed_nk.yaml
 """
 
@@ -37,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(repeatable): an RGB-D folder, NAME:ROOT[:SPLIT_FILE], or '
                              'bag:PATH,image=TOPIC,depth=TOPIC[,info=TOPIC][,domain=indoor|'
                              'outdoor][,max_depth=M][,holdout=0.2]')
+    parser.add_argument('--teacher', metavar='MODEL',
+                        help='stage distill: the teacher (a name such as ZoeD_M12_NK, a '
+                             'checkpoint or an .onnx file), replacing distill.teacher')
+    parser.add_argument('--distill-input', action='append', default=[], metavar='SPEC',
+                        help='stage distill: unlabeled frames, replacing distill.inputs '
+                             '(repeatable): image files, folders, globs, videos, '
+                             'bag:PATH[,image=TOPIC]')
     parser.add_argument('--val-data', action='append', default=[], metavar='SPEC',
                         help='a validation set, replacing data.val_roots (same forms; a bag '
                              'with holdout= gives its held-out frames)')
@@ -59,8 +70,12 @@ def _config(args: argparse.Namespace):  # -> TrainConfig
         data = dataclasses.replace(data, train_roots=tuple(args.train_data))
     if args.val_data:
         data = dataclasses.replace(data, val_roots=tuple(args.val_data))
-    cfg = dataclasses.replace(cfg, data=data)
-    return cfg
+    distill = cfg.distill
+    if args.teacher:
+        distill = dataclasses.replace(distill, teacher=args.teacher)
+    if args.distill_input:
+        distill = dataclasses.replace(distill, inputs=tuple(args.distill_input))
+    return dataclasses.replace(cfg, data=data, distill=distill)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -260,6 +260,44 @@ def evaluate_dataset(estimator: Any, dataset: Any, cfg: EvalConfig,
                             settings)
 
 
+def _weighted(pairs: list[tuple[float, float]]) -> float:
+    """Mean of values weighted by counts, skipping NaN values (NaN when nothing is left)."""
+    kept = [(v, w) for v, w in pairs if w > 0 and math.isfinite(v)]
+    total = sum(w for _, w in kept)
+    return sum(v * w for v, w in kept) / total if total else math.nan
+
+
+def merge_reports(reports: list[EvalReport]) -> EvalReport:
+    """One report over several evaluated datasets (e.g. an indoor and an outdoor root, each
+    with its own depth range and crop): every average is over all images, as if evaluated
+    together (the metrics are per-image averages)."""
+    if len(reports) == 1:
+        return reports[0]
+    first = reports[0]
+    samples = sum(r.samples for r in reports)
+    metrics = {k: _weighted([(r.metrics[k], r.samples) for r in reports]) for k in first.metrics}
+    per_domain: dict[str, dict[str, float]] = {}
+    for name in sorted({d for r in reports for d in r.per_domain}):
+        parts = [r.per_domain[name] for r in reports if name in r.per_domain]
+        images = sum(p['images'] for p in parts)
+        per_domain[name] = {'images': images, **{
+            key: _weighted([(p[key], p['images']) for p in parts if key in p])
+            for key in parts[0] if key != 'images'}}
+    routers = [(v['router_accuracy'], v['images']) for v in per_domain.values()
+               if 'router_accuracy' in v]
+    routed = {k: sum(r.routed.get(k, 0) for r in reports) for k in first.routed}
+    return EvalReport(
+        model=first.model, dataset='+'.join(r.dataset for r in reports), samples=samples,
+        skipped=sum(r.skipped for r in reports), metrics=metrics,
+        router_accuracy=_weighted(routers) if routers else None, routed=routed,
+        std_spearman=_weighted([(r.std_spearman, r.samples) for r in reports]),
+        per_domain=per_domain, seconds=sum(r.seconds for r in reports),
+        settings={**first.settings, 'datasets': [
+            {'name': r.dataset, **{k: r.settings.get(k) for k in ('min_depth', 'max_depth',
+                                                                  'crop', 'root')}}
+            for r in reports]})
+
+
 def with_baseline(report: EvalReport, baseline: Mapping[str, float]) -> EvalReport:
     """Set ``report.mri_theta`` against baseline metrics (delta1, REL, RMSE)."""
     report.mri_theta = mri_theta(report.metrics, baseline)

@@ -246,9 +246,14 @@ def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike[str],
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write ``{"model": original-layout state dict, **extra}`` atomically."""
-    payload: dict[str, Any] = {'model': original_state_dict(model)}
+                    extra: dict[str, Any] | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write ``{"model": original-layout state dict, **extra}`` atomically; ``dtype`` casts
+    the floating-point tensors (e.g. float16 halves a bundled file; loading casts back)."""
+    state = original_state_dict(model)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    payload: dict[str, Any] = {'model': state}
     payload.update(extra or {})
     return atomic_torch_save(payload, Path(path))
 
