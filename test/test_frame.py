@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,9 +10,11 @@ import pytest
 import torch
 from oracles import cloud_to_array, gated_cloud_reference
 
+from zoedepth_ros.alignment import SparseSamples, TemporalAligner
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.frame import (
     OUTPUT_TOPICS,
+    Anchor,
     FrameOptions,
     frame_camera_info,
     gate_depth,
@@ -103,7 +106,7 @@ def test_encoded_outputs_follow_the_options(estimator) -> None:
                            encoding='16UC1', preview=True)
     frame = predict_frame(estimator, rgb, info, options)
     encoded = frame.encoded(options)
-    assert set(encoded) == set(OUTPUT_TOPICS)
+    assert set(encoded) == set(OUTPUT_TOPICS) - {'alignment'}  # no anchor, no alignment
     assert encoded['depth'].encoding == '16UC1' and encoded['std'].encoding == '32FC1'
     assert encoded['preview'].encoding == 'bgr8' and encoded['info'] is info
     assert encoded['domain'] == frame.domain and encoded['points'].width == 40
@@ -112,6 +115,46 @@ def test_encoded_outputs_follow_the_options(estimator) -> None:
         'depth', 'info', 'domain'}
     with pytest.raises(InputError, match='min_range < max_range'):
         FrameOptions(min_range=5.0, max_range=1.0)
+
+
+def test_anchor_and_focal_correction_rescale_depth_std_and_cloud(estimator) -> None:
+    rgb = image(48, 80, seed=3)
+    camera = PinholeCamera.from_fov(80, 48, 90.0)  # fx / width = 0.5
+    info = messages.camera_info_from_camera(camera)
+    options = FrameOptions(0.0, 1000.0, std=True, cloud=CloudOptions(stride=1))
+    plain = predict_frame(estimator, rgb, info, options)
+    # focal-length correction: depth x (0.5 / reference) of the routed head
+    focal = dataclasses.replace(options, focal_correction=True, focal_reference=(0.8, 0.25))
+    corrected = predict_frame(estimator, rgb, info, focal)
+    factor = 0.5 / (0.8 if plain.domain == 'indoor' else 0.25)
+    assert corrected.focal_factor == pytest.approx(factor)
+    np.testing.assert_allclose(corrected.depth_m, factor * plain.depth_m, rtol=1e-5)
+    np.testing.assert_allclose(corrected.std_m, factor * plain.std_m, rtol=1e-5)
+    # anchoring: samples at 1.5x the depth on a grid -> everything 1.5x, cloud included
+    sparse = np.full_like(plain.depth_m, np.nan)
+    sparse[::5, ::5] = 1.5 * plain.depth_m[::5, ::5]
+    anchor = Anchor(TemporalAligner(), SparseSamples.from_depth_image(sparse), 1.0)
+    keep = dataclasses.replace(options, keep_unaligned=True)
+    aligned = predict_frame(estimator, rgb, info, keep, anchor)
+    assert aligned.alignment.status == 'reset' and aligned.alignment.applied
+    assert aligned.alignment.scale == pytest.approx(1.5, rel=1e-5)
+    assert aligned.alignment.samples == int(np.isfinite(sparse).sum())
+    np.testing.assert_allclose(aligned.depth_m, 1.5 * plain.depth_m, rtol=1e-5)
+    np.testing.assert_allclose(aligned.std_m, 1.5 * plain.std_m, rtol=1e-5)
+    np.testing.assert_array_equal(aligned.unaligned_depth_m, plain.depth_m)
+    mine, theirs = cloud_to_array(aligned.cloud), cloud_to_array(plain.cloud)
+    for axis in 'xyz':
+        np.testing.assert_allclose(mine[axis], 1.5 * theirs[axis], rtol=1e-5, equal_nan=True)
+    encoded = aligned.encoded(options)
+    assert encoded['alignment'].values[0] == pytest.approx(1.5, rel=1e-5)
+    # a later frame without samples holds the scale (within hold_s), then lets go
+    held = predict_frame(estimator, rgb, info, options,
+                         Anchor(anchor.aligner, None, 1.5))
+    assert held.alignment.status == 'held'
+    np.testing.assert_allclose(held.depth_m, 1.5 * plain.depth_m, rtol=1e-5)
+    free = predict_frame(estimator, rgb, info, options, Anchor(anchor.aligner, None, 5.0))
+    assert free.alignment.status == 'no samples' and not free.alignment.applied
+    np.testing.assert_array_equal(free.depth_m, plain.depth_m)
 
 
 @pytest.mark.gpu

@@ -18,11 +18,21 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from zoedepth_ros.alignment import (
+    Alignment,
+    SparseSamples,
+    TemporalAligner,
+    apply_alignment,
+    fit_alignment,
+    values_at,
+)
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.inference import DepthEstimator, domain_probabilities, phase_timings
 from zoedepth_ros.io import messages
+from zoedepth_ros.io.anchoring import AlignmentFields
 from zoedepth_ros.io.messages import CameraInfoFields, PackedCloud
+from zoedepth_ros.model.config import FOCAL_REFERENCE
 from zoedepth_ros.model.router import domain_name
 from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
 
@@ -33,9 +43,21 @@ OUTPUT_TOPICS = {
     'std': 'depth/std',
     'preview': 'depth/preview',
     'domain': 'domain',
+    'alignment': 'depth/alignment',
 }
 """Output key -> topic name relative to the node's namespace (REP 118 depth, its CameraInfo,
-the cloud, the uncertainty, a colour preview, the router's choice)."""
+the cloud, the uncertainty, a colour preview, the router's choice, the metric anchoring)."""
+
+
+
+@dataclass
+class Anchor:
+    """Metric anchoring of one frame: its sparse samples (None when none arrived in time),
+    the stream's aligner (smoothing over frames) and the frame's stamp in seconds."""
+
+    aligner: TemporalAligner
+    samples: SparseSamples | None
+    stamp_s: float
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,9 @@ class FrameOptions:
         cloud: point cloud options (stride, layout, colour); None for no cloud.
         encoding: depth image encoding, '32FC1' (metres, NaN invalid) or '16UC1' (mm, 0).
         preview: also encode a bgr8 colour map of the depth.
+        focal_correction: rescale depth by the camera's focal length in image widths over
+            that of the training cameras (``focal_reference``, per domain: indoor, outdoor).
+        keep_unaligned: with an anchor, also return the gated depth before alignment.
     """
 
     min_range: float = 0.0
@@ -59,8 +84,13 @@ class FrameOptions:
     cloud: CloudOptions | None = None
     encoding: Literal['32FC1', '16UC1'] = '32FC1'
     preview: bool = False
+    focal_correction: bool = False
+    focal_reference: tuple[float, float] = FOCAL_REFERENCE
+    keep_unaligned: bool = False
 
     def __post_init__(self) -> None:
+        if min(self.focal_reference) <= 0:
+            raise InputError(f'focal_reference must be positive, got {self.focal_reference}')
         if not 0.0 <= self.min_range < self.max_range:
             raise InputError(f'need 0 <= min_range < max_range, got {self.min_range}, '
                              f'{self.max_range}')
@@ -78,6 +108,9 @@ class FrameOutputs:
         domain: 'indoor' or 'outdoor', the head that produced the depth.
         domain_probs: router probability per domain.
         timings_ms: 'preprocess', 'model', 'postprocess' wall times.
+        alignment: the metric anchoring applied (None without an anchor).
+        unaligned_depth_m: the gated depth before alignment (with ``keep_unaligned``).
+        focal_factor: the focal-length correction applied (1.0 when off).
     """
 
     depth_m: np.ndarray
@@ -87,12 +120,15 @@ class FrameOutputs:
     domain: str
     domain_probs: dict[str, float]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    alignment: Alignment | None = None
+    unaligned_depth_m: np.ndarray | None = None
+    focal_factor: float = 1.0
 
     def encoded(self, options: FrameOptions) -> dict[str, Any]:
         """Field values per output key of ``OUTPUT_TOPICS`` (only the outputs computed).
 
         'depth', 'std', 'preview': ImageFields; 'info': CameraInfoFields; 'points':
-        PackedCloud; 'domain': str.
+        PackedCloud; 'domain': str; 'alignment': AlignmentFields (with an anchor).
         """
         out: dict[str, Any] = {'depth': messages.encode_depth(self.depth_m, options.encoding),
                                'info': self.camera_info}
@@ -104,6 +140,8 @@ class FrameOutputs:
             top = options.max_range if math.isfinite(options.max_range) else 80.0
             out['preview'] = messages.encode_preview(self.depth_m, options.min_range, top)
         out['domain'] = self.domain
+        if self.alignment is not None:
+            out['alignment'] = AlignmentFields.of(self.alignment)
         return out
 
 
@@ -154,9 +192,29 @@ def frame_camera_info(info: CameraInfoFields | None, width: int, height: int,
     return messages.scale_camera_info(info, width, height)
 
 
+def focal_factor(camera: PinholeCamera, domain: str,
+                 reference: tuple[float, float] = FOCAL_REFERENCE) -> float:
+    """Depth factor of the focal-length correction: the camera's focal length in image widths
+    over the training cameras' (a wider field of view than training makes the model read
+    objects as farther away by about this ratio)."""
+    return (camera.fx / camera.width) / reference[0 if domain == 'indoor' else 1]
+
+
+def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor) -> Alignment:
+    """The correction of one frame: fit its samples (if any), smooth over the stream."""
+    fit = Alignment()
+    samples = anchor.samples
+    if samples is not None and len(samples):
+        spread = None if std is None else values_at(std, samples)
+        fit = fit_alignment(values_at(depth, samples), samples.z, spread,
+                            anchor.aligner.options)
+    return anchor.aligner.update(fit, anchor.stamp_s)
+
+
 @torch.inference_mode()
 def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: CameraInfoFields,
-                  options: FrameOptions = FrameOptions()) -> FrameOutputs:
+                  options: FrameOptions = FrameOptions(),
+                  anchor: Anchor | None = None) -> FrameOutputs:
     """One camera frame -> gated depth, std and point cloud (see the module docstring).
 
     Args:
@@ -164,6 +222,8 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
         rgb: HxWx3 uint8 RGB image.
         camera_info: CameraInfo of the H x W image (see :func:`frame_camera_info`).
         options: gates, what to compute and the depth encoding.
+        anchor: sparse metric samples and the aligner: the depth and std are corrected
+            (after the focal-length correction, before the gates) when it yields a fit.
     """
     start = time.perf_counter()
     image = estimator.upload([rgb])
@@ -174,13 +234,24 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
     estimator.synchronize()
     inferred = time.perf_counter()
     std = None if out.std is None else out.std[0, 0]
-    depth = gate_depth(out.depth[0, 0], options.min_range, options.max_range, std,
-                       options.max_rel_std)
+    raw = out.depth[0, 0]
+    domain = domain_name(int(out.domain_index[0]))
+    factor = 1.0
+    if options.focal_correction:
+        factor = focal_factor(camera_info.camera, domain, options.focal_reference)
+        raw, std = raw * factor, None if std is None else std * factor
+    alignment = unaligned = None
+    if anchor is not None:
+        alignment = anchor_frame(raw, std, anchor)
+        if options.keep_unaligned:
+            unaligned = gate_depth(raw, options.min_range, options.max_range, std,
+                                   options.max_rel_std).cpu().numpy()
+        raw, std = apply_alignment(raw, std, alignment)
+    depth = gate_depth(raw, options.min_range, options.max_range, std, options.max_rel_std)
     cloud = None
     if options.cloud is not None:
         cloud = pack_point_cloud(depth, camera_info.camera, options.cloud, image[0])
     kept = std.cpu().numpy() if options.std and std is not None else None
-    return FrameOutputs(depth.cpu().numpy(), kept, cloud,
-                        camera_info, domain_name(int(out.domain_index[0])),
+    return FrameOutputs(depth.cpu().numpy(), kept, cloud, camera_info, domain,
                         domain_probabilities(out.domain_probs[0].cpu().numpy()),
-                        phase_timings(start, prepared, inferred))
+                        phase_timings(start, prepared, inferred), alignment, unaligned, factor)

@@ -9,7 +9,6 @@ The reference directory is found as in test_refvectors.py ($ZOEDEPTH_REFVECTORS,
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 from pathlib import Path

@@ -35,7 +35,8 @@ def test_specs_cover_every_field_with_types_and_descriptions() -> None:
     specs = {spec.name: spec for spec in parameter_specs()}
     values = parameter_values(NodeConfig())
     assert list(specs) == list(values)
-    assert len(specs) == len(dataclasses.fields(NodeConfig)) - 2 + 4 + 1
+    # four sections: cloud (4), diagnostics (1), anchor (8 + extrinsic 8), focal (3)
+    assert len(specs) == len(dataclasses.fields(NodeConfig)) - 4 + 4 + 1 + 16 + 3
     assert specs['cloud.stride'].type is int and specs['cloud.stride'].default == 2
     assert specs['min_range'].type is float and specs['output_encoding'].type is str
     assert specs['output_encoding'].choices == ('32FC1', '16UC1')

@@ -23,6 +23,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from zoedepth_ros.errors import BagError
+from zoedepth_ros.io.anchoring import AlignmentFields
 from zoedepth_ros.io.atomic import atomic_directory
 from zoedepth_ros.io.bag_reader import type_hash
 from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
@@ -144,10 +145,23 @@ class AtomicBagWriter:
             row_step=cloud.row_step, data=np.frombuffer(cloud.data, dtype=np.uint8),
             is_dense=cloud.is_dense)
 
-    def message(self, fields: ImageFields | CameraInfoFields | PackedCloud | str,
-                header: Any) -> Any:
+    def float_array(self, fields: AlignmentFields) -> Any:
+        """std_msgs/Float32MultiArray with one labelled dimension."""
+        types = self.typestore.types
+        size = len(fields.values)
+        layout = types['std_msgs/msg/MultiArrayLayout'](
+            dim=[types['std_msgs/msg/MultiArrayDimension'](label=fields.label, size=size,
+                                                           stride=size)], data_offset=0)
+        return types['std_msgs/msg/Float32MultiArray'](
+            layout=layout, data=np.array(fields.values, dtype=np.float32))
+
+    def message(self, fields: ImageFields | CameraInfoFields | PackedCloud | AlignmentFields
+                | str, header: Any) -> Any:
         """The message of one per-frame output (``frame.FrameOutputs.encoded``): Image,
-        CameraInfo, PointCloud2, or std_msgs/String for text (the header is not used there)."""
+        CameraInfo, PointCloud2, Float32MultiArray (alignment), or std_msgs/String for text
+        (the header is not used by the last two)."""
+        if isinstance(fields, AlignmentFields):
+            return self.float_array(fields)
         if isinstance(fields, ImageFields):
             return self.image(fields, header)
         if isinstance(fields, CameraInfoFields):

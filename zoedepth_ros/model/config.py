@@ -228,6 +228,11 @@ def load_original_config(data: dict[str, Any]) -> ModelConfig:
     return from_dict(ModelConfig, section, where='model')
 
 
+FOCAL_REFERENCE = (518.8579 / 640.0, 721.5377 / 1216.0)
+"""Focal length in image widths (fx / width) of the cameras the official heads learned their
+scale from: indoor NYU Depth v2 (Kinect, fx 518.9 px, 640 wide) and outdoor KITTI (fx 721.5
+px, kb-cropped to 1216 wide). The focal-length correction divides by these."""
+
 NK_BINS = (BinConf('nyu', 64, 1e-3, 10.0), BinConf('kitti', 64, 1e-3, 80.0))
 
 # The small BEiT of the reference vectors: same code path as BEiT-L-384, 3-5 M parameters.

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from zoedepth_ros.config import from_dict, to_dict
 from zoedepth_ros.errors import ConfigError
+from zoedepth_ros.model.config import FOCAL_REFERENCE
 from zoedepth_ros.model.weights import DEFAULT_MODEL
 
 _DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
@@ -46,6 +47,62 @@ class DiagnosticsConfig:
 
     period_s: float = _param(1.0, 'Seconds between DiagnosticArray messages on /diagnostics.',
                              low=0.1, high=60.0, read_only=True)
+
+
+@dataclass(frozen=True)
+class ExtrinsicConfig:
+    """Fixed pose of the ``sparse_points`` frame in the camera's optical frame."""
+
+    enabled: bool = _param(False, 'Transform sparse_points with this fixed extrinsic (sensor '
+                           'frame -> camera optical frame) instead of tf2; without it and '
+                           'without tf2 the cloud must be in the optical frame.')
+    x: float = _param(0.0, 'Translation x, metres.', low=-100.0, high=100.0)
+    y: float = _param(0.0, 'Translation y, metres.', low=-100.0, high=100.0)
+    z: float = _param(0.0, 'Translation z, metres.', low=-100.0, high=100.0)
+    qx: float = _param(0.0, 'Rotation quaternion x.', low=-1.0, high=1.0)
+    qy: float = _param(0.0, 'Rotation quaternion y.', low=-1.0, high=1.0)
+    qz: float = _param(0.0, 'Rotation quaternion z.', low=-1.0, high=1.0)
+    qw: float = _param(1.0, 'Rotation quaternion w.', low=-1.0, high=1.0)
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """Metric anchoring from sparse depth (``sparse_depth`` Image, ``sparse_points`` cloud)."""
+
+    mode: Literal['off', 'scale', 'scale_shift'] = _param(
+        'scale', 'off | scale (robust global depth scale per frame) | scale_shift (scale and '
+        'shift in inverse depth); applies only while sparse samples arrive.', read_only=True)
+    min_samples: int = _param(10, 'Fewer valid samples (or inliers) in a frame: no fit.',
+                              low=2, high=1_000_000)
+    inlier_threshold: float = _param(0.2, 'Samples whose relative residual exceeds this '
+                                     'after the robust fit are outliers.', low=0.001, high=10.0)
+    time_constant_s: float = _param(0.5, 'Smoothing time constant of the scale; 0 = every '
+                                    "frame's own fit.", low=0.0, high=3600.0)
+    jump_ratio: float = _param(1.5, 'A fit off the smoothed scale by more than this factor is '
+                               'a jump (reset once it persists for jump_frames).',
+                               low=1.01, high=100.0)
+    jump_frames: int = _param(3, 'Consecutive jumping frames that reset the smoothing.',
+                              low=1, high=1000)
+    hold_s: float = _param(1.0, 'Keep applying the last scale this long when samples stop.',
+                           low=0.0, high=3600.0)
+    sync_tolerance_s: float = _param(0.05, 'Largest stamp difference between an image and the '
+                                     'sparse message paired with it (nearest in time).',
+                                     low=0.0, high=10.0)
+    extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
+
+
+@dataclass(frozen=True)
+class FocalConfig:
+    """Focal-length correction without any sensor."""
+
+    enabled: bool = _param(False, "Rescale depth by the camera's focal length in image widths "
+                           "(fx / width from camera_info) over the training cameras'.")
+    reference_indoor: float = _param(FOCAL_REFERENCE[0], "fx / width of the indoor head's "
+                                     'training camera (NYU Depth v2: 518.86 / 640).',
+                                     low=0.01, high=100.0)
+    reference_outdoor: float = _param(FOCAL_REFERENCE[1], "fx / width of the outdoor head's "
+                                      'training camera (KITTI: 721.54 / 1216).',
+                                      low=0.01, high=100.0)
 
 
 @dataclass(frozen=True)
@@ -107,6 +164,8 @@ class NodeConfig:
     always_run: bool = _param(False, 'Run inference even when no output has a subscriber.')
     cloud: CloudConfig = field(default_factory=CloudConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
+    focal: FocalConfig = field(default_factory=FocalConfig)
 
     def __post_init__(self) -> None:
         values = parameter_values(self)

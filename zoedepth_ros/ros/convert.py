@@ -6,8 +6,9 @@ import array
 from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import String
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, MultiArrayLayout, String
 
+from zoedepth_ros.io.anchoring import AlignmentFields
 from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
 
 
@@ -45,9 +46,19 @@ def point_cloud_message(cloud: PackedCloud, header: Any) -> PointCloud2:
     return msg
 
 
-def to_message(fields: ImageFields | CameraInfoFields | PackedCloud | str,
-               header: Any) -> Image | CameraInfo | PointCloud2 | String:
+def float_array_message(fields: AlignmentFields) -> Float32MultiArray:
+    """Float32MultiArray with one dimension whose label names the values."""
+    size = len(fields.values)
+    layout = MultiArrayLayout(dim=[MultiArrayDimension(label=fields.label, size=size,
+                                                       stride=size)])
+    return Float32MultiArray(layout=layout, data=[float(v) for v in fields.values])
+
+
+def to_message(fields: ImageFields | CameraInfoFields | PackedCloud | AlignmentFields | str,
+               header: Any) -> Image | CameraInfo | PointCloud2 | Float32MultiArray | String:
     """The message of one per-frame output (see ``zoedepth_ros.frame.FrameOutputs.encoded``)."""
+    if isinstance(fields, AlignmentFields):
+        return float_array_message(fields)
     if isinstance(fields, ImageFields):
         return image_message(fields, header)
     if isinstance(fields, CameraInfoFields):

@@ -1,11 +1,13 @@
 """ROS 2 depth node: camera image in; metric depth, CameraInfo, cloud, std, domain out.
 
-Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``; publishes, with the input
-header, ``depth/image``, ``depth/camera_info``, ``points``, ``depth/std``, ``depth/preview``,
-``domain`` and ``/diagnostics``. Callbacks only convert and hand the newest frame to one worker
-thread (newest frame wins: a waiting frame that gets replaced counts as dropped), which runs
-the model and publishes. Run: ``depth_node --ros-args --params-file config/depth.yaml
--r image:=/camera/image_raw -r camera_info:=/camera/camera_info``.
+Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``, and (metric anchoring,
+optional) ``sparse_depth`` and ``sparse_points``; publishes, with the input header,
+``depth/image``, ``depth/camera_info``, ``points``, ``depth/std``, ``depth/preview``,
+``domain``, ``depth/alignment`` (once sparse samples arrive) and ``/diagnostics``. Callbacks
+only convert and hand the newest frame to one worker thread (newest frame wins: a waiting
+frame that gets replaced counts as dropped), which runs the model and publishes. Run:
+``depth_node --ros-args --params-file config/depth.yaml -r image:=/camera/image_raw
+-r camera_info:=/camera/camera_info``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import Header, String
+from std_msgs.msg import Float32MultiArray, Header, String
 
 from zoedepth_ros.errors import InputError, ZoeDepthError
-from zoedepth_ros.frame import OUTPUT_TOPICS, FrameOptions, frame_camera_info, predict_frame
+from zoedepth_ros.frame import (
+    OUTPUT_TOPICS,
+    Anchor,
+    FrameOptions,
+    frame_camera_info,
+    predict_frame,
+)
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io import messages
 from zoedepth_ros.model.weights import progress_reporter
 from zoedepth_ros.pointcloud import CloudOptions
 from zoedepth_ros.ros import convert
+from zoedepth_ros.ros.anchoring import SparseInputs
 from zoedepth_ros.ros.config import NodeConfig
 from zoedepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from zoedepth_ros.ros.entry import run_node
@@ -36,7 +45,7 @@ from zoedepth_ros.ros.parameters import declare_node_parameters, on_set_paramete
 from zoedepth_ros.ros.sync import Frame, LatestSlot, StampMatcher
 
 MESSAGE_TYPES = {'depth': Image, 'info': CameraInfo, 'points': PointCloud2, 'std': Image,
-                 'preview': Image, 'domain': String}
+                 'preview': Image, 'domain': String, 'alignment': Float32MultiArray}
 
 
 class DepthNode(Node):
@@ -67,6 +76,7 @@ class DepthNode(Node):
         self._info: Any | None = None
         self._last_stamp: int | None = None
         self._warned: set[str] = set()
+        self._sparse = None if cfg.anchor.mode == 'off' else SparseInputs(cfg.anchor, self)
         if not hasattr(self, '_pubs'):  # created once: QoS override parameters are declared
             self._create_interfaces(cfg)
 
@@ -88,6 +98,11 @@ class DepthNode(Node):
         self.create_subscription(CameraInfo, 'camera_info', self._on_info,
                                  qos_profile_sensor_data, qos_overriding_options=overrides)
         self._topics = (image_topic, self.resolve_topic_name('camera_info'))
+        if cfg.anchor.mode != 'off':
+            self.create_subscription(Image, 'sparse_depth', self._on_sparse_depth, sensor,
+                                     qos_overriding_options=overrides)
+            self.create_subscription(PointCloud2, 'sparse_points', self._on_sparse_points,
+                                     sensor, qos_overriding_options=overrides)
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
 
     def _activate(self) -> None:
@@ -114,6 +129,8 @@ class DepthNode(Node):
 
     def _set_config(self, config: NodeConfig) -> None:
         self.config = config
+        if getattr(self, '_sparse', None) is not None:
+            self._sparse.configure(config.anchor)
         if getattr(self, '_matcher', None) is not None and config.sync_mode == 'approx':
             self._matcher.slop_ns = int(config.sync_slop_s * 1e9)
 
@@ -194,6 +211,22 @@ class DepthNode(Node):
         stamp = messages.stamp_ns(msg.header)
         self._matched(lambda: self._matcher.add_info(stamp, fields), stamp)
 
+    def _on_sparse_depth(self, msg: Image) -> None:
+        if self._sparse is None:
+            return
+        try:
+            self._sparse.add_depth(msg)
+        except ZoeDepthError as err:
+            self._reject(err)
+
+    def _on_sparse_points(self, msg: PointCloud2) -> None:
+        if self._sparse is None:
+            return
+        try:
+            self._sparse.add_points(msg, self.config.frame_id or None)
+        except ZoeDepthError as err:
+            self._reject(err)
+
     def _hand_over(self, frame: Frame) -> None:
         if self._slot.put(frame):
             self.stats.count('dropped')
@@ -239,7 +272,22 @@ class DepthNode(Node):
             cloud = CloudOptions(cfg.cloud.stride, cfg.cloud.organized, cfg.cloud.color)
         return FrameOptions(cfg.min_range, cfg.max_range, cfg.max_rel_std,
                             cfg.publish_std and self._wanted('std'), cloud, cfg.output_encoding,
-                            cfg.publish_preview and self._wanted('preview'))
+                            cfg.publish_preview and self._wanted('preview'),
+                            cfg.focal.enabled,
+                            (cfg.focal.reference_indoor, cfg.focal.reference_outdoor))
+
+    def _anchor(self, frame: Frame, info: messages.CameraInfoFields) -> Anchor | None:
+        """The frame's metric anchoring input, once sparse messages have arrived."""
+        sparse = self._sparse
+        if sparse is None or not sparse.active:
+            return None
+        camera_frame = self.config.frame_id or frame.header.frame_id
+        samples, foreign = sparse.samples_for(frame.stamp_ns, info.camera, camera_frame)
+        if foreign is not None:
+            self._warn_once('sparse_frame', f'sparse_points are in frame {foreign!r}, not the '
+                            f'camera optical frame {camera_frame!r}, and no transform is known '
+                            '(set anchor.extrinsic.* or run tf2): clouds not used')
+        return Anchor(sparse.aligner, samples, frame.stamp_ns * 1e-9)
 
     def _process(self, frame: Frame) -> None:
         height, width = frame.rgb.shape[:2]
@@ -247,7 +295,8 @@ class DepthNode(Node):
         if info is None:
             return
         options = self._frame_options()
-        result = predict_frame(self.estimator, frame.rgb, info, options)
+        result = predict_frame(self.estimator, frame.rgb, info, options,
+                               self._anchor(frame, info))
         header = frame.header
         if self.config.frame_id:
             header = Header(stamp=header.stamp, frame_id=self.config.frame_id)
@@ -255,7 +304,8 @@ class DepthNode(Node):
             self._pubs[key].publish(convert.to_message(fields, header))
         age_s = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         self.stats.record_output(result.timings_ms.get('model', float('nan')), age_s,
-                                 result.domain, result.domain_probs.get(result.domain, 1.0))
+                                 result.domain, result.domain_probs.get(result.domain, 1.0),
+                                 result.alignment)
         self.get_logger().debug(f'frame {frame.stamp_ns}: {result.timings_ms}, age {age_s:.3f} s')
 
     def _publish_diagnostics(self) -> None:

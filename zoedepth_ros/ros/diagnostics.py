@@ -30,6 +30,7 @@ class Snapshot:
     domain: str
     domain_probability: float
     fallback_intrinsics: bool
+    alignment: Any = None
 
 
 @dataclass
@@ -44,6 +45,7 @@ class NodeStats:
     _stamp_age_s: float | None = None
     _domain: str = ''
     _domain_probability: float = float('nan')
+    _alignment: Any = None
     fallback_intrinsics: bool = False
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -51,8 +53,9 @@ class NodeStats:
             self.totals[name] += amount
 
     def record_output(self, inference_ms: float, stamp_age_s: float, domain: str,
-                      probability: float) -> None:
+                      probability: float, alignment: Any = None) -> None:
         with self._lock:
+            self._alignment = alignment
             self.totals['published'] += 1
             self._inference_ms.append(inference_ms)
             while len(self._inference_ms) > self.window:
@@ -67,7 +70,7 @@ class NodeStats:
             self._marks = dict(self.totals)
             return Snapshot(period_s, counts, dict(self.totals), list(self._inference_ms),
                             self._stamp_age_s, self._domain, self._domain_probability,
-                            self.fallback_intrinsics)
+                            self.fallback_intrinsics, self._alignment)
 
 
 def _level(snapshot: Snapshot, model_warning: str | None) -> tuple[bytes, str]:
@@ -111,6 +114,14 @@ def diagnostic_array(snapshot: Snapshot, name: str, hardware_id: str, info: dict
     values['domain'] = snapshot.domain or 'n/a'
     values['domain_probability'] = f'{snapshot.domain_probability:.3f}'
     values['fallback_intrinsics'] = snapshot.fallback_intrinsics
+    alignment = snapshot.alignment
+    if alignment is not None:  # metric anchoring, the last frame's
+        values.update({'alignment_status': alignment.status,
+                       'alignment_scale': f'{alignment.scale:.4f}',
+                       'alignment_shift': f'{alignment.shift:.4f}',
+                       'alignment_samples': alignment.samples,
+                       'alignment_inliers': alignment.inliers,
+                       'alignment_residual': f'{alignment.residual:.4f}'})
     level, message = _level(snapshot, model_warning)
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
