@@ -5,6 +5,8 @@ split bags and zstd compression."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,9 @@ from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
 from zoedepth_ros.io.bags import FrameTopics
 from zoedepth_ros.io.messages import (
+    XYZ_FIELDS,
     CameraInfoFields,
+    PackedCloud,
     depth_image_from_msg,
     encode_depth,
     image_fields,
@@ -54,11 +58,15 @@ def gt_depth(index: int, shape: tuple[int, int] = (24, 32)) -> np.ndarray:
 
 
 def write_bag(path: Path, storage: str = 'sqlite3', depth_encoding: str = '32FC1',
-              image_encoding: str = 'rgb8', offsets: list[float | None] = OFFSETS_MS) -> None:
+              image_encoding: str = 'rgb8', offsets: list[float | None] = OFFSETS_MS,
+              extra: Callable[[AtomicBagWriter, int, int], None] | None = None) -> None:
+    """The RGB-D test bag; ``extra(bag, index, stamp_ns)`` may add messages per frame."""
     rng = np.random.default_rng(1)
     with AtomicBagWriter(path, storage) as bag:
         for index, offset in enumerate(offsets):
             stamp = BASE_NS + index * PERIOD_NS
+            if extra is not None:
+                extra(bag, index, stamp)
             header = bag.header(stamp, 'cam_optical_frame')
             rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
             bag.write(TOPICS.image, bag.image(image_fields(rgb, image_encoding), header),
@@ -246,3 +254,29 @@ def split_bag(target: Path, messages: list[RawMessage], storage: str) -> None:
         for name in meta['relative_file_paths']:
             (part / name).rename(target / name)
     _save_metadata(target, {'rosbag2_bagfile_information': merged})
+
+
+def sparse_image(bag: AtomicBagWriter, index: int, stamp: int) -> None:
+    """A ToF-like sparse depth image: 3.0 m on every 4th pixel, none for frame 4."""
+    if index == 4:
+        return
+    sparse = np.full((24, 32), np.nan, dtype=np.float32)
+    sparse[::4, ::4] = 3.0
+    bag.write('/cam/sparse', bag.image(encode_depth(sparse, '32FC1'),
+                                       bag.header(stamp + 3_000_000, 'cam_optical_frame')),
+              stamp + 3_000_000)
+
+
+def sparse_cloud(bag: AtomicBagWriter, index: int, stamp: int) -> None:
+    """Lidar-like points 3.0 m ahead of the camera, given in a frame rotated about the optical
+    axis by 90 degrees and shifted 0.5 m along it (undone by the extrinsic)."""
+    rows, cols = np.mgrid[-0.4:0.4:5j, -0.6:0.6:7j]
+    optical = np.stack([cols.ravel(), rows.ravel(), np.full(rows.size, 3.0)], axis=1)
+    lidar = np.stack([optical[:, 1], -optical[:, 0], optical[:, 2] - 0.5], axis=1)
+    data = np.ascontiguousarray(lidar, dtype='<f4')
+    cloud = PackedCloud(1, len(data), XYZ_FIELDS, 12, 12 * len(data), True, data.tobytes())
+    bag.write('/cam/lidar', bag.point_cloud(cloud, bag.header(stamp, 'lidar')), stamp)
+
+
+# optical = R lidar + t with R a +90 degree turn about z: quaternion (0, 0, sin 45, cos 45)
+LIDAR_EXTRINSIC = (0.0, 0.0, 0.5, 0.0, 0.0, math.sqrt(0.5), math.sqrt(0.5))

@@ -14,6 +14,7 @@ from bag_fixtures import (
     compat_bag,
     custom_type_bag,
     raw_messages,
+    sparse_image,
     truncate,
     write_bag,
     write_mono_depth_bag,
@@ -182,3 +183,20 @@ def test_not_a_bag_one_line(tmp_path: Path, tiny_yaml: Path, command: str,
         captured = capsys.readouterr()
         assert 'Traceback' not in captured.out + captured.err
     assert not (tmp_path / 'report').exists()
+
+
+def test_cli_eval_anchored_to_a_sparse_topic(tmp_path: Path, tiny_yaml: Path) -> None:
+    write_bag(tmp_path / 'bag', 'mcap', extra=sparse_image)
+    out = tmp_path / 'report'
+    assert main(eval_args(tmp_path / 'bag', out, tiny_yaml, '--samples', '0', '--sparse-topic',
+                          '/cam/sparse', '--align-time-constant', '0')) == 0
+    text = (out / 'report.md').read_text()
+    assert '## Metric anchoring' in text and '| without alignment | 4 |' in text
+    assert (out / 'plots' / 'alignment_scale.png').is_file()
+    rows = (out / 'per_frame.csv').read_text().splitlines()
+    assert rows[0].split(',')[-5:] == ['alignment_scale', 'alignment_frame_scale',
+                                       'alignment_samples', 'alignment_inliers',
+                                       'alignment_status']
+    assert rows[5].endswith(',held')  # frame 4 has no samples
+    assert main(eval_args(tmp_path / 'bag', tmp_path / 'bad', tiny_yaml, '--sparse-topic',
+                          '/cam/nothing')) == 2

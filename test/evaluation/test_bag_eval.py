@@ -9,7 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bag_fixtures import PAIRED, TOPICS, check_output_bag, gt_depth, write_bag
+from bag_fixtures import (
+    LIDAR_EXTRINSIC,
+    PAIRED,
+    TOPICS,
+    check_output_bag,
+    gt_depth,
+    sparse_cloud,
+    sparse_image,
+    write_bag,
+)
 from doubles import null_estimator
 
 from zoedepth_ros.evaluation.bags import BagEvalSettings, FrameRecord, evaluate_bag
@@ -100,3 +109,45 @@ def test_predict_only_without_ground_truth(tmp_path: Path) -> None:
     assert '6 colour frames, 0 paired' in (tmp_path / 'report' / 'report.md').read_text()
     assert len(list((tmp_path / 'report' / 'plots').glob('*.png'))) == 4
     check_output_bag(tmp_path / 'out')
+
+
+@pytest.mark.parametrize('writer, topic, extrinsic', [
+    (sparse_image, '/cam/sparse', ()), (sparse_cloud, '/cam/lidar', LIDAR_EXTRINSIC)])
+def test_anchored_and_plain_scores_in_one_run(tmp_path: Path, writer, topic: str,
+                                              extrinsic: tuple[float, ...]) -> None:
+    """A constant 2 m prediction anchored to samples at 3 m: scale 1.5 exactly, scored as a
+    constant 3 m prediction, and as 2 m without alignment, in the same run."""
+    from zoedepth_ros.alignment import AlignOptions
+    from zoedepth_ros.evaluation.report import write_report
+
+    write_bag(tmp_path / 'bag', extra=writer)
+    settings = BagEvalSettings(TOPICS, max_depth=10.0, sparse_topic=topic,
+                               sparse_extrinsic=extrinsic,
+                               align=AlignOptions(time_constant_s=0.0))
+    report = evaluate_bag(null_estimator(depth_m=2.0), tmp_path / 'bag', settings)
+
+    def rel(constant: float) -> float:
+        per_frame = []
+        for index in PAIRED:
+            gt = gt_depth(index)
+            gt = gt[np.isfinite(gt)]
+            per_frame.append(np.mean(np.abs(gt - constant) / gt))
+        return float(np.mean(per_frame))
+
+    assert report.overall['abs_rel'] == pytest.approx(rel(3.0), rel=1e-6)
+    assert report.unaligned['overall']['abs_rel'] == pytest.approx(rel(2.0), rel=1e-6)
+    fits = [r.alignment for r in report.frames]
+    assert all(f['scale'] == pytest.approx(1.5, rel=1e-6) for f in fits)
+    statuses = [f['status'] for f in fits]
+    if topic == '/cam/sparse':  # frame 4 has no samples: the last scale is held
+        assert statuses == ['reset', 'fit', 'fit', 'fit', 'held', 'fit']
+        assert fits[0]['samples'] == 48 and fits[0]['inliers'] == 48
+    else:
+        assert statuses == ['reset'] + ['fit'] * 5 and fits[0]['samples'] == 35
+    write_report(report, tmp_path / 'report', [])
+    text = (tmp_path / 'report' / 'report.md').read_text()
+    assert '## Metric anchoring' in text and f'anchored to `{topic}`' in text
+    assert '| without alignment | 4 |' in text and '| with alignment | 4 |' in text
+    assert (tmp_path / 'report' / 'plots' / 'alignment_scale.png').stat().st_size > 1000
+    header = (tmp_path / 'report' / 'per_frame.csv').read_text().splitlines()[0]
+    assert header.endswith('alignment_samples,alignment_inliers,alignment_status')

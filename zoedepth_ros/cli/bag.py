@@ -76,6 +76,20 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                                'max)')
     protocol.add_argument('--max-frames', type=int, default=0, help='stop after N frames')
     protocol.add_argument('--samples', type=int, default=4, help='sample panels to draw')
+    anchor = parser.add_argument_group('metric anchoring (scored with and without)')
+    anchor.add_argument('--sparse-topic', help='sparse metric samples: a depth Image aligned '
+                        'with the camera (NaN/0 = no sample) or a PointCloud2')
+    anchor.add_argument('--sparse-tolerance', type=float, default=0.05, metavar='S',
+                        help='largest image/sparse stamp difference (default 0.05 s)')
+    anchor.add_argument('--sparse-extrinsic', type=float, nargs=7,
+                        metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
+                        help="pose of the cloud's frame in the camera optical frame")
+    anchor.add_argument('--align-mode', default='scale', choices=['scale', 'scale_shift'])
+    anchor.add_argument('--align-time-constant', type=float, default=0.5, metavar='S',
+                        help='smoothing of the scale over frames (0 = per frame)')
+    anchor.add_argument('--focal-correction', action='store_true',
+                        help="rescale depth by the camera's fx/width over the training "
+                             "cameras' (NYU for the indoor head, KITTI for the outdoor one)")
     out = parser.add_argument_group('output bag')
     out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions')
     out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
@@ -130,6 +144,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def eval_settings(args: argparse.Namespace) -> Any:
     """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
+    from zoedepth_ros.alignment import AlignOptions
     from zoedepth_ros.evaluation.bags import BagEvalSettings
     from zoedepth_ros.io.bags import FrameTopics
 
@@ -152,8 +167,13 @@ def eval_settings(args: argparse.Namespace) -> Any:
             protocol[name] = getattr(args, name)
     topics = FrameTopics(args.image_topic, args.depth_topic or None,
                          args.camera_info_topic or None, args.tolerance)
+    align = AlignOptions(mode=args.align_mode, time_constant_s=args.align_time_constant)
     return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()),
-                           max_frames=args.max_frames, namespace=args.out_namespace, **protocol)
+                           max_frames=args.max_frames, namespace=args.out_namespace,
+                           sparse_topic=args.sparse_topic,
+                           sparse_tolerance_s=args.sparse_tolerance,
+                           sparse_extrinsic=tuple(args.sparse_extrinsic or ()), align=align,
+                           focal_correction=args.focal_correction, **protocol)
 
 
 def parser_default(name: str) -> str:

@@ -10,6 +10,12 @@ images. The report breaks the averages down by the domain the router chose and
 by ground-truth depth range (each image scored on its pixels inside the range, then averaged
 over the images that have any), and keeps per-pixel error statistics for plots.
 
+With a sparse topic (``settings.sparse_topic``: a sparse depth Image or a PointCloud2, see
+:mod:`zoedepth_ros.evaluation.sparse`) every frame is also anchored to its metric samples as
+the node does (:mod:`zoedepth_ros.alignment`) and scored twice in the same run: the main
+results are with alignment, ``report.unaligned`` holds the same tables without it, and each
+frame records the fitted scale.
+
 With an output bag the run also writes, at each colour frame's stamp and bag time, what the
 node publishes (``frame.OUTPUT_TOPICS`` under the output namespace): depth (32FC1 metres, NaN
 invalid), its CameraInfo, std, the organised xyzrgb cloud and the router's domain, beside a
@@ -27,9 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from zoedepth_ros.alignment import AlignOptions, TemporalAligner
 from zoedepth_ros.errors import BagError, ConfigError
+from zoedepth_ros.evaluation.sparse import SparseTrack, read_sparse
 from zoedepth_ros.frame import (
     OUTPUT_TOPICS,
+    Anchor,
     FrameOptions,
     FrameOutputs,
     frame_camera_info,
@@ -65,6 +74,11 @@ class BagEvalSettings:
         namespace: namespace of the output topics in the output bag.
         cloud_stride: pixel stride of the output clouds.
         fov_deg: horizontal field of view for intrinsics when the bag has no CameraInfo.
+        sparse_topic: sparse metric samples to anchor every frame to (None: no anchoring).
+        sparse_tolerance_s: largest stamp difference between a frame and its samples.
+        sparse_extrinsic: x y z qx qy qz qw of a cloud's frame in the camera optical frame.
+        align: how frames are fitted and smoothed.
+        focal_correction: apply the focal-length correction (default training cameras).
     """
 
     topics: FrameTopics
@@ -76,6 +90,11 @@ class BagEvalSettings:
     namespace: str = '/zoedepth'
     cloud_stride: int = 2
     fov_deg: float = 60.0
+    sparse_topic: str | None = None
+    sparse_tolerance_s: float = 0.05
+    sparse_extrinsic: tuple[float, ...] = ()
+    align: AlignOptions = AlignOptions()
+    focal_correction: bool = False
 
     def __post_init__(self) -> None:
         if self.fov_deg <= 0:
@@ -112,6 +131,10 @@ class FrameRecord:
     valid_pixels: int
     metrics: dict[str, float] | None
     model_ms: float
+    unaligned: dict[str, float] | None = None
+    """Metrics without alignment (with a sparse topic)."""
+    alignment: dict[str, float | str] | None = None
+    """scale, frame_scale, samples, inliers, status of the frame's alignment."""
 
 
 @dataclass
@@ -126,6 +149,8 @@ class BagEvalReport:
     per_domain: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_range: list[dict[str, Any]] = field(default_factory=list)
     pixel_stats: dict[str, list[float]] = field(default_factory=dict)
+    unaligned: dict[str, Any] = field(default_factory=dict)
+    """With a sparse topic: 'overall', 'per_domain', 'per_range' without alignment."""
     seconds: float = 0.0
     out_bag: str | None = None
 
@@ -215,12 +240,19 @@ class _Scorer:
                 metrics.add(compute_errors(gt_valid[inside], pred_valid[inside]))
         return values, int(gt_valid.size)
 
+    def tables(self) -> dict[str, Any]:
+        """'overall', 'per_domain' and 'per_range' of what was scored."""
+        return {'overall': self.overall.compute(),
+                'per_domain': {name: {'frames': m.count, **m.compute()}
+                               for name, m in sorted(self.domains.items())},
+                'per_range': [{'low_m': low, 'high_m': high, 'frames': m.count, **m.compute()}
+                              for low, high, m in self.ranges]}
+
     def fill(self, report: BagEvalReport) -> None:
-        report.overall = self.overall.compute()
-        report.per_domain = {name: {'frames': m.count, **m.compute()}
-                             for name, m in sorted(self.domains.items())}
-        report.per_range = [{'low_m': low, 'high_m': high, 'frames': m.count, **m.compute()}
-                            for low, high, m in self.ranges]
+        tables = self.tables()
+        report.overall = tables['overall']
+        report.per_domain = tables['per_domain']
+        report.per_range = tables['per_range']
         report.pixel_stats = self.pixels.as_dict()
 
 
@@ -248,21 +280,31 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     start = time.perf_counter()
     report = BagEvalReport(getattr(estimator, 'name', type(estimator).__name__), str(path),
                            _settings_dict(settings))
-    scorer = _Scorer(settings)
+    scorer, raw_scorer = _Scorer(settings), _Scorer(settings)
     copy = None if out_bag is None else _copier(out_bag, settings)
+    track = (None if settings.sparse_topic is None else
+             read_sparse(path, settings.sparse_topic, settings.sparse_extrinsic))
+    aligner = TemporalAligner(settings.align)
     options = FrameOptions(std=True, cloud=None if out_bag is None else CloudOptions(
-        stride=settings.cloud_stride, organized=True, color=True))
+        stride=settings.cloud_stride, organized=True, color=True),
+        focal_correction=settings.focal_correction, keep_unaligned=track is not None)
     for frame in read_rgbd(path, settings.topics, on_message=copy):
         if settings.max_frames and frame.index >= settings.max_frames:
             break
         height, width = frame.rgb.shape[:2]
         info = frame_camera_info(frame.camera_info, width, height, settings.fov_deg)
         assert info is not None  # fov_deg > 0 (checked in BagEvalSettings)
-        outputs = predict_frame(estimator, frame.rgb, info, options)
-        values, pixels = None, 0
+        anchor = None if track is None else _anchor(track, frame, info.camera, aligner,
+                                                    settings)
+        outputs = predict_frame(estimator, frame.rgb, info, options, anchor)
+        values, pixels, unaligned = None, 0, None
         if frame.depth_m is not None:
             values, pixels = scorer.score(outputs.depth_m, frame.depth_m, outputs.domain)
+            if outputs.unaligned_depth_m is not None:
+                unaligned, _ = raw_scorer.score(outputs.unaligned_depth_m, frame.depth_m,
+                                                outputs.domain)
         record = _record(frame, outputs, values, pixels)
+        record.unaligned = unaligned
         report.frames.append(record)
         if out_bag is not None:
             write_outputs(out_bag, settings.namespace, frame, outputs.encoded(options))
@@ -273,23 +315,38 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
                        f'but none has ground truth inside {settings.min_depth}..'
                        f'{settings.max_depth} m; check --min-depth/--max-depth and the units')
     scorer.fill(report)
+    if track is not None:
+        report.unaligned = raw_scorer.tables()
     report.seconds = time.perf_counter() - start
     report.out_bag = None if out_bag is None else str(out_bag.path)
     return report
 
 
+def _anchor(track: SparseTrack, frame: RgbdFrame, camera: Any, aligner: TemporalAligner,
+            settings: BagEvalSettings) -> Anchor:
+    samples = track.samples_at(frame.stamp_ns, settings.sparse_tolerance_s, camera)
+    return Anchor(aligner, samples, frame.stamp_ns * 1e-9)
+
+
 def _record(frame: RgbdFrame, result: FrameOutputs, values: dict[str, float] | None,
             pixels: int) -> FrameRecord:
     offset = frame.depth_offset_ns
+    fit = result.alignment
+    alignment = None if fit is None else {
+        'scale': fit.scale, 'shift': fit.shift, 'frame_scale': fit.frame_scale,
+        'samples': fit.samples, 'inliers': fit.inliers, 'status': fit.status}
     return FrameRecord(frame.index, frame.stamp_ns, frame.depth_m is not None,
                        None if offset is None else offset * 1e-6, result.domain,
                        float(result.domain_probs.get(result.domain, 1.0)), pixels, values,
-                       float(result.timings_ms.get('model', math.nan)))
+                       float(result.timings_ms.get('model', math.nan)), None, alignment)
 
 
 def _settings_dict(settings: BagEvalSettings) -> dict[str, Any]:
     data = asdict(settings)
     data['range_edges'] = list(settings.edges)
+    if settings.sparse_topic is None:
+        for key in ('sparse_topic', 'sparse_tolerance_s', 'sparse_extrinsic', 'align'):
+            data.pop(key)
     return data
 
 

@@ -26,6 +26,8 @@ PLOTS = {'error_vs_depth': 'plots/error_vs_depth.png',
          'over_time': 'plots/delta1_rel_over_time.png',
          'histogram': 'plots/error_histogram.png',
          'domain': 'plots/domain_over_time.png'}
+ALIGNMENT_PLOT = 'plots/alignment_scale.png'
+ALIGNMENT_COLUMNS = ('scale', 'frame_scale', 'samples', 'inliers', 'status')
 
 
 @dataclass
@@ -54,6 +56,8 @@ def write_report(report: BagEvalReport, directory: Path, samples: list[SamplePan
     _plot_over_time(report, directory / PLOTS['over_time'])
     _plot_histogram(report, directory / PLOTS['histogram'])
     _plot_domain(report, directory / PLOTS['domain'])
+    if report.unaligned:
+        _plot_alignment(report, directory / ALIGNMENT_PLOT)
     names = [_plot_sample(sample, report, directory) for sample in samples]
     write_text(directory / 'report.md', report_markdown(report, names))
 
@@ -62,13 +66,21 @@ def per_frame_csv(report: BagEvalReport) -> str:
     """One row per colour frame: stamp, pairing, router choice, metrics, model time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
+    anchored = bool(report.unaligned)
+    extra = ([f'unaligned_{k}' for k in METRIC_KEYS] +
+             [f'alignment_{k}' for k in ALIGNMENT_COLUMNS]) if anchored else []
     writer.writerow(['index', 'stamp_ns', 'paired', 'depth_offset_ms', 'domain', 'domain_prob',
-                     'valid_pixels', *METRIC_KEYS, 'model_ms'])
+                     'valid_pixels', *METRIC_KEYS, 'model_ms', *extra])
     for r in report.frames:
         offset = '' if r.depth_offset_ms is None else f'{r.depth_offset_ms:.3f}'
-        writer.writerow([r.index, r.stamp_ns, int(r.paired), offset, r.domain,
-                         f'{r.domain_prob:.4f}', r.valid_pixels, *metric_row(r.metrics),
-                         f'{r.model_ms:.2f}'])
+        row = [r.index, r.stamp_ns, int(r.paired), offset, r.domain, f'{r.domain_prob:.4f}',
+               r.valid_pixels, *metric_row(r.metrics), f'{r.model_ms:.2f}']
+        if anchored:
+            fit = r.alignment or {}
+            row += [*metric_row(r.unaligned), *(
+                f'{fit[k]:.6g}' if isinstance(fit.get(k), float) else fit.get(k, '')
+                for k in ALIGNMENT_COLUMNS)]
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -104,7 +116,11 @@ def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
              f'- topics: {settings["topics"]}', f'- versions: {_versions()}']
     if report.out_bag:
         lines.append(f'- output bag: `{report.out_bag}`')
-    lines += ['', '## Overall', '', *_table([('all', overall)]), '',
+    title = '## Overall'
+    if report.unaligned:
+        title = f'## Overall, anchored to `{settings["sparse_topic"]}`'
+        lines += ['', *_alignment_section(report)]
+    lines += ['', title, '', *_table([('all', overall)]), '',
               '## By router domain', '',
               *_table([(name, values) for name, values in report.per_domain.items()]), '',
               '## By ground-truth depth range (each image on its pixels in the range)', '',
@@ -113,6 +129,60 @@ def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
     lines += [f'![{name}]({path})' for name, path in PLOTS.items()]
     lines += [f'![sample]({name})' for name in sample_files]
     return '\n'.join(lines) + '\n'
+
+
+def _alignment_section(report: BagEvalReport) -> list[str]:
+    """Summary of the alignment and the tables with and without it."""
+    settings = report.settings
+    fits = [r.alignment for r in report.frames if r.alignment is not None]
+    applied = [f for f in fits if f['status'] in ('fit', 'reset', 'held', 'jump')]
+    scales = np.array([f['scale'] for f in applied], dtype=float)
+    inliers = np.array([f['inliers'] / max(f['samples'], 1) for f in fits if f['samples']])
+    raw = report.unaligned
+    unaligned_overall = {'frames': report.evaluated, **raw['overall']}
+    aligned_overall = {'frames': report.evaluated, **report.overall}
+    lines = ['## Metric anchoring', '',
+             f'- sparse topic `{settings["sparse_topic"]}` (tolerance '
+             f'{settings["sparse_tolerance_s"]} s), mode {settings["align"]["mode"]}, '
+             f'smoothing {settings["align"]["time_constant_s"]} s',
+             f'- {len(applied)} of {len(fits)} frames corrected'
+             + (f'; scale median {np.median(scales):.4f} (range {scales.min():.4f}..'
+                f'{scales.max():.4f})' if scales.size else '')
+             + (f'; inlier share mean {inliers.mean():.3f}' if inliers.size else ''),
+             '', '| | frames | ' + ' | '.join(METRIC_KEYS) + ' |',
+             '|---|---:|' + '---:|' * len(METRIC_KEYS)]
+    for label, values in (('without alignment', unaligned_overall),
+                          ('with alignment', aligned_overall)):
+        lines += _table([(label, values)])[2:]
+    lines += ['', '### Without alignment, by router domain', '',
+              *_table(list(raw['per_domain'].items())), '',
+              f'![alignment scale]({ALIGNMENT_PLOT})']
+    return lines
+
+
+def _plot_alignment(report: BagEvalReport, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    times = _times(report)
+    fits = [r.alignment or {} for r in report.frames]
+    applied = [f.get('status') in ('fit', 'reset', 'held', 'jump') for f in fits]
+    scale = [f['scale'] if ok else np.nan for f, ok in zip(fits, applied)]
+    frame_scale = [f.get('frame_scale', np.nan) for f in fits]
+    share = [f['inliers'] / f['samples'] if f.get('samples') else np.nan for f in fits]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True)
+    top.plot(times, frame_scale, '.', color='tab:grey', label="frame's own fit")
+    top.plot(times, scale, '-', color='tab:blue', label='applied (smoothed)')
+    top.axhline(1.0, color='black', linewidth=0.5)
+    top.set_ylabel('depth scale')
+    top.legend(loc='best', fontsize=8)
+    bottom.plot(times, share, '.-', color='tab:green')
+    bottom.set_ylabel('inlier share')
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.set_xlabel('time since first frame (s, header stamps)')
+    top.set_title('Metric anchoring: fitted scale over time')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def _times(report: BagEvalReport) -> np.ndarray:
