@@ -117,6 +117,18 @@ def test_encoded_outputs_follow_the_options(estimator) -> None:
         FrameOptions(min_range=5.0, max_range=1.0)
 
 
+def test_the_midas_small_backbone_serves_the_per_frame_path() -> None:
+    small = DepthEstimator.from_pretrained('zoedepth_small_tiny_nk', random_weights=True,
+                                           device='cpu')
+    rgb = image(120, 160, seed=6)
+    info = messages.camera_info_from_camera(PinholeCamera.from_fov(160, 120, 62.0))
+    options = FrameOptions(0.0, 1000.0, std=True, cloud=CloudOptions(stride=4))
+    out = predict_frame(small, rgb, info, options)
+    assert out.depth_m.shape == (120, 160) and np.isfinite(out.depth_m).all()
+    assert out.std_m.shape == (120, 160) and (out.std_m >= 0).all()
+    assert out.domain in ('indoor', 'outdoor') and out.cloud.width == 40
+
+
 def test_anchor_and_focal_correction_rescale_depth_std_and_cloud(estimator) -> None:
     rgb = image(48, 80, seed=3)
     camera = PinholeCamera.from_fov(80, 48, 90.0)  # fx / width = 0.5

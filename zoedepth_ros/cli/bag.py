@@ -89,7 +89,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help='smoothing of the scale over frames (0 = per frame)')
     anchor.add_argument('--focal-correction', action='store_true',
                         help="rescale depth by the camera's fx/width over the training "
-                             "cameras' (NYU for the indoor head, KITTI for the outdoor one)")
+                             "cameras' (--focal-reference)")
+    anchor.add_argument('--focal-reference', type=float, nargs=2, metavar=('INDOOR', 'OUTDOOR'),
+                        help="fx/width of the heads' training cameras (default NYU 0.8107, "
+                             'KITTI 0.5934)')
     out = parser.add_argument_group('output bag')
     out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions')
     out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
@@ -173,7 +176,9 @@ def eval_settings(args: argparse.Namespace) -> Any:
                            sparse_topic=args.sparse_topic,
                            sparse_tolerance_s=args.sparse_tolerance,
                            sparse_extrinsic=tuple(args.sparse_extrinsic or ()), align=align,
-                           focal_correction=args.focal_correction, **protocol)
+                           focal_correction=args.focal_correction,
+                           **({'focal_reference': tuple(args.focal_reference)}
+                              if args.focal_reference else {}), **protocol)
 
 
 def parser_default(name: str) -> str:

@@ -55,6 +55,7 @@ from zoedepth_ros.metrics import (
     compute_errors,
     valid_pairs,
 )
+from zoedepth_ros.model.config import FOCAL_REFERENCE
 from zoedepth_ros.pointcloud import CloudOptions
 
 ERROR_BINS = np.linspace(-1.0, 1.0, 81)
@@ -78,7 +79,8 @@ class BagEvalSettings:
         sparse_tolerance_s: largest stamp difference between a frame and its samples.
         sparse_extrinsic: x y z qx qy qz qw of a cloud's frame in the camera optical frame.
         align: how frames are fitted and smoothed.
-        focal_correction: apply the focal-length correction (default training cameras).
+        focal_correction: apply the focal-length correction.
+        focal_reference: fx / width of the training cameras (indoor, outdoor heads).
     """
 
     topics: FrameTopics
@@ -95,6 +97,7 @@ class BagEvalSettings:
     sparse_extrinsic: tuple[float, ...] = ()
     align: AlignOptions = AlignOptions()
     focal_correction: bool = False
+    focal_reference: tuple[float, float] = FOCAL_REFERENCE
 
     def __post_init__(self) -> None:
         if self.fov_deg <= 0:
@@ -287,7 +290,8 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     aligner = TemporalAligner(settings.align)
     options = FrameOptions(std=True, cloud=None if out_bag is None else CloudOptions(
         stride=settings.cloud_stride, organized=True, color=True),
-        focal_correction=settings.focal_correction, keep_unaligned=track is not None)
+        focal_correction=settings.focal_correction, focal_reference=settings.focal_reference,
+        keep_unaligned=track is not None)
     for frame in read_rgbd(path, settings.topics, on_message=copy):
         if settings.max_frames and frame.index >= settings.max_frames:
             break
