@@ -94,6 +94,10 @@ class AtomicBagWriter:
                                f'{err}') from err
         return self._connections[key]
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """Store ``key: value`` (strings) in metadata.yaml's ``custom_data`` (rosbag2 >= 6)."""
+        self._writer.set_custom_data(key, value)
+
     def write_raw(self, topic: str, msgtype: str, bag_time_ns: int, raw: bytes,
                   source: Any | None = None) -> None:
         """Append serialised CDR bytes (e.g. copied from another bag) at ``bag_time_ns``."""

@@ -375,6 +375,17 @@ def encode_preview(depth_m: np.ndarray, min_m: float, max_m: float) -> ImageFiel
     return ImageFields(height, width, 'bgr8', 0, width * 3, bgr.tobytes())
 
 
+def pack_xyz(points: np.ndarray) -> PackedCloud:
+    """One-row PointCloud2 fields of (N, 3) points: x, y, z float32 little-endian, point_step
+    12 (a sparse sensor's returns; ``is_dense`` when every point is finite)."""
+    array = np.ascontiguousarray(points, dtype='<f4')
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise InputError(f'expected (N, 3) points, got shape {array.shape}')
+    count = len(array)
+    return PackedCloud(1, count, XYZ_FIELDS, 12, 12 * count, bool(np.isfinite(array).all()),
+                       byte_view(array))
+
+
 def image_fields(pixels: np.ndarray, encoding: str) -> ImageFields:
     """Image fields of an 8-bit (H, W, C) array, for building test or replay messages."""
     array = np.ascontiguousarray(pixels)

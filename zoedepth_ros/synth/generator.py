@@ -3,7 +3,9 @@
 Frames come in groups of ``frames_per_scene`` views along one smooth camera path through one
 random scene. Scene ``i`` of a domain is drawn from ``numpy.random.default_rng([seed,
 domain_code, i])``, so the same seed gives the same images and depths bit for bit, and a
-shorter run is a prefix of a longer one with the same ``frames_per_scene``.
+shorter run is a prefix of a longer one with the same ``frames_per_scene``. A simulated sparse
+sensor (:mod:`.sensors`) draws its noise from a separate per-frame generator, so it changes
+none of the images.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from zoedepth_ros.synth.indoor import build_indoor_scene
 from zoedepth_ros.synth.outdoor import build_outdoor_scene
 from zoedepth_ros.synth.render import Renderer
 from zoedepth_ros.synth.scenes import CameraPose
+from zoedepth_ros.synth.sensors import SPARSE_MODES, check_mode, measure
 from zoedepth_ros.synth.writers import STORAGES, BagWriter
 
 DOMAINS = ('indoor', 'outdoor')
@@ -53,6 +56,9 @@ class SynthFrame:
         pose: camera pose in the scene's world frame.
         scene_index: which random scene the frame shows.
         stamp_ns: capture time (10 Hz from a fixed epoch).
+        sparse: the simulated sparse sensor's reading (:func:`.sensors.measure`): lidar
+            (M, 3) float32 points in the optical frame, a ToF (H, W) float32 image (NaN = no
+            sample), or None without a sensor.
     """
 
     index: int
@@ -63,6 +69,7 @@ class SynthFrame:
     pose: CameraPose
     scene_index: int
     stamp_ns: int
+    sparse: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -99,14 +106,18 @@ class SynthSummary:
                 f'({self.frames_per_s:.1f} frames/s)')
 
 
-def camera_for(domain: str, size: tuple[int, int]) -> PinholeCamera:
-    """The fixed pinhole camera of ``domain`` at ``size`` = (width, height)."""
+def camera_for(domain: str, size: tuple[int, int],
+               hfov_deg: float | None = None) -> PinholeCamera:
+    """The pinhole camera of ``domain`` at ``size`` = (width, height): square pixels, centred,
+    horizontal field of view ``hfov_deg`` (default: the domain's, :data:`HFOV_DEG`)."""
     _check_domain(domain)
-    return PinholeCamera.from_fov(int(size[0]), int(size[1]), HFOV_DEG[domain])
+    fov = HFOV_DEG[domain] if hfov_deg is None else float(hfov_deg)
+    return PinholeCamera.from_fov(int(size[0]), int(size[1]), fov)
 
 
 def iter_frames(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: int = 0,
-                frames_per_scene: int = 4, workers: int = 1) -> Iterator[SynthFrame]:
+                frames_per_scene: int = 4, workers: int = 1, *, sparse: str = 'none',
+                hfov_deg: float | None = None) -> Iterator[SynthFrame]:
     """Render ``count`` frames of ``domain``, ``frames_per_scene`` views per random scene.
 
     Args:
@@ -116,18 +127,23 @@ def iter_frames(domain: str, count: int, size: tuple[int, int] = (160, 120), see
         seed: non-negative integer seed.
         frames_per_scene: views along each scene's camera path (>= 1).
         workers: processes rendering scenes in parallel (results are identical and in order).
+        sparse: simulated sparse sensor, one of ``SPARSE_MODES`` ('none', 'lidar16', 'tof');
+            its reading is :attr:`SynthFrame.sparse`.
+        hfov_deg: horizontal field of view (default: the domain's, :data:`HFOV_DEG`).
 
     Yields:
         :class:`SynthFrame` in order.
     """
-    _check_domain(domain)
+    camera_for(domain, size, hfov_deg)  # checks the domain and the field of view
+    check_mode(sparse)
     if frames_per_scene < 1 or count < 0 or seed < 0 or workers < 1:
         raise InputError(f'need count >= 0, seed >= 0, frames_per_scene >= 1 and workers >= 1;'
                          f' got count={count}, seed={seed}, frames_per_scene={frames_per_scene},'
                          f' workers={workers}')
     size = (int(size[0]), int(size[1]))
     jobs = [(domain, scene, min(frames_per_scene, count - scene * frames_per_scene), size, seed,
-             frames_per_scene) for scene in range(math.ceil(count / frames_per_scene))]
+             frames_per_scene, sparse, hfov_deg)
+            for scene in range(math.ceil(count / frames_per_scene))]
     if workers == 1 or len(jobs) < 2:
         for job in jobs:
             yield from render_scene(*job)
@@ -142,21 +158,29 @@ def iter_frames(domain: str, count: int, size: tuple[int, int] = (160, 120), see
 
 
 def render_scene(domain: str, scene_index: int, views: int, size: tuple[int, int], seed: int,
-                 frames_per_scene: int) -> list[SynthFrame]:
-    """Build scene ``scene_index`` of ``domain`` and render its first ``views`` frames."""
+                 frames_per_scene: int, sparse: str = 'none',
+                 hfov_deg: float | None = None) -> list[SynthFrame]:
+    """Build scene ``scene_index`` of ``domain`` and render its first ``views`` frames (with
+    the reading of the ``sparse`` sensor)."""
     rng = np.random.default_rng([seed, DOMAINS.index(domain), scene_index])
     scene, path = _BUILDERS[domain](rng)
-    camera = camera_for(domain, size)
+    camera = camera_for(domain, size, hfov_deg)
     renderer = Renderer(scene, camera)
     frames = []
     for view in range(views):
         index = scene_index * frames_per_scene + view
         pose = path.pose(view / max(1, frames_per_scene - 1))
         rgb, depth = renderer.render(pose, rng)
+        reading = None
+        if sparse != 'none':  # its own generator: the images do not depend on the sensor
+            sensor_rng = np.random.default_rng([seed, DOMAINS.index(domain), index,
+                                                SPARSE_MODES.index(sparse)])
+            reading = measure(sparse, domain, depth, camera, sensor_rng)
         frames.append(SynthFrame(index=index, stem=f'{domain}_{index:06d}', rgb=rgb,
                                  depth_m=depth, camera=camera, pose=pose,
                                  scene_index=scene_index,
-                                 stamp_ns=FIRST_STAMP_NS + index * FRAME_PERIOD_NS))
+                                 stamp_ns=FIRST_STAMP_NS + index * FRAME_PERIOD_NS,
+                                 sparse=reading))
     return frames
 
 
@@ -164,7 +188,8 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
              output: Path | str | None = None, fmt: str = 'folder', storage: str = 'sqlite3',
              *, frames_per_scene: int | None = None, test_fraction: float = 0.1,
              overwrite: bool = False, workers: int = 1,
-             progress: Callable[[int], None] | None = None) -> SynthSummary:
+             progress: Callable[[int], None] | None = None, sparse: str = 'none',
+             hfov_deg: float | None = None) -> SynthSummary:
     """Generate a synthetic RGB-D dataset (folder format) or a rosbag2.
 
     With ``domain='both'`` the output holds ``indoor/`` and ``outdoor/`` sub-datasets (or
@@ -186,16 +211,24 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
         overwrite: replace an existing non-empty ``output``.
         workers: rendering processes (the output does not depend on it).
         progress: called with the number of frames just finished (for a progress bar).
+        sparse: simulated sparse sensor written beside the camera topics, 'none', 'lidar16'
+            or 'tof' (bags only; see :mod:`.sensors` for the models and topics).
+        hfov_deg: horizontal field of view of the camera (default: the domain's,
+            :data:`HFOV_DEG`); CameraInfo and dataset.yaml carry the intrinsics.
 
     Returns:
         A :class:`SynthSummary`.
     """
     domains = DOMAINS if domain == 'both' else (domain,)
     for name in domains:
-        _check_domain(name)
+        camera_for(name, size, hfov_deg)  # checks the domain and the field of view
     if fmt not in FORMATS or storage not in STORAGES:
         raise InputError(f'format {fmt!r} / storage {storage!r}: expected a format in '
                          f'{FORMATS} and a storage in {STORAGES}')
+    check_mode(sparse)
+    if sparse != 'none' and fmt != 'bag':
+        raise InputError(f'a sparse sensor (--sparse {sparse}) is written to bags only; '
+                         "use --format bag (fmt='bag')")
     if output is None or count < 1:
         raise InputError(f'generate() needs an output directory and count >= 1; got '
                          f'output={output}, count={count}')
@@ -209,7 +242,7 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
             for name in domains:
                 target = staging if domain != 'both' else staging / name
                 _write_domain(name, count, size, seed, target, fmt, storage, per_scene,
-                              test_fraction, workers, progress)
+                              test_fraction, workers, progress, sparse, hfov_deg)
                 datasets.append(output if domain != 'both' else output / name)
     except FileExistsError:
         raise InputError(f'output {output} exists and is not empty; choose a new directory '
@@ -221,20 +254,25 @@ def generate(domain: str, count: int, size: tuple[int, int] = (160, 120), seed: 
 
 def _write_domain(domain: str, count: int, size: tuple[int, int], seed: int, target: Path,
                   fmt: str, storage: str, frames_per_scene: int, test_fraction: float,
-                  workers: int, progress: Callable[[int], None] | None) -> None:
-    camera = camera_for(domain, size)
+                  workers: int, progress: Callable[[int], None] | None, sparse: str,
+                  hfov_deg: float | None) -> None:
+    camera = camera_for(domain, size, hfov_deg)
+    bag = None
     if fmt == 'folder':
         writer: FolderWriter | BagWriter = FolderWriter(target, domain, camera,
                                                         DEPTH_SCALE[domain], MAX_DEPTH_M[domain])
     else:
         if target.exists():  # the empty staging directory: rosbags creates the bag itself
             target.rmdir()
-        writer = BagWriter(target, camera, storage)
+        writer = bag = BagWriter(target, camera, storage, sparse=sparse, domain=domain)
     period = max(2, round(1.0 / test_fraction)) if test_fraction > 0 else 0
-    for frame in iter_frames(domain, count, size, seed, frames_per_scene, workers):
+    for frame in iter_frames(domain, count, size, seed, frames_per_scene, workers,
+                             sparse=sparse, hfov_deg=hfov_deg):
         test = period > 0 and frame.scene_index % period == period - 1
         writer.write(frame.stem, frame.rgb, frame.depth_m, 'test' if test else 'train',
                      frame.stamp_ns)
+        if bag is not None and frame.sparse is not None:
+            bag.write_sparse(frame.sparse, frame.stamp_ns)
         if progress is not None:
             progress(1)
     writer.close()
