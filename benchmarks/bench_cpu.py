@@ -45,7 +45,7 @@ from common import (  # first: puts the repository on sys.path for a fresh clone
     write_report,
 )
 
-from zoedepth_ros.frame import FrameOptions, predict_frame
+from zoedepth_ros.frame import FrameOptions, keep_freed_memory, predict_frame
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.messages import camera_info_from_camera
@@ -67,24 +67,6 @@ class Case:
     repeat: int
     run: Callable[[], object]
     parameters: int
-
-
-def keep_heap() -> bool:
-    """Ask glibc to keep freed memory (no trimming, large blocks from the heap), so that the
-    per-frame temporaries (20-50 MB each at 256x320) stop paying page faults every frame.
-    Process-wide and glibc-only; the same as ``MALLOC_TRIM_THRESHOLD_`` and
-    ``MALLOC_MMAP_THRESHOLD_`` in the environment. Returns whether glibc accepted both."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c'))
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    trim = libc.mallopt(m_trim_threshold, 2**31 - 1)
-    mmap = libc.mallopt(m_mmap_threshold, 32 * 2**20)  # glibc's maximum on 64-bit
-    return bool(trim and mmap)
 
 
 def configs() -> dict[str, tuple[ModelConfig, int]]:
@@ -168,10 +150,11 @@ def main() -> int:
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--keep-heap', action='store_true',
-                        help='glibc keeps freed memory (see keep_heap); off = plain defaults')
+                        help='glibc keeps freed memory (frame.keep_freed_memory, as the node '
+                             'processes); off = plain defaults')
     parser.add_argument('--json', default=str(DEFAULT_OUTPUT_DIR / 'cpu.json'))
     args = parser.parse_args()
-    heap_kept = keep_heap() if args.keep_heap else False
+    heap_kept = keep_freed_memory() if args.keep_heap else False
     torch.set_num_threads(args.threads)
     rgb = np.random.default_rng(0).integers(0, 256, (*INPUT, 3), dtype=np.uint8)
     cases = build_cases(args.cases, rgb)

@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the venv's python):
     python benchmarks/bench_node.py [--sizes 640x480 1280x720] [--iterations 40]
-        [--e2e-frames 0] [--json PATH]
+        [--cases rgb8_defaults ...] [--e2e-frames 0] [--json PATH]
 
 Part 1 runs the real DepthNode in this process on each frame with the node's own code:
 input conversion (``_decode``), the estimator's upload and float conversion, the model call's
@@ -10,9 +10,14 @@ resize/normalise and upsampling, range/std gate, cloud packing, copy to the host
 filling, CDR serialisation and ``publish`` to a subscriber in another node over loopback DDS.
 The network is replaced by a null model that returns fixed outputs at the network size, so
 the time is ours only. Cases: rgb8 with the node's defaults (32FC1 depth, std, organised
-xyzrgb cloud at stride 2), a jpeg CompressedImage input, and a full-resolution dense xyz
-cloud. Part 2 (``--e2e-frames N``) starts the node as a subprocess with a tiny random-weight
-model and reports ``receive time - header.stamp`` over DDS, one frame in flight at a time.
+xyzrgb cloud at stride 2), the same with metric anchoring (a 32FC1 ``sparse_depth`` image of
+the frame's size with a random 6.5 % of its pixels valid, ~20k samples at 640x480, handed to
+the node's ``_on_sparse_depth`` before each frame: the frame's time includes the alignment,
+i.e. gathering the samples, the robust scale fit and applying it, reported alone as 'align';
+the sparse image's decode in the callback is 'sparse_input', outside the frame's total), a jpeg
+CompressedImage input, and a full-resolution dense xyz cloud. Part 2 (``--e2e-frames N``)
+starts the node as a subprocess with a tiny random-weight model and reports ``receive time -
+header.stamp`` over DDS, one frame in flight at a time.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from doubles import null_estimator
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
-from zoedepth_ros.frame import OUTPUT_TOPICS
+from zoedepth_ros import frame as frame_module
+from zoedepth_ros.frame import OUTPUT_TOPICS, keep_freed_memory
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.io import messages
 from zoedepth_ros.model.loading import is_config_source
@@ -56,10 +62,15 @@ TARGET_MS = 5.0
 
 CASES: dict[str, dict[str, Any]] = {
     'rgb8_defaults': {},
+    'rgb8_anchored': {'anchor.mode': 'scale'},
     'jpeg_defaults': {'input_transport': 'compressed'},
     'rgb8_dense_xyz_stride1': {'cloud.stride': 1, 'cloud.organized': False,
                                'cloud.color': False},
 }
+SPARSE_CASES = ('rgb8_anchored',)
+"""Cases fed a sparse depth image before every frame."""
+SPARSE_FRACTION = 0.065
+"""Share of valid pixels in the sparse depth image (~20k at 640x480)."""
 
 
 def frame_messages(width: int, height: int) -> tuple[Image, CompressedImage, CameraInfo]:
@@ -73,6 +84,20 @@ def frame_messages(width: int, height: int) -> tuple[Image, CompressedImage, Cam
     return raw, jpeg, convert.camera_info_message(camera, header)
 
 
+def sparse_message(node: DepthNode, raw: Image) -> Image:
+    """A 32FC1 sparse depth image for ``raw`` (same header and size): a random
+    SPARSE_FRACTION of the pixels hold the null model's depth there x 1.3 with 2 % noise
+    (5 % of them 3x off, as outliers), the rest NaN."""
+    rgb = messages.image_to_rgb(raw)
+    depth = node.estimator.predict(rgb).depth_m
+    rng = np.random.default_rng(raw.width)
+    noisy = depth * np.float32(1.3) * (1 + 0.02 * rng.standard_normal(depth.shape))
+    noisy[rng.random(depth.shape) < 0.05] *= 3
+    sparse = np.where(rng.random(depth.shape) < SPARSE_FRACTION, noisy, np.nan)
+    return convert.image_message(messages.encode_float_image(sparse.astype(np.float32)),
+                                 raw.header)
+
+
 def make_node(index: int, overrides: dict[str, Any]) -> DepthNode:
     """A DepthNode on the CPU with the null model in place of its network."""
     parameters = {'model': 'zoedepth_tiny_nk', 'random_weights': True, 'device': 'cpu',
@@ -83,22 +108,44 @@ def make_node(index: int, overrides: dict[str, Any]) -> DepthNode:
     return node
 
 
-def wait_for_subscribers(node: DepthNode, sink: Any, timeout_s: float = 30.0) -> None:
+def wait_for_subscribers(node: DepthNode, sink: Any, keys: tuple[str, ...],
+                         timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if all(node._wanted(key) for key in ('depth', 'info', 'points', 'std', 'domain')):
+        if all(node._wanted(key) for key in keys):
             return
         rclpy.spin_once(sink, timeout_sec=0.05)
     raise SystemExit('the sink subscribers were not discovered within 30 s')
 
 
-def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warmup: int
-              ) -> dict[str, Any]:
-    """Wall time of decode -> publish for one frame, and its phases, in milliseconds."""
+def timed(module: Any, name: str, seconds: list[float]) -> Any:
+    """The function ``module.name`` (the original), replaced by a copy that appends its wall
+    time to ``seconds``."""
+    original = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    setattr(module, name, wrapper)
+    return original
+
+
+def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warmup: int,
+              sparse: Image | None = None) -> dict[str, Any]:
+    """Wall time of decode -> publish for one frame, and its phases, in milliseconds. With
+    ``sparse``, the node's sparse depth callback runs before each frame ('sparse_input', not
+    part of 'total'); 'align' is the alignment inside 'postprocess'."""
     phases: dict[str, list[float]] = {'decode': [], 'preprocess': [], 'model_call': [],
                                       'postprocess': [], 'encode_publish': [], 'total': []}
+    if sparse is not None:
+        phases.update(align=[], sparse_input=[])
     predict = depth_node_module.predict_frame
     recorded: dict[str, float] = {}
+    align: list[float] = []
 
     def predict_frame(*args: Any, **kwargs: Any) -> Any:
         result = predict(*args, **kwargs)
@@ -106,9 +153,17 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
         return result
 
     depth_node_module.predict_frame = predict_frame  # the node's per-frame call, timed
+    # What predict_frame calls for the alignment (module globals of zoedepth_ros.frame).
+    originals = {name: timed(frame_module, name, align)
+                 for name in ('anchor_frame', 'apply_alignment')}
     try:
         for index in range(warmup + iterations):
             node._last_stamp = None  # the same message again is not a stamp going backwards
+            align.clear()
+            if sparse is not None:
+                start = time.perf_counter()
+                node._on_sparse_depth(sparse)
+                sparse_s = time.perf_counter() - start
             start = time.perf_counter()
             frame = node._decode(msg)
             decoded = time.perf_counter()
@@ -124,28 +179,37 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
             phases['postprocess'].append(1e-3 * recorded['postprocess'])
             phases['encode_publish'].append(done - decoded - 1e-3 * estimator_ms)
             phases['total'].append(done - start)
+            if sparse is not None:
+                phases['sparse_input'].append(sparse_s)
+                phases['align'].append(sum(align))
     finally:
         depth_node_module.predict_frame = predict
+        for name, original in originals.items():
+            setattr(frame_module, name, original)
     return {name: latency_stats(values) for name, values in phases.items()}
 
 
-def overhead(sizes: list[tuple[int, int]], iterations: int, warmup: int) -> list[dict[str, Any]]:
+def overhead(sizes: list[tuple[int, int]], iterations: int, warmup: int,
+             cases: list[str]) -> list[dict[str, Any]]:
     sink = rclpy.create_node('bench_sink')
     rows = []
     try:
-        for index, (name, overrides) in enumerate(CASES.items()):
+        for index, name in enumerate(cases):
+            overrides = CASES[name]
             node = make_node(index, overrides)
             reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-            for key in ('depth', 'info', 'points', 'std'):
+            keys = ('depth', 'info', 'points', 'std', 'domain') + (
+                ('alignment',) if name in SPARSE_CASES else ())
+            for key in keys:
                 sink.create_subscription(MESSAGE_TYPES[key], f'/bench{index}/{OUTPUT_TOPICS[key]}',
                                          lambda _: None, reliable)
-            sink.create_subscription(String, f'/bench{index}/domain', lambda _: None, reliable)
             try:
-                wait_for_subscribers(node, sink)
+                wait_for_subscribers(node, sink, keys)
                 for width, height in sizes:
                     raw, jpeg, info = frame_messages(width, height)
                     msg = jpeg if overrides.get('input_transport') == 'compressed' else raw
-                    stats = per_frame(node, msg, info, iterations, warmup)
+                    sparse = sparse_message(node, raw) if name in SPARSE_CASES else None
+                    stats = per_frame(node, msg, info, iterations, warmup, sparse)
                     rows.append({'case': name, 'size': f'{width}x{height}',
                                  'parameters': overrides, 'phases_ms': stats})
             finally:
@@ -207,6 +271,10 @@ def main() -> int:
     parser.add_argument('--sizes', nargs='+', default=['640x480', '1280x720'])
     parser.add_argument('--iterations', type=int, default=40)
     parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--cases', nargs='+', choices=list(CASES), default=list(CASES))
+    parser.add_argument('--plain-heap', action='store_true',
+                        help="glibc's default heap (the node executables keep freed memory: "
+                             'frame.keep_freed_memory)')
     parser.add_argument('--e2e-frames', type=int, default=0,
                         help='also measure DDS latency of the node process (tiny model)')
     parser.add_argument('--model', default='zoedepth_tiny_nk',
@@ -218,14 +286,18 @@ def main() -> int:
     except ValueError:
         parser.error(f'--sizes takes WIDTHxHEIGHT values, got {args.sizes}')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    load_start = round(os.getloadavg()[0], 2)
+    heap_kept = keep_freed_memory() if not args.plain_heap else False  # as the node process
     rclpy.init()
     try:
-        rows = overhead(sizes, args.iterations, args.warmup)  # type: ignore[arg-type]
+        rows = overhead(sizes, args.iterations, args.warmup,  # type: ignore[arg-type]
+                        args.cases)
         e2e = [end_to_end(w, h, args.e2e_frames, args.model)
                for w, h in sizes] if args.e2e_frames else []
     finally:
         rclpy.try_shutdown()
     report = {'benchmark': 'node', **machine_facts('cpu'), 'versions': versions('rclpy'),
+              'load_average_1m_start': load_start, 'keep_freed_memory': heap_kept,
               'dtype': 'float32', 'target_ms_640x480': TARGET_MS, 'iterations': args.iterations,
               'warmup': args.warmup, 'peak_rss_mb': max_rss_mb(), 'overhead': rows,
               'end_to_end': e2e}
@@ -233,7 +305,11 @@ def main() -> int:
     for row in rows:
         phases = row['phases_ms']
         parts = ', '.join(f'{name} {value["median_ms"]:.2f}' for name, value in phases.items()
-                          if name != 'total')
+                          if name not in ('total', 'align', 'sparse_input'))
+        if 'align' in phases:
+            parts += (f' (align {phases["align"]["median_ms"]:.2f} inside postprocess; '
+                      f'sparse_input callback {phases["sparse_input"]["median_ms"]:.2f}, '
+                      'not in the total)')
         verdict = ''
         if row['size'] == '640x480' and row['case'] == 'rgb8_defaults':
             met = phases['total']['median_ms'] <= TARGET_MS
@@ -244,7 +320,8 @@ def main() -> int:
         print(f'node {row["size"]} end-to-end ({row["model"]}): median '
               f'{row["latency"]["median_ms"]:.0f} ms, p90 {row["latency"]["p90_ms"]:.0f} ms '
               f'over {row["latency"]["iterations"]} frames')
-    print(f'wrote {path}')
+    print(f'load average (1 min) {load_start} at the start, {report["load_average_1m"]} at the '
+          f'end; wrote {path}')
     return 0
 
 

@@ -137,11 +137,13 @@ class SparseSamples:
         resolution): every finite pixel > 0 (NaN or 0 = no sample)."""
         if depth_m.ndim != 2:
             raise InputError(f'sparse depth must be (H, W), got {depth_m.shape}')
-        rows, cols = np.nonzero(np.isfinite(depth_m) & (depth_m > 0))
         height, width = depth_m.shape
+        flat = depth_m.reshape(-1)
+        index = np.flatnonzero((flat > 0) & (flat < np.inf))  # 2x faster than a 2-D nonzero
+        rows, cols = np.divmod(index, width)
         return cls(((cols + 0.5) / width).astype(np.float32),
                    ((rows + 0.5) / height).astype(np.float32),
-                   depth_m[rows, cols].astype(np.float32))
+                   flat[index].astype(np.float32))
 
     @classmethod
     def from_points(cls, points: np.ndarray, camera: PinholeCamera) -> SparseSamples:
@@ -171,28 +173,35 @@ def values_at(image: Any, samples: SparseSamples) -> np.ndarray:
     rows, cols = samples.pixels(height, width)
     if isinstance(image, torch.Tensor):
         index = torch.from_numpy(rows * width + cols).to(image.device)
-        return image.reshape(-1)[index].double().cpu().numpy()
-    return np.asarray(image, dtype=np.float64)[rows, cols]
+        return torch.take(image, index).double().cpu().numpy()
+    return np.asarray(image)[rows, cols].astype(np.float64)  # only the samples converted
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     order = np.argsort(values)
     cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+    return float(values[order[np.searchsorted(cumulative, 0.5 * cumulative[-1])]])
 
 
-def _huber(residual: np.ndarray, threshold: float) -> np.ndarray:
-    size = np.abs(residual)
-    return np.where(size <= threshold, 1.0, threshold / np.maximum(size, 1e-12))
+def _huber(residual: np.ndarray, threshold: float, out: np.ndarray | None = None
+           ) -> np.ndarray:
+    """Huber IRLS weights: 1 where |r| <= threshold, else threshold / max(|r|, 1e-12); NaN
+    for NaN. From 1e-12 on that equals threshold / max(|r|, threshold) bit for bit (t / t is
+    1), two passes fewer, written into ``out`` when given (which may be ``residual``)."""
+    size = np.abs(residual, out=out)
+    if threshold < 1e-12:
+        return np.where(size <= threshold, 1.0, threshold / np.maximum(size, 1e-12))
+    return np.divide(threshold, np.maximum(size, threshold, out=size), out=size)
 
 
 def _fit_scale(log_ratio: np.ndarray, weights: np.ndarray, options: AlignOptions
                ) -> tuple[float, np.ndarray]:
     """Robust log-scale m of log(z / d): weighted median, Huber IRLS, inlier least squares."""
     m = _weighted_median(log_ratio, weights)
+    w, product = np.empty_like(log_ratio), np.empty_like(log_ratio)  # reused by every pass
     for _ in range(options.iterations):
-        w = weights * _huber(log_ratio - m, options.huber)
-        m = float(np.sum(w * log_ratio) / np.sum(w))
+        np.multiply(weights, _huber(np.subtract(log_ratio, m, out=w), options.huber, w), out=w)
+        m = float(np.sum(np.multiply(w, log_ratio, out=product)) / np.sum(w))
     inliers = np.abs(log_ratio - m) <= options.inlier_threshold
     if inliers.any():
         m = float(np.sum(weights[inliers] * log_ratio[inliers]) / np.sum(weights[inliers]))
@@ -203,11 +212,12 @@ def _fit_scale(log_ratio: np.ndarray, weights: np.ndarray, options: AlignOptions
 def _fit_inverse(x: np.ndarray, y: np.ndarray, weights: np.ndarray, a: float,
                  options: AlignOptions) -> tuple[float, float, np.ndarray] | None:
     """Robust a, b of y = a x + b (inverse depths), residuals relative to y, from b = 0."""
-    b = 0.0
+    b, squared = 0.0, y * y
 
     def solve(w: np.ndarray) -> tuple[float, float] | None:
-        sw, sx, sy = w.sum(), (w * x).sum(), (w * y).sum()
-        sxx, sxy = (w * x * x).sum(), (w * x * y).sum()
+        wx = w * x  # w * x * x is (w * x) * x: the same products, computed once
+        sw, sx, sy = w.sum(), wx.sum(), (w * y).sum()
+        sxx, sxy = (wx * x).sum(), (wx * y).sum()
         det = sw * sxx - sx * sx
         if det <= 1e-12 * max(sw * sxx, 1e-30):
             return None  # no spread in the predicted depths: the shift is not observable
@@ -215,13 +225,13 @@ def _fit_inverse(x: np.ndarray, y: np.ndarray, weights: np.ndarray, a: float,
 
     for _ in range(options.iterations):
         relative = (a * x + b - y) / y
-        solved = solve(weights * _huber(relative, options.huber) / (y * y))
+        solved = solve(weights * _huber(relative, options.huber, relative) / squared)
         if solved is None:
             return None
         a, b = solved
     inliers = np.abs((a * x + b - y) / y) <= options.inlier_threshold
     if inliers.sum() >= 2:
-        solved = solve(np.where(inliers, weights / (y * y), 0.0))
+        solved = solve(np.where(inliers, weights / squared, 0.0))
         if solved is None:
             return None
         a, b = solved
@@ -261,7 +271,9 @@ def fit_alignment(predicted: np.ndarray, target: np.ndarray, std: np.ndarray | N
         return IDENTITY
     if count < options.min_samples:
         return replace(IDENTITY, status='too few samples', samples=count)
-    d, z, w = predicted[index], target[index], weights[index]
+    d, z, w = predicted, target, weights  # every pair is used: no gather
+    if count < predicted.size:
+        d, z, w = predicted[index], target[index], weights[index]
     log_ratio = np.log(z) - np.log(d)
     m, inliers = _fit_scale(log_ratio, w, options)
     scale, shift = math.exp(m), 0.0

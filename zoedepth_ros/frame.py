@@ -10,7 +10,9 @@ namespace.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -158,9 +160,10 @@ def gate_depth(depth: torch.Tensor, min_range: float = 0.0, max_range: float = m
         [min_range, max_range], or std / depth > max_rel_std.
     """
     depth = depth.float()
-    valid = (depth >= min_range) & (depth <= max_range) & (depth > 0)  # False for NaN
-    if math.isinf(max_range):
-        valid &= torch.isfinite(depth)
+    # One comparison per bound, all False for NaN: depth >= min_range > 0 implies depth > 0,
+    # and depth < inf keeps only finite depth when there is no upper bound.
+    valid = depth > 0 if min_range <= 0 else depth >= min_range
+    valid &= depth < math.inf if max_range == math.inf else depth <= max_range
     if max_rel_std > 0.0:
         if std is None or std.shape != depth.shape:
             raise InputError('max_rel_std needs a std map of the depth shape')
@@ -255,3 +258,28 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
     return FrameOutputs(depth.cpu().numpy(), kept, cloud, camera_info, domain,
                         domain_probabilities(out.domain_probs[0].cpu().numpy()),
                         phase_timings(start, prepared, inferred), alignment, unaligned, factor)
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory in the process for reuse: no heap trimming, and blocks up
+    to 32 MiB (glibc's largest threshold on 64-bit) from the heap instead of fresh mappings.
+
+    Each frame allocates and frees the same temporaries (a few MB each at 640x480, tens of MB
+    in a network); with glibc's defaults they often come back as fresh pages that fault in on
+    first touch, every frame. The resident size then stays at its high-water mark.
+    Process-wide and glibc-only, for processes that run the per-frame path (the node
+    executables call it); the same as ``MALLOC_TRIM_THRESHOLD_`` and
+    ``MALLOC_MMAP_THRESHOLD_`` in the environment, which win when set.
+
+    Returns:
+        Whether both settings are now in effect (False when the environment sets them, or on
+        a C library without ``mallopt``).
+    """
+    if os.environ.keys() & {'MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_THRESHOLD_'}:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library's, among the process's symbols
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(mallopt(m_trim_threshold, 2**31 - 1) and mallopt(m_mmap_threshold, 32 << 20))

@@ -187,8 +187,10 @@ class DepthEstimator:
                             with_std=std)
         depth = self._to_input_size(out.metric_depth.float(), x.shape[-2:])
         spread = None
-        if std:
-            spread = self._to_input_size(out.depth_std.float(), x.shape[-2:]).clamp_min(0)
+        if std:  # clamped in place when the resize made a new tensor (not the model's)
+            values = out.depth_std.float()
+            spread = self._to_input_size(values, x.shape[-2:])
+            spread = spread.clamp_min(0) if spread is values else spread.clamp_min_(0)
         if out.domain_logits is not None:
             probs = torch.softmax(out.domain_logits.float(), dim=1)
         else:

@@ -172,9 +172,14 @@ def test_runtime_parameters_are_validated_and_applied(node_a: NodeProcess, probe
 def test_every_yaml_key_is_a_declared_parameter_with_a_descriptor(node_a: NodeProcess,
                                                                   probe: Probe) -> None:
     document = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
-    names = [f'{key}.{sub}' if isinstance(value, dict) else key
-             for key, value in document.items()
-             for sub in (value if isinstance(value, dict) else [None])]
+
+    def flatten(section: dict[str, Any], prefix: str = '') -> list[str]:
+        return [name for key, value in section.items() for name in (
+            flatten(value, f'{prefix}{key}.') if isinstance(value, dict)
+            else [f'{prefix}{key}'])]
+
+    names = flatten(document)
+    assert 'anchor.extrinsic.qw' in names
     client = probe.node.create_client(DescribeParameters, '/a/depth_node/describe_parameters')
     assert client.wait_for_service(timeout_sec=WAIT_S)
     future = client.call_async(DescribeParameters.Request(names=names))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.io.messages import _as_uint8
+from zoedepth_ros.io.messages import as_uint8
 
 _FLOAT_TYPES = {7: 'f4', 8: 'f8'}  # sensor_msgs/PointField FLOAT32, FLOAT64
 MAX_CLOUD_POINTS = 4_000_000
@@ -36,7 +36,7 @@ def cloud_xyz(msg: Any) -> np.ndarray:
         raise InputError(f'point cloud of {count} points is larger than {MAX_CLOUD_POINTS}')
     fields = {str(f.name): f for f in msg.fields}
     order = '>' if msg.is_bigendian else '<'
-    data = _as_uint8(msg.data)
+    data = as_uint8(msg.data)
     row_step = int(msg.row_step) or width * step
     needed = (height - 1) * row_step + width * step if count else 0
     if data.size < needed:

@@ -124,7 +124,7 @@ def stamp_ns(header: Any) -> int:
 # Reading images
 
 
-def _as_uint8(data: Any) -> np.ndarray:
+def as_uint8(data: Any) -> np.ndarray:
     """Flat uint8 view of a message's ``data`` (bytes, array.array('B'), numpy or list)."""
     try:
         return np.frombuffer(data, dtype=np.uint8)
@@ -150,7 +150,7 @@ def _pixel_rows(msg: Any, channels: int, itemsize: int, max_pixels: int | None) 
     if step < row_bytes:
         raise InputError(f'{msg.encoding} image step {step} is smaller than width x bytes per '
                          f'pixel = {width} x {channels * itemsize} = {row_bytes}')
-    data = _as_uint8(msg.data)
+    data = as_uint8(msg.data)
     if data.size != step * height:
         raise InputError(f'{msg.encoding} image data has {data.size} bytes; expected step x '
                          f'height = {step} x {height} = {step * height} (truncated or malformed '
@@ -210,7 +210,7 @@ def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     if 'compresseddepth' in fmt.lower().replace(' ', ''):
         raise InputError(f'CompressedImage format {fmt!r} is a depth image; expected a colour '
                          'jpeg or png image')
-    data = _as_uint8(msg.data)
+    data = as_uint8(msg.data)
     try:
         width, height, _ = compressed_image_size(data)
     except InputError as err:
@@ -240,9 +240,10 @@ def depth_image_from_msg(msg: Any) -> np.ndarray:
     else:
         raw = _pixel_rows(msg, 4, 1, None)
         dtype = np.dtype('>f4' if msg.is_bigendian else '<f4')
-        depth = np.ascontiguousarray(raw).view(dtype)[..., 0].astype(np.float32)
-    depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
-    return depth
+        depth = np.ascontiguousarray(raw).view(dtype)[..., 0].astype(np.float32, copy=False)
+    # One select into a new array, faster than a masked assignment into a copy; both
+    # comparisons are False for NaN.
+    return np.where((depth > 0) & (depth < np.inf), depth, np.float32(np.nan))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Field dataclasses from the ROS-free core -> sensor_msgs messages (one copy of the bytes)."""
+"""Field dataclasses from the ROS-free core -> sensor_msgs messages (no copy of the bytes in
+Python: publishing copies them once into the C message)."""
 
 from __future__ import annotations
 
-import array
 from typing import Any
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
@@ -12,19 +12,24 @@ from zoedepth_ros.io.anchoring import AlignmentFields
 from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
 
 
-def byte_array(data: bytes) -> array.array:
-    """``uint8[]`` field value; assigned after construction it is kept, not copied again
-    (a message constructor copies its ``data`` argument into a new array)."""
-    values = array.array('B')
-    values.frombytes(data)
-    return values
+def set_data(msg: Any, data: bytes | memoryview) -> None:
+    """Give a message's ``uint8[] data`` field the bytes of ``data`` without copying them.
+
+    The generated constructor and ``data`` setter copy into a new ``array.array`` (the setter
+    keeps an ``array.array`` only with ``ROS_PYTHON_CHECK_FIELDS=1``). Publishing and
+    ``serialize_message`` read the field through the buffer protocol (one copy into the C
+    message), which any C-contiguous bytes-like object serves, so the field's slot takes
+    ``data`` as it is: bytes, or a byte view of the array it was encoded from, which must
+    not change until the message is published.
+    """
+    msg._data = data
 
 
 def image_message(fields: ImageFields, header: Any) -> Image:
     """Image with ``header`` (the input's: same stamp and frame id) and the given fields."""
     msg = Image(header=header, height=fields.height, width=fields.width,
                 encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step)
-    msg.data = byte_array(fields.data)
+    set_data(msg, fields.data)
     return msg
 
 
@@ -42,7 +47,7 @@ def point_cloud_message(cloud: PackedCloud, header: Any) -> PointCloud2:
     msg = PointCloud2(header=header, height=cloud.height, width=cloud.width, fields=fields,
                       is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
                       row_step=cloud.row_step, is_dense=cloud.is_dense)
-    msg.data = byte_array(cloud.data)
+    set_data(msg, cloud.data)
     return msg
 
 

@@ -10,15 +10,19 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from zoedepth_ros.errors import ZoeDepthError
+from zoedepth_ros.frame import keep_freed_memory
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Build the node with ``factory`` and spin it until SIGINT/SIGTERM.
 
+    The process keeps freed memory for the per-frame temporaries (``keep_freed_memory``).
+
     Returns:
         0 on SIGINT/SIGTERM (also during start-up), 2 on a bad parameter, model or checkpoint
         at start-up (logged as one line).
     """
+    keep_freed_memory()
     rclpy.init(args=args)
     node = None
     try:
