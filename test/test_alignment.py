@@ -168,3 +168,17 @@ def test_options_are_checked() -> None:
         AlignOptions(jump_ratio=1.0)
     with pytest.raises(InputError, match='min_samples >= 2'):
         AlignOptions(min_samples=1)
+
+
+def test_large_sample_sets_are_thinned_evenly() -> None:
+    depth = np.full((480, 640), np.nan, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    picked = rng.random(depth.shape) < 0.065  # ~20k samples, a ToF-like density
+    depth[picked] = 2.0
+    samples = SparseSamples.from_depth_image(depth)
+    assert len(samples) > 19_000
+    thinned = samples.thinned(4096)
+    assert 4096 // 2 < len(thinned) <= 4096 and thinned.thinned(4096) is thinned
+    np.testing.assert_array_equal(thinned.u, samples.u[::-(-len(samples) // 4096)])
+    fit = fit_alignment(np.full(len(samples), 1.0), samples.z)
+    assert fit.samples == len(thinned) and fit.scale == pytest.approx(2.0)

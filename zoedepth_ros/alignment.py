@@ -51,7 +51,8 @@ class AlignOptions:
         jump_ratio: a fit differing from the smoothed scale by more than this factor is a jump.
         jump_frames: consecutive jumping frames that reset the smoothing to the new fit.
         hold_s: how long the last value is applied when frames bring too few samples.
-        max_samples: larger sample sets are thinned by an even stride (cost bound).
+        max_samples: larger sample sets are thinned by an even stride before the fit (a
+            global scale is settled by a few thousand samples; the cost grows with them).
     """
 
     mode: AlignMode = 'scale'
@@ -64,7 +65,7 @@ class AlignOptions:
     jump_ratio: float = 1.5
     jump_frames: int = 3
     hold_s: float = 1.0
-    max_samples: int = 50_000
+    max_samples: int = 4096
 
     def __post_init__(self) -> None:
         if self.mode not in ('scale', 'scale_shift'):
@@ -91,7 +92,8 @@ class Alignment:
         status: 'fit' (this frame's samples, smoothed), 'reset' (smoothing restarted),
             'held' (too few samples: the last value, within hold_s), 'jump' (a jump not yet
             confirmed: the smoothed value), 'too few samples', 'no samples'.
-        samples: valid samples of the frame; inliers: of those, within the threshold.
+        samples: valid samples fitted (at most max_samples); inliers: of those, within the
+            threshold.
         residual: RMS relative residual of the inliers (log ratio; NaN without a fit).
         frame_scale: this frame's own fit before smoothing (NaN without one).
     """
@@ -159,6 +161,13 @@ class SparseSamples:
         return cls((col[inside] / camera.width).astype(np.float32),
                    (row[inside] / camera.height).astype(np.float32),
                    z[inside].astype(np.float32))
+
+    def thinned(self, limit: int) -> SparseSamples:
+        """At most ``limit`` samples, taken by an even stride (self when already fewer)."""
+        if len(self) <= limit:
+            return self
+        step = -(-len(self) // limit)
+        return SparseSamples(self.u[::step], self.v[::step], self.z[::step])
 
     def pixels(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Row and column indices of the samples in an H x W image (nearest pixel)."""

@@ -208,6 +208,7 @@ def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor) 
     fit = Alignment()
     samples = anchor.samples
     if samples is not None and len(samples):
+        samples = samples.thinned(anchor.aligner.options.max_samples)
         spread = None if std is None else values_at(std, samples)
         fit = fit_alignment(values_at(depth, samples), samples.z, spread,
                             anchor.aligner.options)
