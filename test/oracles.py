@@ -1,4 +1,4 @@
-"""Slow per-pixel oracles for vectorised code (tests and benchmarks only)."""
+"""Slow per-pixel oracles for vectorised code, and the reference tolerance (tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 import struct
 
 import numpy as np
+import torch
 
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.io.messages import XYZ_FIELDS, XYZRGB_FIELDS, PackedCloud
@@ -58,3 +59,12 @@ def cloud_to_array(cloud: PackedCloud) -> np.ndarray:
                       'offsets': [f.offset for f in cloud.fields],
                       'itemsize': cloud.point_step})
     return np.frombuffer(cloud.data, dtype=dtype).reshape(cloud.height, cloud.width)
+
+
+def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max|out - ref| <= 1e-4 * max|ref| + 1e-6; returns the relative error."""
+    assert actual.shape == expected.shape, f'{name}: {actual.shape} vs {expected.shape}'
+    error = (actual.float() - expected.float()).abs().max().item()
+    scale = expected.abs().max().item()
+    assert error <= 1e-4 * scale + 1e-6, f'{name}: max abs error {error:.3g} (ref max {scale:.3g})'
+    return error / max(scale, 1e-12)

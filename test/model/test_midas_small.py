@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import assert_close
 
 from zoedepth_ros.config import load_config, save_config
 from zoedepth_ros.errors import CheckpointError, ConfigError
@@ -36,15 +37,6 @@ CASE = REFVECTORS / 'zoed_midas_small'
 needs_refvectors = pytest.mark.skipif(not (CASE / 'orig_ckpt_fp16.pt').is_file(),
                                       reason=f'reference vectors not found at {REFVECTORS} '
                                              f'(set ZOEDEPTH_REFVECTORS)')
-
-
-def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """max|out - ref| <= 1e-4 * max|ref| + 1e-6; returns the relative error."""
-    assert actual.shape == expected.shape, f'{name}: {actual.shape} vs {expected.shape}'
-    error = (actual.float() - expected.float()).abs().max().item()
-    scale = expected.abs().max().item()
-    assert error <= 1e-4 * scale + 1e-6, f'{name}: max abs error {error:.3g} (ref max {scale:.3g})'
-    return error / max(scale, 1e-12)
 
 
 def read_tsv(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:

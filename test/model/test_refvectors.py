@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from oracles import assert_close
 
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.model.checkpoint import original_state_dict
@@ -27,15 +28,6 @@ pytestmark = pytest.mark.skipif(not (REFVECTORS / 'inputs.pt').is_file(),
                                        f'(set ZOEDEPTH_REFVECTORS)')
 
 CONFIGS = ('tiny_n', 'tiny_k')
-
-
-def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """max|out - ref| <= 1e-4 * max|ref| + 1e-6; returns the relative error."""
-    assert actual.shape == expected.shape, f'{name}: {actual.shape} vs {expected.shape}'
-    error = (actual.float() - expected.float()).abs().max().item()
-    scale = expected.abs().max().item()
-    assert error <= 1e-4 * scale + 1e-6, f'{name}: max abs error {error:.3g} (ref max {scale:.3g})'
-    return error / max(scale, 1e-12)
 
 
 @pytest.fixture(scope='module')

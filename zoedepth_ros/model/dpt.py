@@ -86,6 +86,21 @@ class DecoderOutput:
     fused: list[torch.Tensor]
 
 
+def relative_head(features: int, head_features: int, align_corners: bool) -> nn.Sequential:
+    """MiDaS's output head: [conv3x3 F->F/2, x2 bilinear, conv3x3 F/2->head_features, ReLU,
+    conv1x1 ->1, ReLU, Identity] (the index layout of the original checkpoints). The DPT
+    decoders resize with align_corners=True, MiDaS v2.1 small with False."""
+    return nn.Sequential(
+        nn.Conv2d(features, features // 2, 3, padding=1),
+        nn.Upsample(scale_factor=2, mode='bilinear', align_corners=align_corners),
+        nn.Conv2d(features // 2, head_features, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(head_features, 1, kernel_size=1),
+        nn.ReLU(),
+        nn.Identity(),
+    )
+
+
 class DPTDecoder(nn.Module):
     """Reassemble + RefineNet fusion + relative-depth head."""
 
@@ -99,15 +114,7 @@ class DPTDecoder(nn.Module):
             nn.Conv2d(channels, features, 3, padding=1, bias=False)
             for channels in cfg.reassemble_features)
         self.fusion = nn.ModuleList(FusionBlock(features) for _ in range(4))
-        self.head = nn.Sequential(
-            nn.Conv2d(features, features // 2, 3, padding=1),
-            nn.Upsample(scale_factor=2, mode='bilinear', align_corners=True),
-            nn.Conv2d(features // 2, cfg.head_features, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(cfg.head_features, 1, kernel_size=1),
-            nn.ReLU(),
-            nn.Identity(),
-        )
+        self.head = relative_head(features, cfg.head_features, align_corners=True)
 
     def forward(self, maps: list[torch.Tensor]) -> DecoderOutput:
         """Four (B, D, h/16, w/16) maps -> DecoderOutput."""

@@ -16,7 +16,7 @@ from timm.models.efficientnet import BN_EPS_TF_DEFAULT, EfficientNet, _gen_effic
 from torch import nn
 
 from zoedepth_ros.model.config import EfficientNetConfig
-from zoedepth_ros.model.dpt import DecoderOutput, FusionBlock
+from zoedepth_ros.model.dpt import DecoderOutput, FusionBlock, relative_head
 
 LITE3_CHANNEL_MULTIPLIER = 1.2
 LITE3_DEPTH_MULTIPLIER = 1.4
@@ -101,15 +101,7 @@ class MidasSmallDecoder(nn.Module):
             for channels, width in zip(in_channels, stages))
         self.fusion = nn.ModuleList(
             FusionBlock(width, out) for width, out in zip(stages, outputs))
-        self.head = nn.Sequential(
-            nn.Conv2d(features, features // 2, 3, padding=1),
-            nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False),
-            nn.Conv2d(features // 2, cfg.head_features, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(cfg.head_features, 1, kernel_size=1),
-            nn.ReLU(),
-            nn.Identity(),
-        )
+        self.head = relative_head(features, cfg.head_features, align_corners=False)
 
     def forward(self, maps: list[torch.Tensor]) -> DecoderOutput:
         """Encoder maps at 1/4..1/32 -> DecoderOutput (every fusion block upsamples x2)."""
