@@ -75,6 +75,11 @@ def test_metric_stages_start_from_the_relative_checkpoint(tmp_path: Path) -> Non
         build_training_model(wider)
     with pytest.raises(ConfigError, match='relative:<path>'):
         from_dict(TrainConfig, {'model': {'init': 'relative:'}})
+    frozen_only = from_dict(TrainConfig, {
+        'stage': 'metric_nk', 'output_dir': str(tmp_path / 'bn'),
+        'model': {'preset': 'zoedepth_small_tiny_nk', 'batchnorm': 'train'}})
+    with pytest.raises(ConfigError, match='batchnorm=train cannot be used with metric_nk'):
+        Trainer(frozen_only, train_sets=[TinyRGBD(2), TinyRGBD(2, 'outdoor')])
 
 
 @pytest.mark.slow

@@ -113,6 +113,13 @@ class Trainer:
         """The loss and validation stage: distillation trains like metric / metric_nk."""
         if cfg.stage == 'distill':
             self.stage = 'metric_nk' if self.num_heads > 1 else 'metric'
+        if self.stage == 'metric_nk' and cfg.model.batchnorm == 'train':
+            # Every NK batch is single-domain: statistics per domain let the router learn
+            # features that the running statistics at inference do not reproduce (a trial
+            # reached router loss 2e-4 and validation router accuracy 0 outdoors).
+            raise ConfigError('model.batchnorm=train cannot be used with metric_nk (its '
+                              'batches are single-domain); learn the statistics in the '
+                              'relative stage (mixed batches) and keep them frozen here')
         if cfg.model.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         self.local_batch = per_rank_batch(cfg.batch_size, self.info)
