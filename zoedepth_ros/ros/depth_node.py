@@ -125,7 +125,10 @@ class DepthNode(Node):
         if worker is not None:
             self._stop.set()
             self._slot.close()
-            worker.join(timeout=10.0)
+            # Within launch's sigterm_timeout (5 s): a frame still in the model is abandoned.
+            worker.join(timeout=3.0)
+            if worker.is_alive():
+                self.get_logger().warning('the worker is still in a frame: not waiting for it')
 
     def _set_config(self, config: NodeConfig) -> None:
         self.config = config

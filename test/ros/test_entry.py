@@ -1,0 +1,77 @@
+"""run_node's signal discipline, on a small rclpy node whose shutdown hangs or not.
+
+The first SIGINT/SIGTERM stops the node, the second (``ros2 launch`` forwarding the terminal's
+Ctrl-C) is ignored, and a third ends a node whose shutdown hangs. The depth node itself is
+stopped twenty times per signal in test_ros2_cli.py; here the shutdown's timing is controlled.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from node_harness import REPO, wait_until
+
+NODE = """
+import sys, time
+from rclpy.node import Node
+from zoedepth_ros.ros.entry import run_node
+
+HANG_S = float(sys.argv[1])
+
+class Slow(Node):
+    def __init__(self):
+        super().__init__('slow_stop')
+        self.timer = self.create_timer(0.01, self.serving)
+
+    def serving(self):
+        print('serving', flush=True)
+        self.timer.cancel()
+
+    def destroy_node(self):
+        print('stopping', flush=True)
+        time.sleep(HANG_S)  # a worker that does not let go
+        super().destroy_node()
+
+sys.exit(run_node(Slow))
+"""
+
+
+def _start(hang_s: float) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, '-c', NODE, str(hang_s)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    wait_until(lambda: lines.append(process.stdout.readline()) or 'serving' in lines[-1],
+               what='the node to serve')
+    return process
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_during_shutdown_is_ignored(sig: signal.Signals) -> None:
+    process = _start(hang_s=1.0)
+    process.send_signal(sig)
+    assert process.stdout.readline().strip() == 'stopping'
+    process.send_signal(sig)  # as launch forwards Ctrl-C, while the node shuts down
+    output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert f'stopped by {sig.name}: finished cleanly' in output
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
+
+
+def test_a_third_signal_ends_a_node_that_hangs() -> None:
+    process = _start(hang_s=600.0)
+    process.send_signal(signal.SIGINT)
+    assert process.stdout.readline().strip() == 'stopping'
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert process.poll() is None  # still hanging: the second signal only counted
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=30)[0]
+    assert time.monotonic() - started < 5.0
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert 'SIGTERM: signal 3 while stopping, forced exit' in output
+    assert 'Traceback' not in output, output
