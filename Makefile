@@ -9,6 +9,11 @@ STAMP := $(VENV)/.requirements-installed
 STAMP_JAZZY := $(VENV_JAZZY)/.requirements-installed
 OUT ?= outputs/demo
 PYTEST_ARGS ?= -n 2
+# The real launch, launch_ros and ros2cli (ros2 launch/run/param/topic/node/lifecycle) and
+# sensor_msgs_py have no wheels on the package index: this folder holds them, built unmodified
+# from the upstream sources, one set per environment (rolling/ for the Kilted wheels, jazzy/).
+# Without it, setup installs everything else and the tests that drive `ros2 ...` skip.
+ROS2_CLI_WHEELS ?= ../shared/ros2-cli
 
 .PHONY: setup setup-jazzy demo demo-model test test-fast test-jazzy test-all lint bench clean
 
@@ -25,10 +30,20 @@ $(STAMP_JAZZY): requirements-jazzy.txt requirements-common.txt
 	$(PY_JAZZY) -m pip install -q -r requirements-jazzy.txt
 	touch $(STAMP_JAZZY)
 
+# $(call ros2_cli,PYTHON,SET): the ROS 2 command-line wheels of SET, when the folder exists
+# (their PyPI dependencies are in requirements-common.txt).
+define ros2_cli
+	@if [ -d $(ROS2_CLI_WHEELS)/$(2) ]; then \
+	  $(1) -m pip install -q --no-deps $(ROS2_CLI_WHEELS)/$(2)/*.whl; \
+	else echo "no $(ROS2_CLI_WHEELS)/$(2): the tests of the ros2 command line will skip"; fi
+endef
+
 setup: $(STAMP)
+	$(call ros2_cli,$(PY),rolling)
 	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 
 setup-jazzy: $(STAMP_JAZZY)
+	$(call ros2_cli,$(PY_JAZZY),jazzy)
 	$(PY_JAZZY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
 
 demo: setup

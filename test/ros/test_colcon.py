@@ -10,7 +10,6 @@ model), and answers a frame published over DDS.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,39 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from node_harness import REPO, NodeProcess, Probe, make_image, make_info, serve, stamp_header
+from node_harness import NodeProcess, Probe, make_image, make_info, serve, stamp_header
 from node_harness import test_image as image_of
 from sensor_msgs.msg import CameraInfo, Image
 
 
-def _tracked_files() -> list[str]:
-    done = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard'],
-                          cwd=REPO, capture_output=True, text=True)
-    if done.returncode == 0 and done.stdout.strip():
-        return [name for name in done.stdout.splitlines() if (REPO / name).is_file()]
-    skip = ('.git', '.venv', 'outputs', 'build', 'install', 'log')  # a tree without git
-    return [str(p.relative_to(REPO)) for p in REPO.rglob('*')
-            if p.is_file() and not p.relative_to(REPO).parts[0].startswith(skip)
-            and '__pycache__' not in p.parts]
-
-
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp('ws')
-    source = root / 'src' / 'zoedepth_ros'
-    for name in _tracked_files():
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, source / name)
-    env = dict(os.environ, COLCON_HOME=str(root / '.colcon'))
-    done = subprocess.run([sys.executable, '-m', 'colcon', 'build', '--base-paths', 'src',
-                           '--event-handlers', 'console_direct-'], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return root / 'install' / 'zoedepth_ros'
-
-
 @pytest.mark.slow
-def test_colcon_install_runs_like_ros2_run(workspace: Path, tmp_path: Path) -> None:
+def test_colcon_install_runs_like_ros2_run(colcon_install: Path, tmp_path: Path) -> None:
+    workspace = colcon_install / 'zoedepth_ros'
     executable = workspace / 'lib' / 'zoedepth_ros' / 'depth_node'
     share = workspace / 'share' / 'zoedepth_ros'
     site = next(workspace.glob('lib/python3*/site-packages'))
