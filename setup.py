@@ -1,10 +1,23 @@
 """ament_python package: installs the Python package, launch/config files and the ament marker."""
 
+import ast
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 package_name = 'zoedepth_ros'
+
+
+def optional_extras() -> dict[str, list[str]]:
+    """``EXTRAS`` of zoedepth_ros/extras.py, read from the source (importing the package would
+    need its dependencies): the extras and the errors that name them stay one list."""
+    source = Path(__file__).resolve().parent / package_name / 'extras.py'
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, 'id', '') == 'EXTRAS':
+            return {name: list(pins) for name, pins in ast.literal_eval(node.value).items()}
+    raise RuntimeError(f'no EXTRAS in {source}')
+
 
 setup(
     name=package_name,
@@ -23,7 +36,8 @@ setup(
         (f'share/{package_name}/config/eval', glob('config/eval/*.yaml')),
     ],
     install_requires=['setuptools'],
-    extras_require={'test': ['pytest']},  # colcon test runs pytest, not `setup.py test`
+    # test: colcon test runs pytest, not `setup.py test`; synth, train: optional features
+    extras_require={'test': ['pytest'], **optional_extras()},
     zip_safe=False,
     maintainer='zoedepth_ros developers',
     maintainer_email='zoedepth-ros@example.org',

@@ -10,12 +10,19 @@ Public API::
              storage='mcap')   # a rosbag2 with image, camera_info and depth topics
 
 ``iter_frames`` yields the rendered frames in memory (see :mod:`.generator`).
-Importing this package pulls in trimesh and Embree; nothing else in the package needs them.
+Importing this package pulls in trimesh and Embree (the ``synth`` extra, x86_64 only); nothing
+else in the package needs them. Without them the import raises ``MissingExtraError``, which
+says what to install.
 """
 
 from __future__ import annotations
 
-from zoedepth_ros.synth.generator import (
+from zoedepth_ros.extras import require
+
+for _module in ('trimesh', 'embreex'):
+    require('synth', _module, 'Synthetic scenes (zoedepth synth, make demo)')
+
+from zoedepth_ros.synth.generator import (  # noqa: E402 - after the check that names the extra
     DOMAINS,
     SynthFrame,
     SynthSummary,

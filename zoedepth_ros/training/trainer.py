@@ -34,6 +34,7 @@ from zoedepth_ros.config import save_config, to_dict
 from zoedepth_ros.data.datasets import open_dataset
 from zoedepth_ros.data.transforms import AugmentConfig, TrainAugmentation
 from zoedepth_ros.errors import CheckpointError, ConfigError
+from zoedepth_ros.extras import require
 from zoedepth_ros.inference import DepthEstimator, resolve_device
 from zoedepth_ros.io.atomic import write_text
 from zoedepth_ros.model.checkpoint import (
@@ -316,7 +317,9 @@ class Trainer:
     def _make_writer(self) -> Any:
         if not (self.cfg.tensorboard and self.info.is_main):
             return None
-        from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard=false
+        require('train', 'tensorboard', 'TensorBoard logging (tensorboard: true in the recipe; '
+                'false or --set tensorboard=false turns it off)')
+        from torch.utils.tensorboard import SummaryWriter
 
         return SummaryWriter(str(self.output / 'tensorboard'), purge_step=self.step or None)
 
