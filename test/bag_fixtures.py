@@ -59,8 +59,10 @@ def gt_depth(index: int, shape: tuple[int, int] = (24, 32)) -> np.ndarray:
 
 def write_bag(path: Path, storage: str = 'sqlite3', depth_encoding: str = '32FC1',
               image_encoding: str = 'rgb8', offsets: list[float | None] = OFFSETS_MS,
-              extra: Callable[[AtomicBagWriter, int, int], None] | None = None) -> None:
-    """The RGB-D test bag; ``extra(bag, index, stamp_ns)`` may add messages per frame."""
+              extra: Callable[[AtomicBagWriter, int, int], None] | None = None,
+              info_topic: str | None = TOPICS.camera_info) -> None:
+    """The RGB-D test bag; ``extra(bag, index, stamp_ns)`` may add messages per frame; the
+    CameraInfo goes on ``info_topic`` (None: no CameraInfo)."""
     rng = np.random.default_rng(1)
     with AtomicBagWriter(path, storage) as bag:
         for index, offset in enumerate(offsets):
@@ -71,7 +73,8 @@ def write_bag(path: Path, storage: str = 'sqlite3', depth_encoding: str = '32FC1
             rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
             bag.write(TOPICS.image, bag.image(image_fields(rgb, image_encoding), header),
                       stamp + 2_000_000)
-            bag.write(TOPICS.camera_info, bag.camera_info(INFO, header), stamp + 2_000_000)
+            if info_topic is not None:
+                bag.write(info_topic, bag.camera_info(INFO, header), stamp + 2_000_000)
             if offset is not None:
                 depth_stamp = stamp + int(offset * 1e6)
                 fields = encode_depth(gt_depth(index), depth_encoding)

@@ -200,3 +200,18 @@ def test_cli_eval_anchored_to_a_sparse_topic(tmp_path: Path, tiny_yaml: Path) ->
     assert rows[5].endswith(',held')  # frame 4 has no samples
     assert main(eval_args(tmp_path / 'bag', tmp_path / 'bad', tiny_yaml, '--sparse-topic',
                           '/cam/nothing')) == 2
+
+
+def test_cli_says_when_the_camera_is_assumed(tmp_path: Path, tiny_yaml: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    write_bag(tmp_path / 'bag', info_topic=None)
+    args = eval_args(tmp_path / 'bag', tmp_path / 'report', tiny_yaml, '--max-frames', '2',
+                     '--fov', '75')
+    args.remove('--camera-info-topic')
+    args.remove(TOPICS.camera_info)
+    assert main(args) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert any('no CameraInfo for /cam/image_raw (the bag has no CameraInfo topic): '
+               'intrinsics assume a 75.0 degree' in w for w in warnings), warnings
+    assert any('ASSUMED a 75.0 degree horizontal field of view' in w for w in warnings)
+    assert 'ASSUMED a 75.0 degree' in (tmp_path / 'report' / 'report.md').read_text()

@@ -151,3 +151,49 @@ def test_anchored_and_plain_scores_in_one_run(tmp_path: Path, writer, topic: str
     assert (tmp_path / 'report' / 'plots' / 'alignment_scale.png').stat().st_size > 1000
     header = (tmp_path / 'report' / 'per_frame.csv').read_text().splitlines()[0]
     assert header.endswith('alignment_samples,alignment_inliers,alignment_status')
+
+
+@pytest.mark.parametrize('info_topic, found, source', [
+    ('/cam/camera_info', '/cam/camera_info', 'beside /cam/image_raw'),
+    ('/calibration/info', '/calibration/info', "the bag's only CameraInfo topic"),
+    (None, None, 'the bag has no CameraInfo topic')])
+def test_no_silent_camera(tmp_path: Path, info_topic: str | None, found: str | None,
+                          source: str) -> None:
+    """Without --camera-info-topic the bag's own CameraInfo serves (beside the image topic, or
+    the only one); with none, the assumed field of view is said in the report and used."""
+    from zoedepth_ros.evaluation.report import report_markdown
+    from zoedepth_ros.io.bag_reader import open_bag
+
+    write_bag(tmp_path / 'bag', info_topic=info_topic)
+    settings = BagEvalSettings(FrameTopics(TOPICS.image, TOPICS.depth), namespace='/pred',
+                               fov_deg=90.0)
+    with AtomicBagWriter(tmp_path / 'out', 'mcap') as writer:
+        report = evaluate_bag(null_estimator(depth_m=2.0), tmp_path / 'bag', settings, writer)
+    assert report.camera['camera_info_topic'] == found
+    assert report.camera['source'] == source
+    assert report.camera['assumed_fov_frames'] == (6 if found is None else 0)
+    assert report.camera_assumed == (found is None)
+    line = report.camera_line()
+    assert ('ASSUMED a 90.0 degree horizontal field of view' in line) == (found is None)
+    assert line in report_markdown(report, [])
+    with open_bag(tmp_path / 'out') as reader:
+        infos = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()
+                 if c.topic == '/pred/depth/camera_info']
+    # the bag's camera (fx 40 px), or the assumed one: 90 degrees over 64 px gives fx 32 px
+    assert len(infos) == 6
+    fx = 32.0 if found is None else 40.0
+    assert [float(info.k[0]) for info in infos] == pytest.approx([fx] * 6, rel=1e-12)
+
+
+def test_several_camera_infos_and_none_beside_the_image(tmp_path: Path) -> None:
+    def second(bag: AtomicBagWriter, index: int, stamp: int) -> None:
+        from bag_fixtures import INFO
+
+        bag.write('/other/camera_info', bag.camera_info(INFO, bag.header(stamp, 'x')), stamp)
+
+    write_bag(tmp_path / 'bag', info_topic='/calibration/info', extra=second)
+    settings = BagEvalSettings(FrameTopics(TOPICS.image, TOPICS.depth))
+    report = evaluate_bag(null_estimator(depth_m=2.0), tmp_path / 'bag', settings)
+    assert report.camera['camera_info_topic'] is None
+    assert 'several CameraInfo topics (/calibration/info, /other/camera_info)' in \
+        report.camera['source'] and '--camera-info-topic' in report.camera['source']

@@ -61,7 +61,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     topics.add_argument('--depth-topic', default='/camera/depth/image',
                         help='ground truth: Image 32FC1 metres or 16UC1 millimetres; "" = '
                              'none (predict every frame for --out-bag only)')
-    topics.add_argument('--camera-info-topic', default=None)
+    topics.add_argument('--camera-info-topic', default=None,
+                        help='CameraInfo of the images (default: the camera_info beside the '
+                             "image topic, else the bag's only CameraInfo topic)")
+    topics.add_argument('--fov', type=float, default=60.0, metavar='DEG',
+                        help='horizontal field of view assumed for frames without a '
+                             'CameraInfo (default 60; the report says when it is used)')
     topics.add_argument('--tolerance', type=float, default=0.02,
                         help='largest image/depth stamp difference in seconds (default 0.02)')
     add_model_arguments(parser)
@@ -171,7 +176,7 @@ def eval_settings(args: argparse.Namespace) -> Any:
     topics = FrameTopics(args.image_topic, args.depth_topic or None,
                          args.camera_info_topic or None, args.tolerance)
     align = AlignOptions(mode=args.align_mode, time_constant_s=args.align_time_constant)
-    return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()),
+    return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()), fov_deg=args.fov,
                            max_frames=args.max_frames, namespace=args.out_namespace,
                            sparse_topic=args.sparse_topic,
                            sparse_tolerance_s=args.sparse_tolerance,
@@ -185,14 +190,15 @@ def parser_default(name: str) -> str:
     return {'domain': 'auto', 'device': 'auto', 'precision': 'fp32'}[name]
 
 
-def _image_count(path: Path, topic: str) -> tuple[int | None, dict[str, str]]:
-    """Colour messages of the bag (None if unknown) and its topics (-> type) whose types cannot
-    be parsed, read before the model loads."""
+def _read_plan(path: Path, topics: Any) -> tuple[int | None, dict[str, str], Any]:
+    """Colour messages of the bag (None if unknown), its topics (-> type) whose types cannot be
+    parsed, and where the intrinsics will come from: read before the model loads."""
     from zoedepth_ros.io.bag_reader import open_bag
+    from zoedepth_ros.io.bags import camera_info_source
 
     with open_bag(path) as reader:
-        count = sum(c.msgcount for c in reader.connections if c.topic == topic)
-        return count or None, reader.unparseable()
+        count = sum(c.msgcount for c in reader.connections if c.topic == topics.image)
+        return count or None, reader.unparseable(), camera_info_source(reader, topics)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -203,7 +209,11 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = eval_settings(args)
     if not args.bag.exists():
         raise InputError(f'bag {args.bag} not found')
-    total, skipped = _image_count(args.bag, settings.topics.image)
+    total, skipped, camera = _read_plan(args.bag, settings.topics)
+    if camera.topic is None:
+        logger.warning('no CameraInfo for %s (%s): intrinsics assume a %s degree horizontal '
+                       'field of view (--fov sets it)', settings.topics.image, camera.reason,
+                       settings.fov_deg)
     done: list[int] = []
     writer = None
     try:
@@ -284,6 +294,7 @@ def print_summary(report: Any, output: Path, skipped: dict[str, str] | None = No
     for name, values in report.per_domain.items():
         logger.info('  %-8s %3d frames: delta1 %.4f  REL %.4f  RMSE %.4f m', name,
                     values['frames'], values['a1'], values['abs_rel'], values['rmse'])
+    (logger.warning if report.camera_assumed else logger.info)('%s', report.camera_line())
     logger.info('report: %s', output / 'report.md')
     if report.out_bag:
         logger.info('output bag: %s', report.out_bag)

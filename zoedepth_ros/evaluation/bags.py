@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,9 @@ from zoedepth_ros.frame import (
     predict_frame,
 )
 from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
-from zoedepth_ros.io.bags import FrameTopics, RgbdFrame, read_rgbd
+from zoedepth_ros.io.bags import FrameTopics, RgbdFrame, camera_info_source, read_rgbd
 from zoedepth_ros.metrics import (
     CROPS,
     METRIC_KEYS,
@@ -74,7 +75,8 @@ class BagEvalSettings:
         max_frames: stop after this many colour frames (0 = all).
         namespace: namespace of the output topics in the output bag.
         cloud_stride: pixel stride of the output clouds.
-        fov_deg: horizontal field of view for intrinsics when the bag has no CameraInfo.
+        fov_deg: horizontal field of view of the intrinsics assumed for frames without a
+            CameraInfo (the report says when and for how many frames).
         sparse_topic: sparse metric samples to anchor every frame to (None: no anchoring).
         sparse_tolerance_s: largest stamp difference between a frame and its samples.
         sparse_extrinsic: x y z qx qy qz qw of a cloud's frame in the camera optical frame.
@@ -156,6 +158,9 @@ class BagEvalReport:
     """With a sparse topic: 'overall', 'per_domain', 'per_range' without alignment."""
     seconds: float = 0.0
     out_bag: str | None = None
+    camera: dict[str, Any] = field(default_factory=dict)
+    """'camera_info_topic', 'source' (how it was chosen, or why there is none) and
+    'assumed_fov_frames': frames whose intrinsics came from 'fov_deg' instead."""
 
     @property
     def paired(self) -> int:
@@ -169,6 +174,26 @@ class BagEvalReport:
     @property
     def frames_per_s(self) -> float:
         return len(self.frames) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def camera_assumed(self) -> bool:
+        """Whether any frame's intrinsics were assumed (no CameraInfo for it)."""
+        return bool(self.camera.get('assumed_fov_frames'))
+
+    def camera_line(self) -> str:
+        """Where the intrinsics came from (sparse clouds, the focal correction and the output
+        bag's CameraInfo and clouds use them), for the console and report.md."""
+        camera = self.camera
+        topic, source, count = (camera.get('camera_info_topic'), camera.get('source'),
+                                camera.get('assumed_fov_frames', 0))
+        assumed = (f"ASSUMED a {camera.get('fov_deg')} degree horizontal field of view "
+                   '(square pixels, centred principal point; --fov sets it)')
+        if topic is None:
+            return f'intrinsics: {assumed} for all {count} frames: {source}'
+        if count:
+            return (f'intrinsics: CameraInfo from {topic} ({source}); {assumed} for {count} '
+                    'frames without one')
+        return f'intrinsics: CameraInfo from {topic} ({source})'
 
     def to_dict(self) -> dict[str, Any]:
         counts = {'frames': len(self.frames), 'paired': self.paired,
@@ -281,8 +306,13 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
             had a usable ground truth pixel.
     """
     start = time.perf_counter()
+    with open_bag(path) as reader:
+        source = camera_info_source(reader, settings.topics)
+    settings = replace(settings, topics=replace(settings.topics, camera_info=source.topic))
     report = BagEvalReport(getattr(estimator, 'name', type(estimator).__name__), str(path),
                            _settings_dict(settings))
+    report.camera = {'camera_info_topic': source.topic, 'source': source.reason,
+                     'fov_deg': settings.fov_deg, 'assumed_fov_frames': 0}
     scorer, raw_scorer = _Scorer(settings), _Scorer(settings)
     copy = None if out_bag is None else _copier(out_bag, settings)
     track = (None if settings.sparse_topic is None else
@@ -296,6 +326,7 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
         if settings.max_frames and frame.index >= settings.max_frames:
             break
         height, width = frame.rgb.shape[:2]
+        report.camera['assumed_fov_frames'] += frame.camera_info is None
         info = frame_camera_info(frame.camera_info, width, height, settings.fov_deg)
         assert info is not None  # fov_deg > 0 (checked in BagEvalSettings)
         anchor = None if track is None else _anchor(track, frame, info.camera, aligner,

@@ -113,7 +113,8 @@ def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
              f'- protocol: depth {settings["min_depth"]}..{settings["max_depth"]} m, crop '
              f'{settings["crop"]}, prediction resized bilinearly (align_corners=True) to the '
              'ground-truth size, metrics per image averaged over images',
-             f'- topics: {settings["topics"]}', f'- versions: {_versions()}']
+             f'- topics: {settings["topics"]}', f'- {report.camera_line()}',
+             f'- versions: {_versions()}']
     if report.out_bag:
         lines.append(f'- output bag: `{report.out_bag}`')
     title = '## Overall'

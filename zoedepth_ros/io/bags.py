@@ -59,6 +59,39 @@ def topic_connections(reader: BagReader, topic: str, msgtypes: tuple[str, ...]) 
     return connections
 
 
+@dataclass(frozen=True)
+class CameraSource:
+    """Where a bag's frames get their intrinsics from.
+
+    Attributes:
+        topic: the CameraInfo topic, or None when the bag has none to use.
+        reason: how it was chosen (given, beside the image topic, the only one), or why there
+            is none.
+    """
+
+    topic: str | None
+    reason: str
+
+
+def camera_info_source(reader: BagReader, topics: FrameTopics) -> CameraSource:
+    """The CameraInfo topic for ``topics.image``: the one given, else the ``camera_info`` beside
+    the image topic (``/cam/image_raw`` or ``/cam/image_raw/compressed`` -> ``/cam/camera_info``),
+    else the bag's only CameraInfo topic; none when the bag has none or several others."""
+    if topics.camera_info is not None:
+        return CameraSource(topics.camera_info, 'given')
+    infos = sorted({c.topic for c in reader.connections if c.msgtype == INFO_TYPE})
+    image = topics.image.removesuffix('/compressed')
+    beside = f'{image.rsplit("/", 1)[0]}/camera_info'
+    if beside in infos:
+        return CameraSource(beside, f'beside {topics.image}')
+    if len(infos) == 1:
+        return CameraSource(infos[0], "the bag's only CameraInfo topic")
+    if not infos:
+        return CameraSource(None, 'the bag has no CameraInfo topic')
+    return CameraSource(None, f'the bag has several CameraInfo topics ({", ".join(infos)}) and '
+                              f'none beside {topics.image}; name one with --camera-info-topic')
+
+
 def nearest_within(stamps: np.ndarray, queries: np.ndarray, tolerance_ns: int) -> np.ndarray:
     """Index into ``stamps`` of the nearest value to each query, or -1 beyond the tolerance.
 
