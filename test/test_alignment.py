@@ -12,6 +12,7 @@ import torch
 from zoedepth_ros.alignment import (
     Alignment,
     AlignOptions,
+    HeadAligners,
     SparseSamples,
     TemporalAligner,
     apply_alignment,
@@ -182,3 +183,31 @@ def test_large_sample_sets_are_thinned_evenly() -> None:
     np.testing.assert_array_equal(thinned.u, samples.u[::-(-len(samples) // 4096)])
     fit = fit_alignment(np.full(len(samples), 1.0), samples.z)
     assert fit.samples == len(thinned) and fit.scale == pytest.approx(2.0)
+
+
+def test_each_routed_head_keeps_its_own_scale() -> None:
+    """Indoor-routed frames fit scale 1.0, outdoor-routed ones 0.3 (the heads are off by
+    different factors): each frame gets its own head's smoothed scale; a head switch is neither
+    a jump nor a reset of the other head's smoothing."""
+    heads = HeadAligners(AlignOptions(time_constant_s=1.0, hold_s=1.0, jump_ratio=1.5,
+                                      jump_frames=3))
+    predicted = np.linspace(1.0, 4.0, 30)
+    scale = {'indoor': 1.0, 'outdoor': 0.3}
+    routed = ['indoor', 'indoor', 'outdoor', 'indoor', 'outdoor', 'outdoor', 'indoor']
+    results = [heads.head(domain).update(fit_alignment(predicted, scale[domain] * predicted),
+                                         10.0 + 0.1 * index)
+               for index, domain in enumerate(routed)]
+    for domain, result in zip(routed, results):
+        assert result.applied and result.status in ('reset', 'fit')
+        assert result.scale == pytest.approx(scale[domain], rel=1e-6)
+    assert [r.status for r in results] == ['reset', 'fit', 'reset', 'fit', 'fit', 'fit', 'fit']
+    # one TemporalAligner would have held 1.0 for the first outdoor frames ('jump')
+    single = TemporalAligner(heads.options)
+    shared = [single.update(fit_alignment(predicted, scale[d] * predicted), 10.0 + 0.1 * i)
+              for i, d in enumerate(routed)]
+    assert shared[2].status == 'jump' and shared[2].scale == pytest.approx(1.0)
+    # run-time options reach every head; the states stay
+    heads.options = AlignOptions(time_constant_s=0.0)
+    assert heads.head('outdoor').options.time_constant_s == 0.0
+    assert heads.current('indoor').scale == pytest.approx(1.0, rel=1e-6)
+    assert heads.current('nowhere') is None

@@ -10,7 +10,7 @@ import pytest
 import torch
 from oracles import cloud_to_array, gated_cloud_reference
 
-from zoedepth_ros.alignment import SparseSamples, TemporalAligner
+from zoedepth_ros.alignment import HeadAligners, SparseSamples
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.frame import (
     OUTPUT_TOPICS,
@@ -145,7 +145,7 @@ def test_anchor_and_focal_correction_rescale_depth_std_and_cloud(estimator) -> N
     # anchoring: samples at 1.5x the depth on a grid -> everything 1.5x, cloud included
     sparse = np.full_like(plain.depth_m, np.nan)
     sparse[::5, ::5] = 1.5 * plain.depth_m[::5, ::5]
-    anchor = Anchor(TemporalAligner(), SparseSamples.from_depth_image(sparse), 1.0)
+    anchor = Anchor(HeadAligners(), SparseSamples.from_depth_image(sparse), 1.0)
     keep = dataclasses.replace(options, keep_unaligned=True)
     aligned = predict_frame(estimator, rgb, info, keep, anchor)
     assert aligned.alignment.status == 'reset' and aligned.alignment.applied
@@ -161,10 +161,10 @@ def test_anchor_and_focal_correction_rescale_depth_std_and_cloud(estimator) -> N
     assert encoded['alignment'].values[0] == pytest.approx(1.5, rel=1e-5)
     # a later frame without samples holds the scale (within hold_s), then lets go
     held = predict_frame(estimator, rgb, info, options,
-                         Anchor(anchor.aligner, None, 1.5))
+                         Anchor(anchor.aligners, None, 1.5))
     assert held.alignment.status == 'held'
     np.testing.assert_allclose(held.depth_m, 1.5 * plain.depth_m, rtol=1e-5)
-    free = predict_frame(estimator, rgb, info, options, Anchor(anchor.aligner, None, 5.0))
+    free = predict_frame(estimator, rgb, info, options, Anchor(anchor.aligners, None, 5.0))
     assert free.alignment.status == 'no samples' and not free.alignment.applied
     np.testing.assert_array_equal(free.depth_m, plain.depth_m)
 
@@ -181,3 +181,24 @@ def test_predict_frame_on_cuda_matches_the_cpu() -> None:
     gpu_points, cpu_points = cloud_to_array(on_gpu.cloud), cloud_to_array(on_cpu.cloud)
     np.testing.assert_allclose(gpu_points['x'], cpu_points['x'], rtol=1e-3, atol=1e-5)
     assert on_gpu.cloud.data[12::16] == on_cpu.cloud.data[12::16]
+
+
+def test_a_frame_never_gets_the_other_heads_scale() -> None:
+    """Frames routed to alternating heads, anchored to samples at 3 m: the indoor head predicts
+    2 m (scale 1.5), the outdoor head 6 m (scale 0.5). Each frame is corrected by its own
+    head's fit, right at the first switch (one shared state held 1.5 there as a 'jump')."""
+    from doubles import null_estimator
+
+    heads = {'indoor': null_estimator(depth_m=2.0, domain_index=0),
+             'outdoor': null_estimator(depth_m=6.0, domain_index=1)}
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    info = frame_camera_info(None, 32, 24, fov_deg=60.0)
+    samples = SparseSamples.from_depth_image(np.full((24, 32), 3.0, np.float32))
+    aligners = HeadAligners()
+    for index, domain in enumerate(['indoor', 'indoor', 'outdoor', 'indoor', 'outdoor']):
+        out = predict_frame(heads[domain], rgb, info, FrameOptions(std=False),
+                            Anchor(aligners, samples, 0.1 * index))
+        assert out.domain == domain and out.alignment.applied
+        np.testing.assert_allclose(out.depth_m, 3.0, rtol=1e-5)
+    assert aligners.current('indoor').scale == pytest.approx(1.5, rel=1e-5)
+    assert aligners.current('outdoor').scale == pytest.approx(0.5, rel=1e-5)

@@ -14,6 +14,9 @@ measurements per frame fix it:
 - :class:`TemporalAligner` smooths the per-frame fits over time (exponential, time constant
   ``time_constant_s``, in log scale), holds the last value for ``hold_s`` when a frame has too
   few samples, and resets on a jump that persists for ``jump_frames`` frames.
+- :class:`HeadAligners` keeps one such state per routed head: the indoor and outdoor heads
+  are off by different scales, so a frame never gets the other head's scale, and a head's own
+  fit is never rejected as a jump from the other head's.
 - :func:`apply_alignment` applies the result to depth and std (any array or tensor).
 
 Everything here is ROS-free numpy (the fit runs on at most a few ten thousand values).
@@ -354,6 +357,36 @@ class TemporalAligner:
         shift = state.shift + alpha * (fit.shift - state.shift)
         self._state = replace(fit, scale=scale, shift=shift)
         return self._state
+
+
+class HeadAligners:
+    """One :class:`TemporalAligner` per routed head (domain) of one camera stream."""
+
+    def __init__(self, options: AlignOptions = AlignOptions()) -> None:
+        self._options = options
+        self._heads: dict[str, TemporalAligner] = {}
+
+    @property
+    def options(self) -> AlignOptions:
+        return self._options
+
+    @options.setter
+    def options(self, options: AlignOptions) -> None:
+        """New run-time options for every head (the smoothing keeps its state)."""
+        self._options = options
+        for aligner in self._heads.values():
+            aligner.options = options
+
+    def head(self, domain: str) -> TemporalAligner:
+        """The state of the head that served a frame (created at its first frame)."""
+        if domain not in self._heads:
+            self._heads[domain] = TemporalAligner(self._options)
+        return self._heads[domain]
+
+    def current(self, domain: str) -> Alignment | None:
+        """The smoothed correction of ``domain``'s head, or None before its first fit."""
+        aligner = self._heads.get(domain)
+        return None if aligner is None else aligner.current
 
 
 def apply_alignment(depth: Any, std: Any, alignment: Alignment) -> tuple[Any, Any]:

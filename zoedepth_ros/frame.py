@@ -22,8 +22,8 @@ import torch
 
 from zoedepth_ros.alignment import (
     Alignment,
+    HeadAligners,
     SparseSamples,
-    TemporalAligner,
     apply_alignment,
     fit_alignment,
     values_at,
@@ -55,9 +55,10 @@ the cloud, the uncertainty, a colour preview, the router's choice, the metric an
 @dataclass
 class Anchor:
     """Metric anchoring of one frame: its sparse samples (None when none arrived in time),
-    the stream's aligner (smoothing over frames) and the frame's stamp in seconds."""
+    the stream's aligners (smoothing over frames, one state per routed head) and the frame's
+    stamp in seconds."""
 
-    aligner: TemporalAligner
+    aligners: HeadAligners
     samples: SparseSamples | None
     stamp_s: float
 
@@ -203,16 +204,18 @@ def focal_factor(camera: PinholeCamera, domain: str,
     return (camera.fx / camera.width) / reference[0 if domain == 'indoor' else 1]
 
 
-def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor) -> Alignment:
-    """The correction of one frame: fit its samples (if any), smooth over the stream."""
+def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor,
+                 domain: str) -> Alignment:
+    """The correction of one frame: fit its samples (if any), smooth over the frames of the
+    same routed head (``domain``)."""
     fit = Alignment()
     samples = anchor.samples
+    options = anchor.aligners.options
     if samples is not None and len(samples):
-        samples = samples.thinned(anchor.aligner.options.max_samples)
+        samples = samples.thinned(options.max_samples)
         spread = None if std is None else values_at(std, samples)
-        fit = fit_alignment(values_at(depth, samples), samples.z, spread,
-                            anchor.aligner.options)
-    return anchor.aligner.update(fit, anchor.stamp_s)
+        fit = fit_alignment(values_at(depth, samples), samples.z, spread, options)
+    return anchor.aligners.head(domain).update(fit, anchor.stamp_s)
 
 
 @torch.inference_mode()
@@ -226,7 +229,7 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
         rgb: HxWx3 uint8 RGB image.
         camera_info: CameraInfo of the H x W image (see :func:`frame_camera_info`).
         options: gates, what to compute and the depth encoding.
-        anchor: sparse metric samples and the aligner: the depth and std are corrected
+        anchor: sparse metric samples and the aligners: the depth and std are corrected
             (after the focal-length correction, before the gates) when it yields a fit.
     """
     start = time.perf_counter()
@@ -246,7 +249,7 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
         raw, std = raw * factor, None if std is None else std * factor
     alignment = unaligned = None
     if anchor is not None:
-        alignment = anchor_frame(raw, std, anchor)
+        alignment = anchor_frame(raw, std, anchor, domain)
         if options.keep_unaligned:
             unaligned = gate_depth(raw, options.min_range, options.max_range, std,
                                    options.max_rel_std).cpu().numpy()

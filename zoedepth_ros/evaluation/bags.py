@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from zoedepth_ros.alignment import AlignOptions, TemporalAligner
+from zoedepth_ros.alignment import AlignOptions, HeadAligners
 from zoedepth_ros.errors import BagError, ConfigError
 from zoedepth_ros.evaluation.sparse import SparseTrack, read_sparse
 from zoedepth_ros.frame import (
@@ -317,7 +317,7 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     copy = None if out_bag is None else _copier(out_bag, settings)
     track = (None if settings.sparse_topic is None else
              read_sparse(path, settings.sparse_topic, settings.sparse_extrinsic))
-    aligner = TemporalAligner(settings.align)
+    aligners = HeadAligners(settings.align)
     options = FrameOptions(std=True, cloud=None if out_bag is None else CloudOptions(
         stride=settings.cloud_stride, organized=True, color=True),
         focal_correction=settings.focal_correction, focal_reference=settings.focal_reference,
@@ -329,7 +329,7 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
         report.camera['assumed_fov_frames'] += frame.camera_info is None
         info = frame_camera_info(frame.camera_info, width, height, settings.fov_deg)
         assert info is not None  # fov_deg > 0 (checked in BagEvalSettings)
-        anchor = None if track is None else _anchor(track, frame, info.camera, aligner,
+        anchor = None if track is None else _anchor(track, frame, info.camera, aligners,
                                                     settings)
         outputs = predict_frame(estimator, frame.rgb, info, options, anchor)
         values, pixels, unaligned = None, 0, None
@@ -357,10 +357,10 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     return report
 
 
-def _anchor(track: SparseTrack, frame: RgbdFrame, camera: Any, aligner: TemporalAligner,
+def _anchor(track: SparseTrack, frame: RgbdFrame, camera: Any, aligners: HeadAligners,
             settings: BagEvalSettings) -> Anchor:
     samples = track.samples_at(frame.stamp_ns, settings.sparse_tolerance_s, camera)
-    return Anchor(aligner, samples, frame.stamp_ns * 1e-9)
+    return Anchor(aligners, samples, frame.stamp_ns * 1e-9)
 
 
 def _record(frame: RgbdFrame, result: FrameOutputs, values: dict[str, float] | None,

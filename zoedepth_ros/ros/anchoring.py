@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from zoedepth_ros.alignment import AlignOptions, SparseSamples, TemporalAligner
+from zoedepth_ros.alignment import AlignOptions, HeadAligners, SparseSamples
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.io import messages
@@ -46,7 +46,7 @@ def align_options(cfg: AnchorConfig) -> AlignOptions:
 
 
 class SparseInputs:
-    """Sparse inputs of one camera stream and the aligner that smooths their fits.
+    """Sparse inputs of one camera stream and the aligners that smooth their fits (per head).
 
     Args:
         cfg: the ``anchor`` parameters.
@@ -55,7 +55,7 @@ class SparseInputs:
 
     def __init__(self, cfg: AnchorConfig, tf_node: Any | None = None) -> None:
         self.cfg = cfg
-        self.aligner = TemporalAligner(align_options(cfg))
+        self.aligners = HeadAligners(align_options(cfg))
         self.depth: NearestBuffer[SparseSamples] = NearestBuffer()
         self.points: NearestBuffer[Points] = NearestBuffer()
         self.received = 0
@@ -67,7 +67,7 @@ class SparseInputs:
     def configure(self, cfg: AnchorConfig) -> None:
         """Apply changed run-time parameters (the smoothing keeps its state)."""
         self.cfg = cfg
-        self.aligner.options = align_options(cfg)
+        self.aligners.options = align_options(cfg)
 
     @property
     def active(self) -> bool:

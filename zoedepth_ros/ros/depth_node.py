@@ -290,7 +290,7 @@ class DepthNode(Node):
             self._warn_once('sparse_frame', f'sparse_points are in frame {foreign!r}, not the '
                             f'camera optical frame {camera_frame!r}, and no transform is known '
                             '(set anchor.extrinsic.* or run tf2): clouds not used')
-        return Anchor(sparse.aligner, samples, frame.stamp_ns * 1e-9)
+        return Anchor(sparse.aligners, samples, frame.stamp_ns * 1e-9)
 
     def _process(self, frame: Frame) -> None:
         height, width = frame.rgb.shape[:2]
