@@ -207,7 +207,7 @@ def test_each_routed_head_keeps_its_own_scale() -> None:
               for i, d in enumerate(routed)]
     assert shared[2].status == 'jump' and shared[2].scale == pytest.approx(1.0)
     # run-time options reach every head; the states stay
-    heads.options = AlignOptions(time_constant_s=0.0)
+    heads.configure(AlignOptions(time_constant_s=0.0))
     assert heads.head('outdoor').options.time_constant_s == 0.0
-    assert heads.current('indoor').scale == pytest.approx(1.0, rel=1e-6)
-    assert heads.current('nowhere') is None
+    assert heads.head('indoor').current.scale == pytest.approx(1.0, rel=1e-6)
+    assert sorted(heads.heads) == ['indoor', 'outdoor']

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from zoedepth_ros.ros.config import ParameterSpec, parameter_specs
+from zoedepth_ros.ros.config import ParameterSpec, flatten, parameter_specs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,18 +46,8 @@ def readme_parameter_table() -> dict[str, tuple[str, str]]:
 
 
 def shipped_parameters() -> dict[str, Any]:
-    data = yaml.safe_load((REPO / 'config' / 'depth.yaml').read_text())['/**']['ros__parameters']
-    flat: dict[str, Any] = {}
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f'{prefix}{key}.')
-            else:
-                flat[prefix + key] = value
-
-    walk(data, '')
-    return flat
+    data = yaml.safe_load((REPO / 'config' / 'depth.yaml').read_text())
+    return flatten(data['/**']['ros__parameters'])
 
 
 SPECS = {spec.name: spec for spec in parameter_specs()}

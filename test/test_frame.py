@@ -200,5 +200,5 @@ def test_a_frame_never_gets_the_other_heads_scale() -> None:
                             Anchor(aligners, samples, 0.1 * index))
         assert out.domain == domain and out.alignment.applied
         np.testing.assert_allclose(out.depth_m, 3.0, rtol=1e-5)
-    assert aligners.current('indoor').scale == pytest.approx(1.5, rel=1e-5)
-    assert aligners.current('outdoor').scale == pytest.approx(0.5, rel=1e-5)
+    assert aligners.head('indoor').current.scale == pytest.approx(1.5, rel=1e-5)
+    assert aligners.head('outdoor').current.scale == pytest.approx(0.5, rel=1e-5)

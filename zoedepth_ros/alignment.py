@@ -14,9 +14,8 @@ measurements per frame fix it:
 - :class:`TemporalAligner` smooths the per-frame fits over time (exponential, time constant
   ``time_constant_s``, in log scale), holds the last value for ``hold_s`` when a frame has too
   few samples, and resets on a jump that persists for ``jump_frames`` frames.
-- :class:`HeadAligners` keeps one such state per routed head: the indoor and outdoor heads
-  are off by different scales, so a frame never gets the other head's scale, and a head's own
-  fit is never rejected as a jump from the other head's.
+- :class:`HeadAligners` keeps one such state per routed head (the heads are off by different
+  scales): a frame never gets the other head's scale, and a head switch is no jump.
 - :func:`apply_alignment` applies the result to depth and std (any array or tensor).
 
 Everything here is ROS-free numpy (the fit runs on at most a few ten thousand values).
@@ -363,30 +362,19 @@ class HeadAligners:
     """One :class:`TemporalAligner` per routed head (domain) of one camera stream."""
 
     def __init__(self, options: AlignOptions = AlignOptions()) -> None:
-        self._options = options
-        self._heads: dict[str, TemporalAligner] = {}
+        self.options, self.heads = options, dict[str, TemporalAligner]()
 
-    @property
-    def options(self) -> AlignOptions:
-        return self._options
-
-    @options.setter
-    def options(self, options: AlignOptions) -> None:
+    def configure(self, options: AlignOptions) -> None:
         """New run-time options for every head (the smoothing keeps its state)."""
-        self._options = options
-        for aligner in self._heads.values():
+        self.options = options
+        for aligner in self.heads.values():
             aligner.options = options
 
     def head(self, domain: str) -> TemporalAligner:
         """The state of the head that served a frame (created at its first frame)."""
-        if domain not in self._heads:
-            self._heads[domain] = TemporalAligner(self._options)
-        return self._heads[domain]
-
-    def current(self, domain: str) -> Alignment | None:
-        """The smoothed correction of ``domain``'s head, or None before its first fit."""
-        aligner = self._heads.get(domain)
-        return None if aligner is None else aligner.current
+        if domain not in self.heads:
+            self.heads[domain] = TemporalAligner(self.options)
+        return self.heads[domain]
 
 
 def apply_alignment(depth: Any, std: Any, alignment: Alignment) -> tuple[Any, Any]:

@@ -161,7 +161,7 @@ def test_no_silent_camera(tmp_path: Path, info_topic: str | None, found: str | N
                           source: str) -> None:
     """Without --camera-info-topic the bag's own CameraInfo serves (beside the image topic, or
     the only one); with none, the assumed field of view is said in the report and used."""
-    from zoedepth_ros.evaluation.report import report_markdown
+    from zoedepth_ros.evaluation.report import camera_line, report_markdown
     from zoedepth_ros.io.bag_reader import open_bag
 
     write_bag(tmp_path / 'bag', info_topic=info_topic)
@@ -173,7 +173,7 @@ def test_no_silent_camera(tmp_path: Path, info_topic: str | None, found: str | N
     assert report.camera['source'] == source
     assert report.camera['assumed_fov_frames'] == (6 if found is None else 0)
     assert report.camera_assumed == (found is None)
-    line = report.camera_line()
+    line = camera_line(report)
     assert ('ASSUMED a 90.0 degree horizontal field of view' in line) == (found is None)
     assert line in report_markdown(report, [])
     with open_bag(tmp_path / 'out') as reader:

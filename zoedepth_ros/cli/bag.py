@@ -294,7 +294,9 @@ def print_summary(report: Any, output: Path, skipped: dict[str, str] | None = No
     for name, values in report.per_domain.items():
         logger.info('  %-8s %3d frames: delta1 %.4f  REL %.4f  RMSE %.4f m', name,
                     values['frames'], values['a1'], values['abs_rel'], values['rmse'])
-    (logger.warning if report.camera_assumed else logger.info)('%s', report.camera_line())
+    from zoedepth_ros.evaluation.report import camera_line
+
+    (logger.warning if report.camera_assumed else logger.info)('%s', camera_line(report))
     logger.info('report: %s', output / 'report.md')
     if report.out_bag:
         logger.info('output bag: %s', report.out_bag)

@@ -75,8 +75,7 @@ class BagEvalSettings:
         max_frames: stop after this many colour frames (0 = all).
         namespace: namespace of the output topics in the output bag.
         cloud_stride: pixel stride of the output clouds.
-        fov_deg: horizontal field of view of the intrinsics assumed for frames without a
-            CameraInfo (the report says when and for how many frames).
+        fov_deg: horizontal field of view assumed for frames without a CameraInfo (reported).
         sparse_topic: sparse metric samples to anchor every frame to (None: no anchoring).
         sparse_tolerance_s: largest stamp difference between a frame and its samples.
         sparse_extrinsic: x y z qx qy qz qw of a cloud's frame in the camera optical frame.
@@ -159,8 +158,7 @@ class BagEvalReport:
     seconds: float = 0.0
     out_bag: str | None = None
     camera: dict[str, Any] = field(default_factory=dict)
-    """'camera_info_topic', 'source' (how it was chosen, or why there is none) and
-    'assumed_fov_frames': frames whose intrinsics came from 'fov_deg' instead."""
+    """'camera_info_topic', 'source' (how chosen, or why none), 'assumed_fov_frames'."""
 
     @property
     def paired(self) -> int:
@@ -179,21 +177,6 @@ class BagEvalReport:
     def camera_assumed(self) -> bool:
         """Whether any frame's intrinsics were assumed (no CameraInfo for it)."""
         return bool(self.camera.get('assumed_fov_frames'))
-
-    def camera_line(self) -> str:
-        """Where the intrinsics came from (sparse clouds, the focal correction and the output
-        bag's CameraInfo and clouds use them), for the console and report.md."""
-        camera = self.camera
-        topic, source, count = (camera.get('camera_info_topic'), camera.get('source'),
-                                camera.get('assumed_fov_frames', 0))
-        assumed = (f"ASSUMED a {camera.get('fov_deg')} degree horizontal field of view "
-                   '(square pixels, centred principal point; --fov sets it)')
-        if topic is None:
-            return f'intrinsics: {assumed} for all {count} frames: {source}'
-        if count:
-            return (f'intrinsics: CameraInfo from {topic} ({source}); {assumed} for {count} '
-                    'frames without one')
-        return f'intrinsics: CameraInfo from {topic} ({source})'
 
     def to_dict(self) -> dict[str, Any]:
         counts = {'frames': len(self.frames), 'paired': self.paired,

@@ -99,6 +99,22 @@ def _versions() -> str:
             f'{metadata.version("rosbags")}')
 
 
+def camera_line(report: BagEvalReport) -> str:
+    """Where the intrinsics came from (sparse clouds, the focal correction and the output
+    bag's CameraInfo and clouds use them), for the console and report.md."""
+    camera = report.camera
+    topic, source, count = (camera.get('camera_info_topic'), camera.get('source'),
+                            camera.get('assumed_fov_frames', 0))
+    assumed = (f"ASSUMED a {camera.get('fov_deg')} degree horizontal field of view "
+               '(square pixels, centred principal point; --fov sets it)')
+    if topic is None:
+        return f'intrinsics: {assumed} for all {count} frames: {source}'
+    if count:
+        return (f'intrinsics: CameraInfo from {topic} ({source}); {assumed} for {count} '
+                'frames without one')
+    return f'intrinsics: CameraInfo from {topic} ({source})'
+
+
 def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
     """The human-readable summary (report.md)."""
     data = report.to_dict()
@@ -113,7 +129,7 @@ def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
              f'- protocol: depth {settings["min_depth"]}..{settings["max_depth"]} m, crop '
              f'{settings["crop"]}, prediction resized bilinearly (align_corners=True) to the '
              'ground-truth size, metrics per image averaged over images',
-             f'- topics: {settings["topics"]}', f'- {report.camera_line()}',
+             f'- topics: {settings["topics"]}', f'- {camera_line(report)}',
              f'- versions: {_versions()}']
     if report.out_bag:
         lines.append(f'- output bag: `{report.out_bag}`')

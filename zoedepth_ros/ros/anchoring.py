@@ -67,7 +67,7 @@ class SparseInputs:
     def configure(self, cfg: AnchorConfig) -> None:
         """Apply changed run-time parameters (the smoothing keeps its state)."""
         self.cfg = cfg
-        self.aligners.options = align_options(cfg)
+        self.aligners.configure(align_options(cfg))
 
     @property
     def active(self) -> bool:

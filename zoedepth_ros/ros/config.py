@@ -242,19 +242,20 @@ def parameter_specs() -> tuple[ParameterSpec, ...]:
     return _SPECS
 
 
+def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ``{dotted name: value}`` of nested mappings (a params file's sections)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update({f'{key}.{name}': item for name, item in flatten(value).items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def parameter_values(cfg: NodeConfig) -> dict[str, Any]:
     """Flat ``{dotted name: value}`` of a config."""
-    flat: dict[str, Any] = {}
-
-    def walk(data: Mapping[str, Any], prefix: str) -> None:
-        for key, value in data.items():
-            if isinstance(value, Mapping):
-                walk(value, f'{prefix}{key}.')
-            else:
-                flat[f'{prefix}{key}'] = value
-
-    walk(to_dict(cfg), '')
-    return flat
+    return flatten(to_dict(cfg))
 
 
 def config_from_parameters(values: Mapping[str, Any]) -> NodeConfig:
