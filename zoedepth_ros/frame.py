@@ -50,6 +50,11 @@ OUTPUT_TOPICS = {
 """Output key -> topic name relative to the node's namespace (REP 118 depth, its CameraInfo,
 the cloud, the uncertainty, a colour preview, the router's choice, the metric anchoring)."""
 
+NODE_MIN_RANGE_M = 0.1
+NODE_MAX_RANGE_M = 80.0
+"""The published depth's default valid interval (the node's ``min_range`` / ``max_range``
+parameters, and what ``bag eval --out-bag`` writes), metres."""
+
 
 
 @dataclass
@@ -77,7 +82,9 @@ class FrameOptions:
         preview: also encode a bgr8 colour map of the depth.
         focal_correction: rescale depth by the camera's focal length in image widths over
             that of the training cameras (``focal_reference``, per domain: indoor, outdoor).
-        keep_unaligned: with an anchor, also return the gated depth before alignment.
+        keep_unaligned: with an anchor, also return the depth before alignment (not gated).
+        keep_ungated: also return the depth before the range and uncertainty gate, for
+            scoring: the evaluation protocol clamps predictions, where a gate leaves holes.
     """
 
     min_range: float = 0.0
@@ -90,6 +97,7 @@ class FrameOptions:
     focal_correction: bool = False
     focal_reference: tuple[float, float] = FOCAL_REFERENCE
     keep_unaligned: bool = False
+    keep_ungated: bool = False
 
     def __post_init__(self) -> None:
         if min(self.focal_reference) <= 0:
@@ -112,7 +120,8 @@ class FrameOutputs:
         domain_probs: router probability per domain.
         timings_ms: 'preprocess', 'model', 'postprocess' wall times.
         alignment: the metric anchoring applied (None without an anchor).
-        unaligned_depth_m: the gated depth before alignment (with ``keep_unaligned``).
+        unaligned_depth_m: the depth before alignment, not gated (with ``keep_unaligned``).
+        ungated_depth_m: the depth before the gates (with ``keep_ungated``).
         focal_factor: the focal-length correction applied (1.0 when off).
     """
 
@@ -126,6 +135,7 @@ class FrameOutputs:
     alignment: Alignment | None = None
     unaligned_depth_m: np.ndarray | None = None
     focal_factor: float = 1.0
+    ungated_depth_m: np.ndarray | None = None
 
     def encoded(self, options: FrameOptions) -> dict[str, Any]:
         """Field values per output key of ``OUTPUT_TOPICS`` (only the outputs computed).
@@ -251,17 +261,18 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
     if anchor is not None:
         alignment = anchor_frame(raw, std, anchor, domain)
         if options.keep_unaligned:
-            unaligned = gate_depth(raw, options.min_range, options.max_range, std,
-                                   options.max_rel_std).cpu().numpy()
+            unaligned = gate_depth(raw).cpu().numpy()
         raw, std = apply_alignment(raw, std, alignment)
     depth = gate_depth(raw, options.min_range, options.max_range, std, options.max_rel_std)
+    ungated = gate_depth(raw).cpu().numpy() if options.keep_ungated else None
     cloud = None
     if options.cloud is not None:
         cloud = pack_point_cloud(depth, camera_info.camera, options.cloud, image[0])
     kept = std.cpu().numpy() if options.std and std is not None else None
     return FrameOutputs(depth.cpu().numpy(), kept, cloud, camera_info, domain,
                         domain_probabilities(out.domain_probs[0].cpu().numpy()),
-                        phase_timings(start, prepared, inferred), alignment, unaligned, factor)
+                        phase_timings(start, prepared, inferred), alignment, unaligned, factor,
+                        ungated)
 
 
 def keep_freed_memory() -> bool:

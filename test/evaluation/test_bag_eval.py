@@ -197,3 +197,54 @@ def test_several_camera_infos_and_none_beside_the_image(tmp_path: Path) -> None:
     assert report.camera['camera_info_topic'] is None
     assert 'several CameraInfo topics (/calibration/info, /other/camera_info)' in \
         report.camera['source'] and '--camera-info-topic' in report.camera['source']
+
+
+def test_the_output_bag_holds_what_the_node_publishes(tmp_path: Path) -> None:
+    """A 0.3-100 m ramp prediction: the output bag's depth, std and cloud are byte for byte the
+    node's per-frame outputs at its default parameters (range gate 0.1-80 m included), while
+    the scores use the ungated depth (the protocol clamps)."""
+    from zoedepth_ros.frame import FrameOptions, predict_frame
+    from zoedepth_ros.io.bag_reader import open_bag
+    from zoedepth_ros.pointcloud import CloudOptions
+    from zoedepth_ros.ros.config import NodeConfig
+
+    write_bag(tmp_path / 'bag')
+    estimator = null_estimator()  # depth_m=None: a ramp 0.3-100 m over the image
+    frames: dict[int, RgbdFrame] = {}
+
+    def keep(frame: RgbdFrame, result: FrameOutputs, record: FrameRecord) -> None:
+        frames[frame.index] = frame
+
+    settings = BagEvalSettings(TOPICS, namespace='/pred', max_depth=100.0)
+    with AtomicBagWriter(tmp_path / 'out', 'mcap') as writer:
+        report = evaluate_bag(estimator, tmp_path / 'bag', settings, writer, keep)
+    with open_bag(tmp_path / 'out') as reader:
+        written: dict[str, list] = {}
+        for connection, _, raw in reader.messages():
+            if connection.topic.startswith('/pred/'):
+                written.setdefault(connection.topic, []).append(
+                    reader.deserialize(raw, connection.msgtype))
+    node = NodeConfig()
+    options = FrameOptions(node.min_range, node.max_range, node.max_rel_std, std=True,
+                           cloud=CloudOptions(node.cloud.stride, node.cloud.organized,
+                                              node.cloud.color))
+    for index, frame in frames.items():
+        expected = predict_frame(estimator, frame.rgb, frame_info(frame), options)
+        encoded = expected.encoded(options)
+        depth = written['/pred/depth/image'][index]
+        assert bytes(depth.data) == bytes(encoded['depth'].data)
+        assert bytes(written['/pred/depth/std'][index].data) == bytes(encoded['std'].data)
+        assert bytes(written['/pred/points'][index].data) == bytes(encoded['points'].data)
+        values = np.frombuffer(bytes(depth.data), '<f4')
+        assert np.nanmax(values) <= 80.0 and np.isnan(values).mean() > 0.05
+    record = report.frames[PAIRED[0]]
+    ungated = predict_frame(estimator, frames[PAIRED[0]].rgb, frame_info(frames[PAIRED[0]]),
+                            FrameOptions(std=False))
+    assert record.metrics == pytest.approx(
+        image_metrics(ungated.depth_m, gt_depth(PAIRED[0]), 1e-3, 100.0), rel=1e-9)
+
+
+def frame_info(frame: RgbdFrame):  # noqa: ANN201 - CameraInfoFields
+    from zoedepth_ros.frame import frame_camera_info
+
+    return frame_camera_info(frame.camera_info, frame.rgb.shape[1], frame.rgb.shape[0])

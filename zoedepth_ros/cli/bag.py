@@ -104,6 +104,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument('--out-version', type=int, default=9, choices=[8, 9],
                      help='rosbag2 metadata version (8: Humble tools, 9: Jazzy and later)')
     out.add_argument('--out-namespace', default='/zoedepth', help='namespace of output topics')
+    out.add_argument('--min-range', type=float, metavar='M',
+                     help='valid interval of the output depth and clouds, gated as the node '
+                          "gates them (default: the node's min_range and max_range defaults); "
+                          'the scores use the ungated depth')
+    out.add_argument('--max-range', type=float, metavar='M')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --output folder / --out-bag')
     parser.set_defaults(_bag_run=run_eval)
@@ -176,7 +181,10 @@ def eval_settings(args: argparse.Namespace) -> Any:
     topics = FrameTopics(args.image_topic, args.depth_topic or None,
                          args.camera_info_topic or None, args.tolerance)
     align = AlignOptions(mode=args.align_mode, time_constant_s=args.align_time_constant)
+    gate = {name: getattr(args, name) for name in ('min_range', 'max_range')
+            if getattr(args, name) is not None}
     return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()), fov_deg=args.fov,
+                           **gate,
                            max_frames=args.max_frames, namespace=args.out_namespace,
                            sparse_topic=args.sparse_topic,
                            sparse_tolerance_s=args.sparse_tolerance,
@@ -272,7 +280,7 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
                 shape = frame.depth_m.shape
                 samples.append(SamplePanel(
                     frame.index, frame.rgb, frame.depth_m,
-                    resize_prediction(outputs.depth_m, shape),
+                    resize_prediction(outputs.ungated_depth_m, shape),
                     resize_prediction(outputs.std_m, shape), outputs.domain))
 
         report = evaluate_bag(estimator, bag, settings, writer, on_frame)

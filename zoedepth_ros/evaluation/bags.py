@@ -35,9 +35,11 @@ import numpy as np
 
 from zoedepth_ros.alignment import AlignOptions, HeadAligners
 from zoedepth_ros.errors import BagError, ConfigError
+from zoedepth_ros.evaluation.replay import copier, write_outputs
 from zoedepth_ros.evaluation.sparse import SparseTrack, read_sparse
 from zoedepth_ros.frame import (
-    OUTPUT_TOPICS,
+    NODE_MAX_RANGE_M,
+    NODE_MIN_RANGE_M,
     Anchor,
     FrameOptions,
     FrameOutputs,
@@ -75,6 +77,8 @@ class BagEvalSettings:
         max_frames: stop after this many colour frames (0 = all).
         namespace: namespace of the output topics in the output bag.
         cloud_stride: pixel stride of the output clouds.
+        min_range, max_range, max_rel_std: the gate of the output bag's depth and clouds (the
+            node's parameters and defaults; scoring uses the ungated depth).
         fov_deg: horizontal field of view assumed for frames without a CameraInfo (reported).
         sparse_topic: sparse metric samples to anchor every frame to (None: no anchoring).
         sparse_tolerance_s: largest stamp difference between a frame and its samples.
@@ -92,6 +96,9 @@ class BagEvalSettings:
     max_frames: int = 0
     namespace: str = '/zoedepth'
     cloud_stride: int = 2
+    min_range: float = NODE_MIN_RANGE_M
+    max_range: float = NODE_MAX_RANGE_M
+    max_rel_std: float = 0.0
     fov_deg: float = 60.0
     sparse_topic: str | None = None
     sparse_tolerance_s: float = 0.05
@@ -297,14 +304,15 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     report.camera = {'camera_info_topic': source.topic, 'source': source.reason,
                      'fov_deg': settings.fov_deg, 'assumed_fov_frames': 0}
     scorer, raw_scorer = _Scorer(settings), _Scorer(settings)
-    copy = None if out_bag is None else _copier(out_bag, settings)
+    copy = None if out_bag is None else copier(out_bag, settings.namespace)
     track = (None if settings.sparse_topic is None else
              read_sparse(path, settings.sparse_topic, settings.sparse_extrinsic))
     aligners = HeadAligners(settings.align)
-    options = FrameOptions(std=True, cloud=None if out_bag is None else CloudOptions(
-        stride=settings.cloud_stride, organized=True, color=True),
+    options = FrameOptions(
+        settings.min_range, settings.max_range, settings.max_rel_std, std=True,
+        cloud=None if out_bag is None else CloudOptions(stride=settings.cloud_stride),
         focal_correction=settings.focal_correction, focal_reference=settings.focal_reference,
-        keep_unaligned=track is not None)
+        keep_unaligned=track is not None, keep_ungated=True)
     for frame in read_rgbd(path, settings.topics, on_message=copy):
         if settings.max_frames and frame.index >= settings.max_frames:
             break
@@ -317,7 +325,8 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
         outputs = predict_frame(estimator, frame.rgb, info, options, anchor)
         values, pixels, unaligned = None, 0, None
         if frame.depth_m is not None:
-            values, pixels = scorer.score(outputs.depth_m, frame.depth_m, outputs.domain)
+            values, pixels = scorer.score(outputs.ungated_depth_m, frame.depth_m,
+                                          outputs.domain)
             if outputs.unaligned_depth_m is not None:
                 unaligned, _ = raw_scorer.score(outputs.unaligned_depth_m, frame.depth_m,
                                                 outputs.domain)
@@ -366,32 +375,6 @@ def _settings_dict(settings: BagEvalSettings) -> dict[str, Any]:
         for key in ('sparse_topic', 'sparse_tolerance_s', 'sparse_extrinsic', 'align'):
             data.pop(key)
     return data
-
-
-def _copier(out_bag: AtomicBagWriter, settings: BagEvalSettings) -> Callable[..., None]:
-    outputs = {output_topic(settings.namespace, name) for name in OUTPUT_TOPICS}
-
-    def copy(connection: Any, bag_time: int, raw: bytes) -> None:
-        if connection.topic in outputs:
-            raise BagError(f'the bag already has {connection.topic}; pick another output '
-                           'namespace (--out-namespace)')
-        out_bag.write_raw(connection.topic, connection.msgtype, bag_time, raw, connection)
-
-    return copy
-
-
-def output_topic(namespace: str, key: str) -> str:
-    """Fully qualified output topic of ``key`` (a key of ``frame.OUTPUT_TOPICS``)."""
-    return f'{namespace.rstrip("/")}/{OUTPUT_TOPICS[key]}'
-
-
-def write_outputs(out_bag: AtomicBagWriter, namespace: str, frame: RgbdFrame,
-                  encoded: dict[str, Any]) -> None:
-    """One frame's outputs (``FrameOutputs.encoded``) at its stamp, frame id and bag time."""
-    header = out_bag.header(frame.stamp_ns, frame.frame_id)
-    for key, fields in encoded.items():
-        out_bag.write(output_topic(namespace, key), out_bag.message(fields, header),
-                      frame.bag_time_ns)
 
 
 def metric_row(values: dict[str, float] | None) -> list[str]:

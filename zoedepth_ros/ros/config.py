@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from zoedepth_ros.config import from_dict, to_dict
 from zoedepth_ros.errors import ConfigError
+from zoedepth_ros.frame import NODE_MAX_RANGE_M, NODE_MIN_RANGE_M
 from zoedepth_ros.model.config import FOCAL_REFERENCE
 from zoedepth_ros.model.weights import DEFAULT_MODEL
 
@@ -147,10 +148,10 @@ class NodeConfig:
     fov_deg: float = _param(60.0, 'Horizontal field of view for intrinsics while no '
                             'camera_info has arrived; 0.0 = wait for camera_info.',
                             low=0.0, high=179.0)
-    min_range: float = _param(0.1, 'Nearest valid depth, metres (closer pixels become NaN).',
-                              low=0.0, high=1000.0)
-    max_range: float = _param(80.0, 'Farthest valid depth, metres (farther pixels become NaN).',
-                              low=0.001, high=1000.0)
+    min_range: float = _param(NODE_MIN_RANGE_M, 'Nearest valid depth, metres (closer pixels '
+                              'become NaN).', low=0.0, high=1000.0)
+    max_range: float = _param(NODE_MAX_RANGE_M, 'Farthest valid depth, metres (farther pixels '
+                              'become NaN).', low=0.001, high=1000.0)
     max_rel_std: float = _param(0.0, 'Invalidate pixels whose std/depth exceeds this; 0.0 = off.',
                                 low=0.0, high=100.0)
     max_input_pixels: int = _param(3840 * 2160, 'Drop input images with more pixels than this '
