@@ -24,7 +24,7 @@ from typing import Any
 
 from common import DEFAULT_OUTPUT_DIR, machine_facts, versions, write_report
 
-from zoedepth_ros.alignment import AlignOptions
+from zoedepth_ros.anchoring import AlignOptions
 from zoedepth_ros.cli.main import main as cli
 from zoedepth_ros.evaluation.bags import BagEvalSettings, evaluate_bag
 from zoedepth_ros.inference import DepthEstimator

@@ -10,7 +10,7 @@ import pytest
 import torch
 from oracles import cloud_to_array, gated_cloud_reference
 
-from zoedepth_ros.alignment import HeadAligners, SparseSamples
+from zoedepth_ros.anchoring import HeadAligners, SparseSamples
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.frame import (
     OUTPUT_TOPICS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from zoedepth_ros.geometry import (
     PinholeCamera,
     depth_to_points,
     depth_to_points_tensor,
+    rigid_transform,
     scale_camera_matrices,
 )
 
@@ -48,3 +51,13 @@ def test_back_projection_by_hand_and_torch_twin_bitwise() -> None:
     np.testing.assert_array_equal(twin, depth_to_points(depth, camera))
     with pytest.raises(InputError, match='does not match the camera size'):
         depth_to_points(depth[:-1], camera)
+
+
+def test_rigid_transform_matches_the_rotation_matrix() -> None:
+    # 90 degrees about z: x -> y, y -> -x
+    half = math.sqrt(0.5)
+    moved = rigid_transform(np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]]), (1.0, 0.0, -1.0),
+                            (0.0, 0.0, 2 * half, 2 * half))  # normalised inside
+    np.testing.assert_allclose(moved, [[1.0, 1.0, -1.0], [-1.0, 0.0, 0.0]], atol=1e-12)
+    with pytest.raises(InputError, match='is not a quaternion'):
+        rigid_transform(np.zeros((1, 3)), (0, 0, 0), (0, 0, 0, 0))

@@ -43,7 +43,7 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
                         P + 'frame', P + 'pointcloud', P + 'data', P + 'metrics') + HIGH),
     ('metrics', ROS + ('rosbags', 'timm', 'cv2', P + 'model', P + 'io', P + 'inference',
                        P + 'frame', P + 'pointcloud', P + 'data') + HIGH),
-    ('alignment', ROS + ('rosbags', 'timm', 'cv2', P + 'model', P + 'io', P + 'inference',
+    ('anchoring.', ROS + ('rosbags', 'timm', 'cv2', P + 'model', P + 'io', P + 'inference',
                          P + 'frame', P + 'pointcloud', P + 'data', P + 'metrics') + HIGH),
     ('config', ROS + ('torch', 'numpy', 'timm', 'cv2', P + 'model', P + 'io.messages')),
     ('errors', ROS + ('torch', 'numpy', 'yaml', P)),

@@ -20,14 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from zoedepth_ros.alignment import (
-    Alignment,
-    HeadAligners,
-    SparseSamples,
-    apply_alignment,
-    fit_alignment,
-    values_at,
-)
+from zoedepth_ros.anchoring import Alignment, Anchor, anchor_frame, apply_alignment
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.inference import DepthEstimator, domain_probabilities, phase_timings
@@ -55,17 +48,6 @@ NODE_MAX_RANGE_M = 80.0
 """The published depth's default valid interval (the node's ``min_range`` / ``max_range``
 parameters, and what ``bag eval --out-bag`` writes), metres."""
 
-
-
-@dataclass
-class Anchor:
-    """Metric anchoring of one frame: its sparse samples (None when none arrived in time),
-    the stream's aligners (smoothing over frames, one state per routed head) and the frame's
-    stamp in seconds."""
-
-    aligners: HeadAligners
-    samples: SparseSamples | None
-    stamp_s: float
 
 
 @dataclass(frozen=True)
@@ -212,20 +194,6 @@ def focal_factor(camera: PinholeCamera, domain: str,
     over the training cameras' (a wider field of view than training makes the model read
     objects as farther away by about this ratio)."""
     return (camera.fx / camera.width) / reference[0 if domain == 'indoor' else 1]
-
-
-def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor,
-                 domain: str) -> Alignment:
-    """The correction of one frame: fit its samples (if any), smooth over the frames of the
-    same routed head (``domain``)."""
-    fit = Alignment()
-    samples = anchor.samples
-    options = anchor.aligners.options
-    if samples is not None and len(samples):
-        samples = samples.thinned(options.max_samples)
-        spread = None if std is None else values_at(std, samples)
-        fit = fit_alignment(values_at(depth, samples), samples.z, spread, options)
-    return anchor.aligners.head(domain).update(fit, anchor.stamp_s)
 
 
 @torch.inference_mode()

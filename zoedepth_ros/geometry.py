@@ -5,6 +5,7 @@ points are in the camera optical frame (x right, y down, z forward); depth is th
 coordinate in metres (REP 118), not the length of the pixel ray. Back-projection follows
 depth_image_proc's ``convertDepth``: X = (u - cx) Z / fx, Y = (v - cy) Z / fy, Z = depth; the
 numpy and torch versions below do the same float32 operations in the same order.
+:func:`rigid_transform` moves points between frames (a fixed extrinsic or a tf2 transform).
 """
 
 from __future__ import annotations
@@ -134,3 +135,22 @@ def depth_to_points_tensor(depth: torch.Tensor, camera: PinholeCamera,
     torch.mul(depth, v[:, None], out=out[..., 1])
     out[..., 2] = depth
     return out
+
+
+def rigid_transform(points: np.ndarray, translation: tuple[float, float, float],
+                    quaternion: tuple[float, float, float, float]) -> np.ndarray:
+    """``R(q) p + t`` for (N, 3) points; q = (x, y, z, w), normalised here.
+
+    Raises:
+        InputError: a zero or non-finite quaternion.
+    """
+    q = np.asarray(quaternion, dtype=np.float64)
+    norm = float(np.linalg.norm(q))
+    if not (math.isfinite(norm) and norm > 1e-9):
+        raise InputError(f'extrinsic rotation {tuple(quaternion)} is not a quaternion')
+    x, y, z, w = q / norm
+    rotation = np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return points @ rotation.T + np.asarray(translation, dtype=np.float64)

@@ -117,7 +117,7 @@ def test_anchored_and_plain_scores_in_one_run(tmp_path: Path, writer, topic: str
                                               extrinsic: tuple[float, ...]) -> None:
     """A constant 2 m prediction anchored to samples at 3 m: scale 1.5 exactly, scored as a
     constant 3 m prediction, and as 2 m without alignment, in the same run."""
-    from zoedepth_ros.alignment import AlignOptions
+    from zoedepth_ros.anchoring import AlignOptions
     from zoedepth_ros.evaluation.report import write_report
 
     write_bag(tmp_path / 'bag', extra=writer)

@@ -1,22 +1,16 @@
-"""Sparse-input wire formats: PointCloud2 x, y, z in any layout, rigid transforms, the
-alignment output's fields."""
+"""Sparse-input wire formats: PointCloud2 x, y, z in any layout, the alignment output's
+fields."""
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from zoedepth_ros.alignment import Alignment
+from zoedepth_ros.anchoring import Alignment
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.io.anchoring import (
-    ALIGNMENT_LABELS,
-    AlignmentFields,
-    cloud_xyz,
-    rigid_transform,
-)
+from zoedepth_ros.io.anchoring import ALIGNMENT_LABELS, AlignmentFields, cloud_xyz
 
 
 def cloud(points: np.ndarray, dtype: str = '<f4', pad: int = 4, rows: int = 1,
@@ -63,16 +57,6 @@ def test_cloud_errors_name_the_problem() -> None:
         cloud_xyz(short)
     empty = cloud(POINTS[:0])
     assert cloud_xyz(empty).shape == (0, 3)
-
-
-def test_rigid_transform_matches_the_rotation_matrix() -> None:
-    # 90 degrees about z: x -> y, y -> -x
-    half = math.sqrt(0.5)
-    moved = rigid_transform(np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]]), (1.0, 0.0, -1.0),
-                            (0.0, 0.0, 2 * half, 2 * half))  # normalised inside
-    np.testing.assert_allclose(moved, [[1.0, 1.0, -1.0], [-1.0, 0.0, 0.0]], atol=1e-12)
-    with pytest.raises(InputError, match='is not a quaternion'):
-        rigid_transform(np.zeros((1, 3)), (0, 0, 0), (0, 0, 0, 0))
 
 
 def test_alignment_fields_follow_the_labels() -> None:

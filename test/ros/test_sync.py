@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from zoedepth_ros.ros.sync import LatestSlot, NearestBuffer, StampMatcher
+from zoedepth_ros.ros.sync import LatestSlot, StampMatcher
 
 MS = 1_000_000
 
@@ -74,14 +74,3 @@ def test_exact_matcher_pairs_equal_stamps_only() -> None:
     assert matcher.add_image(1000 * MS, 'same') == ('same', 'a')
     assert matcher.add_image(1001 * MS, 'off by 1 ms') is None
     assert matcher.add_info(1002 * MS, 'b') is None and matcher.unmatched == 1
-
-
-def test_nearest_buffer_pairs_within_the_tolerance() -> None:
-    buffer: NearestBuffer[str] = NearestBuffer(history=3)
-    assert buffer.nearest(100, 10) is None
-    for stamp, item in ((100, 'a'), (200, 'b'), (300, 'c'), (400, 'd')):
-        buffer.add(stamp, item)
-    assert len(buffer) == 3  # 'a' fell out of the history
-    assert buffer.nearest(240, 50) == 'b' and buffer.nearest(260, 50) == 'c'
-    assert buffer.nearest(100, 50) is None  # 'a' is gone, 'b' is 100 away
-    assert buffer.nearest(460, 60) == 'd' and buffer.nearest(461, 60) is None

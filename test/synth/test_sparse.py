@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from zoedepth_ros.alignment import SparseSamples, values_at
+from zoedepth_ros.anchoring import SparseSamples, values_at
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.io.anchoring import cloud_xyz

@@ -157,7 +157,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def eval_settings(args: argparse.Namespace) -> Any:
     """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
-    from zoedepth_ros.alignment import AlignOptions
+    from zoedepth_ros.anchoring import AlignOptions
     from zoedepth_ros.evaluation.bags import BagEvalSettings
     from zoedepth_ros.io.bags import FrameTopics
 

@@ -12,7 +12,7 @@ over the images that have any), and keeps per-pixel error statistics for plots.
 
 With a sparse topic (``settings.sparse_topic``: a sparse depth Image or a PointCloud2, see
 :mod:`zoedepth_ros.evaluation.sparse`) every frame is also anchored to its metric samples as
-the node does (:mod:`zoedepth_ros.alignment`) and scored twice in the same run: the main
+the node does (:mod:`zoedepth_ros.anchoring`) and scored twice in the same run: the main
 results are with alignment, ``report.unaligned`` holds the same tables without it, and each
 frame records the fitted scale.
 
@@ -33,14 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from zoedepth_ros.alignment import AlignOptions, HeadAligners
+from zoedepth_ros.anchoring import AlignOptions, Anchor, HeadAligners, SampleStream
 from zoedepth_ros.errors import BagError, ConfigError
 from zoedepth_ros.evaluation.replay import copier, write_outputs
-from zoedepth_ros.evaluation.sparse import SparseTrack, read_sparse
+from zoedepth_ros.evaluation.sparse import read_sparse
 from zoedepth_ros.frame import (
     NODE_MAX_RANGE_M,
     NODE_MIN_RANGE_M,
-    Anchor,
     FrameOptions,
     FrameOutputs,
     frame_camera_info,
@@ -349,9 +348,10 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     return report
 
 
-def _anchor(track: SparseTrack, frame: RgbdFrame, camera: Any, aligners: HeadAligners,
+def _anchor(track: SampleStream, frame: RgbdFrame, camera: Any, aligners: HeadAligners,
             settings: BagEvalSettings) -> Anchor:
-    samples = track.samples_at(frame.stamp_ns, settings.sparse_tolerance_s, camera)
+    samples, _ = track.samples_for(frame.stamp_ns, round(settings.sparse_tolerance_s * 1e9),
+                                   camera)
     return Anchor(aligners, samples, frame.stamp_ns * 1e-9)
 
 

@@ -3,15 +3,12 @@
 - :func:`cloud_xyz` reads the x, y, z fields of a ``sensor_msgs/PointCloud2`` (rclpy messages
   and rosbags' dataclasses alike: ``.fields``, ``.point_step``, ``.data``...), any layout,
   float32 or float64, either byte order; NaN points are dropped.
-- :func:`rigid_transform` applies a translation + unit quaternion (x, y, z, w) to points: a
-  fixed extrinsic from the sensor's frame into the camera's optical frame, or a tf2 lookup.
 - :class:`AlignmentFields` is what the node publishes on ``depth/alignment``
   (``std_msgs/Float32MultiArray``, one labelled dimension).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,25 +57,6 @@ def cloud_xyz(msg: Any) -> np.ndarray:
     return points[np.isfinite(points).all(axis=1)]
 
 
-def rigid_transform(points: np.ndarray, translation: tuple[float, float, float],
-                    quaternion: tuple[float, float, float, float]) -> np.ndarray:
-    """``R(q) p + t`` for (N, 3) points; q = (x, y, z, w), normalised here.
-
-    Raises:
-        InputError: a zero or non-finite quaternion.
-    """
-    q = np.asarray(quaternion, dtype=np.float64)
-    norm = float(np.linalg.norm(q))
-    if not (math.isfinite(norm) and norm > 1e-9):
-        raise InputError(f'extrinsic rotation {tuple(quaternion)} is not a quaternion')
-    x, y, z, w = q / norm
-    rotation = np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-    return points @ rotation.T + np.asarray(translation, dtype=np.float64)
-
-
 ALIGNMENT_LABELS = ('scale', 'shift', 'applied', 'samples', 'inliers', 'residual',
                     'frame_scale')
 """Order of the values on ``depth/alignment`` (the dimension's label lists them)."""
@@ -97,7 +75,7 @@ class AlignmentFields:
 
     @classmethod
     def of(cls, alignment: Any) -> AlignmentFields:
-        """From a ``zoedepth_ros.alignment.Alignment``."""
+        """From a ``zoedepth_ros.anchoring.Alignment``."""
         return cls((alignment.scale, alignment.shift, float(alignment.applied),
                     float(alignment.samples), float(alignment.inliers), alignment.residual,
                     alignment.frame_scale))

@@ -1,40 +1,32 @@
 """The node's sparse metric inputs: ``sparse_depth`` (Image) and ``sparse_points`` (PointCloud2).
 
-Callbacks decode each message once and keep the newest ones with their stamps; the worker asks
-for the samples nearest its image's stamp (:meth:`SparseInputs.samples_for`). Points are
-brought into the camera's optical frame by the fixed extrinsic when enabled, else by tf2 when
-it is installed and the cloud's frame differs from the image's, else taken as they are (the
-cloud must then be in the optical frame; a one-time warning says so). The fit itself is
-``zoedepth_ros.alignment`` (through ``frame.predict_frame``).
+Callbacks decode each message once into the stream's :class:`~zoedepth_ros.anchoring.SampleStream`
+(the newest few); the worker asks for the samples nearest its image's stamp
+(:meth:`SparseInputs.samples_for`). Points are brought into the camera's optical frame by the
+fixed extrinsic when enabled, else by tf2 when it is installed and the cloud's frame differs
+from the image's, else taken as they are (the cloud must then be in the optical frame; a
+one-time warning says so). The fit itself is :mod:`zoedepth_ros.anchoring` (through
+``frame.predict_frame``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rclpy.time import Time
 
-from zoedepth_ros.alignment import AlignOptions, HeadAligners, SparseSamples
+from zoedepth_ros.anchoring import AlignOptions, HeadAligners, SampleStream, SparseSamples
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.geometry import PinholeCamera, rigid_transform
 from zoedepth_ros.io import messages
-from zoedepth_ros.io.anchoring import cloud_xyz, rigid_transform
+from zoedepth_ros.io.anchoring import cloud_xyz
 from zoedepth_ros.ros.config import AnchorConfig
-from zoedepth_ros.ros.sync import NearestBuffer
 
 try:  # tf2 is part of every ROS 2 install, but not of the pip-installed test environment
     import tf2_ros
 except ImportError:  # pragma: no cover - depends on the installation
     tf2_ros = None
-
-
-@dataclass
-class Points:
-    """A decoded cloud: (N, 3) points and the frame they are in (None: the optical frame)."""
-
-    xyz: np.ndarray
-    frame_id: str | None
 
 
 def align_options(cfg: AnchorConfig) -> AlignOptions:
@@ -56,9 +48,7 @@ class SparseInputs:
     def __init__(self, cfg: AnchorConfig, tf_node: Any | None = None) -> None:
         self.cfg = cfg
         self.aligners = HeadAligners(align_options(cfg))
-        self.depth: NearestBuffer[SparseSamples] = NearestBuffer()
-        self.points: NearestBuffer[Points] = NearestBuffer()
-        self.received = 0
+        self.stream = SampleStream(transform=self._to_optical)
         self._tf = None
         if tf_node is not None and tf2_ros is not None and not cfg.extrinsic.enabled:
             buffer = tf2_ros.Buffer()
@@ -72,31 +62,31 @@ class SparseInputs:
     @property
     def active(self) -> bool:
         """Whether any sparse message has arrived."""
-        return self.received > 0
+        return len(self.stream) > 0
 
     def add_depth(self, msg: Any) -> None:
         """A ``sparse_depth`` Image: its samples (InputError for a bad message)."""
         samples = SparseSamples.from_depth_image(messages.depth_image_from_msg(msg))
-        self.depth.add(messages.stamp_ns(msg.header), samples)
-        self.received += 1
+        self.stream.add_samples(messages.stamp_ns(msg.header), samples)
 
     def add_points(self, msg: Any, camera_frame: str | None) -> None:
         """A ``sparse_points`` cloud, brought into the optical frame when possible."""
-        xyz = cloud_xyz(msg)
-        frame = str(msg.header.frame_id)
+        self.stream.add_points(messages.stamp_ns(msg.header), cloud_xyz(msg),
+                               str(msg.header.frame_id), camera_frame)
+
+    def _to_optical(self, xyz: np.ndarray, source: str, target: str | None,
+                    stamp_ns: int) -> np.ndarray | None:
+        """The fixed extrinsic when enabled, else tf2 (when installed) for a cloud in another
+        frame than the camera's, else None (kept in its frame; reported when used)."""
         ext = self.cfg.extrinsic
         if ext.enabled:
-            xyz, frame = rigid_transform(xyz, (ext.x, ext.y, ext.z),
-                                         (ext.qx, ext.qy, ext.qz, ext.qw)), None
-        elif self._tf is not None and camera_frame and frame and frame != camera_frame:
-            xyz, frame = self._lookup(xyz, frame, camera_frame, msg.header.stamp), None
-        self.points.add(messages.stamp_ns(msg.header), Points(xyz, frame))
-        self.received += 1
-
-    def _lookup(self, xyz: np.ndarray, source: str, target: str, stamp: Any) -> np.ndarray:
+            return rigid_transform(xyz, (ext.x, ext.y, ext.z), (ext.qx, ext.qy, ext.qz, ext.qw))
+        if self._tf is None or not target or not source or source == target:
+            return None
         buffer, _ = self._tf
         try:
-            transform = buffer.lookup_transform(target, source, stamp).transform
+            transform = buffer.lookup_transform(target, source,
+                                                Time(nanoseconds=stamp_ns)).transform
         except Exception as err:  # noqa: BLE001 - tf2's lookup exceptions vary by version
             raise InputError(f'no transform {source} -> {target} at the cloud stamp: {err}'
                              ) from None
@@ -105,16 +95,7 @@ class SparseInputs:
 
     def samples_for(self, stamp_ns: int, camera: PinholeCamera, camera_frame: str
                     ) -> tuple[SparseSamples | None, str | None]:
-        """Samples nearest ``stamp_ns`` within the tolerance (sparse depth first, then points
-        projected with ``camera``) or None, and the frame id of a cloud that was left out
-        because it is in another frame than ``camera_frame`` with no way to transform it."""
-        tolerance = int(self.cfg.sync_tolerance_s * 1e9)
-        samples = self.depth.nearest(stamp_ns, tolerance)
-        if samples is not None:
-            return samples, None
-        points = self.points.nearest(stamp_ns, tolerance)
-        if points is None:
-            return None, None
-        if points.frame_id and camera_frame and points.frame_id != camera_frame:
-            return None, points.frame_id
-        return SparseSamples.from_points(points.xyz, camera), None
+        """Samples nearest ``stamp_ns`` within ``sync_tolerance_s`` (see
+        :meth:`SampleStream.samples_for`)."""
+        return self.stream.samples_for(stamp_ns, int(self.cfg.sync_tolerance_s * 1e9), camera,
+                                       camera_frame)

@@ -24,10 +24,10 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, Header, String
 
+from zoedepth_ros.anchoring import Anchor
 from zoedepth_ros.errors import InputError, ZoeDepthError
 from zoedepth_ros.frame import (
     OUTPUT_TOPICS,
-    Anchor,
     FrameOptions,
     frame_camera_info,
     predict_frame,

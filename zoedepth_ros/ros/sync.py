@@ -117,31 +117,3 @@ class StampMatcher:
                 return None
             self._pending = None
             return decided
-
-
-class NearestBuffer(Generic[T]):
-    """The newest ``history`` stamped items; :meth:`nearest` finds the one closest in time.
-
-    For inputs that are used when present and never waited for (sparse depth beside the
-    camera): the worker asks for the item nearest the image's stamp within a tolerance.
-    """
-
-    def __init__(self, history: int = 16) -> None:
-        self._items: deque[tuple[int, T]] = deque(maxlen=history)
-        self._lock = threading.Lock()
-
-    def add(self, stamp_ns: int, item: T) -> None:
-        with self._lock:
-            self._items.append((stamp_ns, item))
-
-    def nearest(self, stamp_ns: int, tolerance_ns: int) -> T | None:
-        """The item nearest ``stamp_ns`` if within ``tolerance_ns``, else None."""
-        with self._lock:
-            if not self._items:
-                return None
-            stamp, item = min(self._items, key=lambda entry: abs(entry[0] - stamp_ns))
-        return item if abs(stamp - stamp_ns) <= tolerance_ns else None
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)

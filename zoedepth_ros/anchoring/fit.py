@@ -1,24 +1,11 @@
-"""Metric anchoring: fit the predicted depth to sparse metric samples (lidar, ToF, VIO).
+"""Fit one frame's predicted depth to its sparse metric samples, and apply the result.
 
-A monocular metric model is off by a scale factor on unseen cameras and scenes. A few metric
-measurements per frame fix it:
-
-- :class:`SparseSamples` holds samples as normalised pixel positions + metric z-depth, built
-  from a sparse depth image aligned with the camera (:meth:`SparseSamples.from_depth_image`)
-  or from 3-D points in the camera's optical frame (:meth:`SparseSamples.from_points`), so one
-  set of samples serves a depth map of any size.
-- :func:`fit_alignment` fits one frame: a robust global ``scale`` (depth * s; the default) or
-  ``scale_shift`` in inverse depth (1/d' = a/d + b, as MiDaS-style alignment). Log-ratio
-  residuals (relative errors), a weighted-median start, Huber IRLS, then a least-squares refit
-  on the inliers; samples are weighted by the predicted relative std when given.
-- :class:`TemporalAligner` smooths the per-frame fits over time (exponential, time constant
-  ``time_constant_s``, in log scale), holds the last value for ``hold_s`` when a frame has too
-  few samples, and resets on a jump that persists for ``jump_frames`` frames.
-- :class:`HeadAligners` keeps one such state per routed head (the heads are off by different
-  scales): a frame never gets the other head's scale, and a head switch is no jump.
-- :func:`apply_alignment` applies the result to depth and std (any array or tensor).
-
-Everything here is ROS-free numpy (the fit runs on at most a few ten thousand values).
+:func:`fit_alignment` fits a robust global ``scale`` (depth * s; the default) or
+``scale_shift`` in inverse depth (1/d' = a/d + b, as MiDaS-style alignment): log-ratio
+residuals (relative errors), a weighted-median start, Huber IRLS, then a least-squares refit on
+the inliers; samples are weighted by the predicted relative std when given.
+:func:`apply_alignment` applies an :class:`Alignment` to depth and std (arrays or tensors).
+ROS-free numpy: the fit runs on at most a few ten thousand values.
 """
 
 from __future__ import annotations
@@ -31,7 +18,6 @@ import numpy as np
 import torch
 
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.geometry import PinholeCamera
 
 AlignMode = Literal['scale', 'scale_shift']
 
@@ -116,76 +102,6 @@ class Alignment:
 
 
 IDENTITY = Alignment()
-
-
-@dataclass(frozen=True)
-class SparseSamples:
-    """Metric samples at normalised image positions.
-
-    Attributes:
-        u, v: (N,) float32 positions as fractions of the image width / height, in [0, 1)
-            (pixel column c of a W-wide image is u = (c + 0.5) / W).
-        z: (N,) float32 metric z-depth in metres (> 0, finite).
-    """
-
-    u: np.ndarray
-    v: np.ndarray
-    z: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.z.size)
-
-    @classmethod
-    def from_depth_image(cls, depth_m: np.ndarray) -> SparseSamples:
-        """Samples of a sparse depth image aligned with the camera (same field of view, any
-        resolution): every finite pixel > 0 (NaN or 0 = no sample)."""
-        if depth_m.ndim != 2:
-            raise InputError(f'sparse depth must be (H, W), got {depth_m.shape}')
-        height, width = depth_m.shape
-        flat = depth_m.reshape(-1)
-        index = np.flatnonzero((flat > 0) & (flat < np.inf))  # 2x faster than a 2-D nonzero
-        rows, cols = np.divmod(index, width)
-        return cls(((cols + 0.5) / width).astype(np.float32),
-                   ((rows + 0.5) / height).astype(np.float32),
-                   flat[index].astype(np.float32))
-
-    @classmethod
-    def from_points(cls, points: np.ndarray, camera: PinholeCamera) -> SparseSamples:
-        """Samples of 3-D points (N, 3) in the camera's optical frame (x right, y down, z
-        forward, metres), projected with ``camera``: those in front and inside the image."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        x, y, z = points[:, 0], points[:, 1], points[:, 2]
-        ahead = np.isfinite(points).all(axis=1) & (z > 1e-6)
-        x, y, z = x[ahead], y[ahead], z[ahead]
-        col = camera.fx * x / z + camera.cx + 0.5
-        row = camera.fy * y / z + camera.cy + 0.5
-        inside = (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
-        return cls((col[inside] / camera.width).astype(np.float32),
-                   (row[inside] / camera.height).astype(np.float32),
-                   z[inside].astype(np.float32))
-
-    def thinned(self, limit: int) -> SparseSamples:
-        """At most ``limit`` samples, taken by an even stride (self when already fewer)."""
-        if len(self) <= limit:
-            return self
-        step = -(-len(self) // limit)
-        return SparseSamples(self.u[::step], self.v[::step], self.z[::step])
-
-    def pixels(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column indices of the samples in an H x W image (nearest pixel)."""
-        rows = np.minimum((self.v * height).astype(np.int64), height - 1)
-        cols = np.minimum((self.u * width).astype(np.int64), width - 1)
-        return rows, cols
-
-
-def values_at(image: Any, samples: SparseSamples) -> np.ndarray:
-    """(N,) float64 values of an (H, W) array or tensor at the samples (one host copy)."""
-    height, width = image.shape[-2:]
-    rows, cols = samples.pixels(height, width)
-    if isinstance(image, torch.Tensor):
-        index = torch.from_numpy(rows * width + cols).to(image.device)
-        return torch.take(image, index).double().cpu().numpy()
-    return np.asarray(image)[rows, cols].astype(np.float64)  # only the samples converted
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -301,80 +217,6 @@ def fit_alignment(predicted: np.ndarray, target: np.ndarray, std: np.ndarray | N
         return replace(IDENTITY, status='too few samples', samples=count, inliers=kept)
     residual = float(np.sqrt(np.mean(np.square(relative[inliers]))))
     return Alignment(scale, shift, True, 'fit', count, kept, residual, scale)
-
-
-class TemporalAligner:
-    """Smooths per-frame fits over time (see the module docstring); one per camera stream."""
-
-    def __init__(self, options: AlignOptions = AlignOptions()) -> None:
-        self.options = options
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the history (the next fit starts afresh)."""
-        self._state: Alignment | None = None
-        self._stamp_s = -math.inf
-        self._fitted_s = -math.inf
-        self._jumps = 0
-
-    @property
-    def current(self) -> Alignment | None:
-        """The smoothed correction, or None before the first fit."""
-        return self._state
-
-    def update(self, fit: Alignment, stamp_s: float) -> Alignment:
-        """Fold one frame's :func:`fit_alignment` result (stamped ``stamp_s`` seconds) in and
-        return the correction to apply to that frame."""
-        if stamp_s < self._stamp_s:  # time went backwards (a bag looped): start afresh
-            self.reset()
-        elapsed, self._stamp_s = stamp_s - self._stamp_s, stamp_s
-        state = self._state
-        if fit.status != 'fit':
-            if state is not None and stamp_s - self._fitted_s <= self.options.hold_s:
-                return replace(state, status='held', samples=fit.samples,
-                               inliers=fit.inliers, residual=math.nan,
-                               frame_scale=math.nan)
-            return fit
-        self._fitted_s = stamp_s
-        if state is None:
-            self._jumps = 0
-            self._state = replace(fit, status='reset')
-            return self._state
-        if abs(math.log(fit.scale / state.scale)) > math.log(self.options.jump_ratio):
-            self._jumps += 1
-            if self._jumps < self.options.jump_frames:
-                return replace(state, status='jump', samples=fit.samples,
-                               inliers=fit.inliers, residual=fit.residual,
-                               frame_scale=fit.scale)
-            self._jumps = 0
-            self._state = replace(fit, status='reset')
-            return self._state
-        self._jumps = 0
-        tau = self.options.time_constant_s
-        alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-max(elapsed, 0.0) / tau)
-        scale = math.exp(math.log(state.scale) + alpha * math.log(fit.scale / state.scale))
-        shift = state.shift + alpha * (fit.shift - state.shift)
-        self._state = replace(fit, scale=scale, shift=shift)
-        return self._state
-
-
-class HeadAligners:
-    """One :class:`TemporalAligner` per routed head (domain) of one camera stream."""
-
-    def __init__(self, options: AlignOptions = AlignOptions()) -> None:
-        self.options, self.heads = options, dict[str, TemporalAligner]()
-
-    def configure(self, options: AlignOptions) -> None:
-        """New run-time options for every head (the smoothing keeps its state)."""
-        self.options = options
-        for aligner in self.heads.values():
-            aligner.options = options
-
-    def head(self, domain: str) -> TemporalAligner:
-        """The state of the head that served a frame (created at its first frame)."""
-        if domain not in self.heads:
-            self.heads[domain] = TemporalAligner(self.options)
-        return self.heads[domain]
 
 
 def apply_alignment(depth: Any, std: Any, alignment: Alignment) -> tuple[Any, Any]:

@@ -1,5 +1,6 @@
 """Metric anchoring against hand-computed cases: exact fits, outliers, too few samples, std
-weighting, inverse-depth scale + shift, temporal smoothing, holds and jumps."""
+weighting, inverse-depth scale + shift, temporal smoothing, holds and jumps, per-head state,
+the sample stream."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from zoedepth_ros.alignment import (
+from zoedepth_ros.anchoring import (
     Alignment,
     AlignOptions,
     HeadAligners,
+    SampleStream,
     SparseSamples,
     TemporalAligner,
     apply_alignment,
@@ -211,3 +213,37 @@ def test_each_routed_head_keeps_its_own_scale() -> None:
     assert heads.head('outdoor').options.time_constant_s == 0.0
     assert heads.head('indoor').current.scale == pytest.approx(1.0, rel=1e-6)
     assert sorted(heads.heads) == ['indoor', 'outdoor']
+
+
+def test_sample_stream_one_nearest_rule_history_and_transform() -> None:
+    """The one store of sparse inputs (node and bag eval): nearest stamp within the tolerance,
+    ties to the earlier, the newest ``history`` kept; sparse depth before clouds; a cloud in
+    another frame is moved by the injected transform, or reported when there is none."""
+    camera = PinholeCamera(10.0, 10.0, 4.5, 4.5, 10, 10)
+    stream = SampleStream(history=3)
+    assert stream.nearest('depth', 100, 10) is None and len(stream) == 0
+    for stamp in (400, 100, 300, 200):  # out of order, as messages may come
+        stream.add_samples(stamp, SparseSamples.from_depth_image(np.full((2, 2), stamp / 100)))
+    assert len(stream) == 4  # received; the oldest (100) fell out of the history
+    assert stream.nearest('depth', 240, 50).z[0] == 2.0
+    assert stream.nearest('depth', 260, 50).z[0] == 3.0
+    assert stream.nearest('depth', 250, 50).z[0] == 2.0  # a tie goes to the earlier stamp
+    assert stream.nearest('depth', 100, 50) is None
+    assert stream.nearest('depth', 460, 60).z[0] == 4.0
+    assert stream.nearest('depth', 461, 60) is None
+    samples, foreign = stream.samples_for(310, 20, camera)
+    assert foreign is None and samples.z[0] == 3.0
+
+    moved: list[tuple[str, str | None, int]] = []
+
+    def shift(xyz: np.ndarray, source: str, target: str | None, stamp: int) -> np.ndarray | None:
+        moved.append((source, target, stamp))
+        return None if source == 'unknown' else xyz + np.array([0.0, 0.0, 1.0])
+
+    clouds = SampleStream(transform=shift)
+    clouds.add_points(1000, np.array([[0.0, 0.0, 2.0]]), 'lidar', 'cam_optical')
+    clouds.add_points(2000, np.array([[0.0, 0.0, 2.0]]), 'unknown', 'cam_optical')
+    assert moved == [('lidar', 'cam_optical', 1000), ('unknown', 'cam_optical', 2000)]
+    samples, foreign = clouds.samples_for(1000, 10, camera, 'cam_optical')
+    assert foreign is None and samples.z.tolist() == [3.0]  # moved into the optical frame
+    assert clouds.samples_for(2000, 10, camera, 'cam_optical') == (None, 'unknown')
