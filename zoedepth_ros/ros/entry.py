@@ -75,7 +75,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """
     keep_freed_memory()
     signals = StopSignals()
-    node = executor = None
+    node = None
     code = 0
     try:
         signals.install()
@@ -98,8 +98,6 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         # SIGINT/SIGTERM during start-up: rclpy shut the context down under the constructor.
     finally:
         logger = node.get_logger() if node is not None else rclpy.logging.get_logger('depth_node')
-        if executor is not None:  # its guard conditions now, not in __del__ at interpreter exit
-            executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.destroy_node()
         if code == 0:
