@@ -47,8 +47,8 @@ setup(
     entry_points={
         'console_scripts': [
             'zoedepth = zoedepth_ros.cli.main:main',
-            'depth_node = zoedepth_ros.ros.depth_node:main',
-            'depth_lifecycle_node = zoedepth_ros.ros.lifecycle_node:main',
+            'depth_node = zoedepth_ros.ros.executables:depth_node',
+            'depth_lifecycle_node = zoedepth_ros.ros.executables:depth_lifecycle_node',
         ],
     },
 )

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from node_harness import REPO, wait_until
@@ -75,3 +76,27 @@ def test_a_third_signal_ends_a_node_that_hangs() -> None:
     assert process.returncode == 128 + signal.SIGTERM, output
     assert 'SIGTERM: signal 3 while stopping, forced exit' in output
     assert 'Traceback' not in output, output
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_executable_starts_is_a_clean_stop(sig: signal.Signals) -> None:
+    """The console script installs the handler before importing torch and rclpy (seconds)."""
+    script = ('import sys; from zoedepth_ros.ros.executables import depth_node; '
+              'sys.exit(depth_node())')
+    process = subprocess.Popen([sys.executable, '-c', script, '--ros-args', '-p',
+                                'model:=zoedepth_demo_nk'], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    # Once the process catches SIGTERM, the handler is in (torch and rclpy still loading).
+    wait_until(lambda: _catches_sigterm(process.pid), what='the stop handler')
+    process.send_signal(sig)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    assert f'stopped by {sig.name}' in output and 'finished cleanly' in output, output
+    assert 'Traceback' not in output, output
+
+
+def _catches_sigterm(pid: int) -> bool:
+    status = Path(f'/proc/{pid}/status').read_text()
+    caught = int(next(line for line in status.splitlines() if line.startswith('SigCgt:'))
+                 .split()[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
