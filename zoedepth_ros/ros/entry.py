@@ -21,21 +21,21 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
     The process keeps freed memory for the per-frame temporaries (``keep_freed_memory``).
     Signals follow :class:`~zoedepth_ros.ros.signals.StopSignals` (``signals``: already
     installed by the console script, see :mod:`zoedepth_ros.ros.executables`); the last line
-    logged is ``finished cleanly`` (naming
-    the signal), also in the node's ROS log file, which outlives a ``ros2 launch`` that was
-    stopped with SIGTERM (launch then exits without waiting for its nodes).
+    logged is ``finished cleanly`` (naming the signal), also in the node's ROS log file, which
+    outlives a ``ros2 launch`` that was stopped with SIGTERM (launch then exits without waiting
+    for its nodes).
 
     Returns:
         0 on SIGINT/SIGTERM (also during start-up), 2 on a bad parameter, model or checkpoint
         at start-up (logged as one line).
     """
-    keep_freed_memory()
     if signals is None:
         signals = StopSignals()
         signals.install()
     node = None
     code = 0
     try:
+        keep_freed_memory()
         rclpy.init(args=args)
         # The executor exists before the node is visible in the graph, so a SIGTERM sent as
         # soon as it appears cannot interrupt the executor's own construction.
