@@ -43,11 +43,6 @@ OUTPUT_TOPICS = {
 """Output key -> topic name relative to the node's namespace (REP 118 depth, its CameraInfo,
 the cloud, the uncertainty, a colour preview, the router's choice, the metric anchoring)."""
 
-NODE_MIN_RANGE_M = 0.1
-NODE_MAX_RANGE_M = 80.0
-"""The published depth's default valid interval (the node's ``min_range`` / ``max_range``
-parameters, and what ``bag eval --out-bag`` writes), metres."""
-
 
 
 @dataclass(frozen=True)

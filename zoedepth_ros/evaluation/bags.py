@@ -38,8 +38,6 @@ from zoedepth_ros.errors import BagError, ConfigError
 from zoedepth_ros.evaluation.replay import copier, write_outputs
 from zoedepth_ros.evaluation.sparse import read_sparse
 from zoedepth_ros.frame import (
-    NODE_MAX_RANGE_M,
-    NODE_MIN_RANGE_M,
     FrameOptions,
     FrameOutputs,
     frame_camera_info,
@@ -57,7 +55,7 @@ from zoedepth_ros.metrics import (
     compute_errors,
     valid_pairs,
 )
-from zoedepth_ros.model.config import FOCAL_REFERENCE
+from zoedepth_ros.model.config import FOCAL_REFERENCE, NODE_MAX_RANGE_M, NODE_MIN_RANGE_M
 from zoedepth_ros.pointcloud import CloudOptions
 
 ERROR_BINS = np.linspace(-1.0, 1.0, 81)

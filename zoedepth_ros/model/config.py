@@ -233,6 +233,11 @@ FOCAL_REFERENCE = (518.8579 / 640.0, 721.5377 / 1216.0)
 scale from: indoor NYU Depth v2 (Kinect, fx 518.9 px, 640 wide) and outdoor KITTI (fx 721.5
 px, kb-cropped to 1216 wide). The focal-length correction divides by these."""
 
+NODE_MIN_RANGE_M = 0.1
+NODE_MAX_RANGE_M = 80.0
+"""The published depth's default valid interval (the node's ``min_range`` / ``max_range``
+parameters, and what ``bag eval --out-bag`` writes), metres."""
+
 NK_BINS = (BinConf('nyu', 64, 1e-3, 10.0), BinConf('kitti', 64, 1e-3, 80.0))
 
 # The small BEiT of the reference vectors: same code path as BEiT-L-384, 3-5 M parameters.

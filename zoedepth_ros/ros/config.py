@@ -17,8 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from zoedepth_ros.config import from_dict, to_dict
 from zoedepth_ros.errors import ConfigError
-from zoedepth_ros.frame import NODE_MAX_RANGE_M, NODE_MIN_RANGE_M
-from zoedepth_ros.model.config import FOCAL_REFERENCE
+from zoedepth_ros.model.config import FOCAL_REFERENCE, NODE_MAX_RANGE_M, NODE_MIN_RANGE_M
 from zoedepth_ros.model.weights import DEFAULT_MODEL
 
 _DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
