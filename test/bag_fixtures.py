@@ -23,7 +23,6 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StorageP
 from rosbags.rosbag2.metadata import dump_qos_v8, parse_qos
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from zoedepth_ros.frame import OUTPUT_TOPICS
 from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
 from zoedepth_ros.io.bags import FrameTopics
@@ -36,6 +35,7 @@ from zoedepth_ros.io.messages import (
     image_fields,
     stamp_ns,
 )
+from zoedepth_ros.pipeline.outputs import OUTPUT_BY_KEY
 
 BASE_NS = 1_700_000_000_000_000_000
 PERIOD_NS = 100_000_000
@@ -96,7 +96,8 @@ def check_output_bag(path: Path) -> None:
     assert types['/pred/points'] == 'sensor_msgs/msg/PointCloud2'
     assert types['/pred/domain'] == 'std_msgs/msg/String'
     assert {t for t in types if t.startswith('/pred/')} == {
-        f'/pred/{OUTPUT_TOPICS[key]}' for key in ('depth', 'info', 'std', 'points', 'domain')}
+        f'/pred/{OUTPUT_BY_KEY[key].topic}'
+        for key in ('depth', 'info', 'std', 'points', 'domain')}
     assert len(seen[TOPICS.image]) == 6 and len(seen[TOPICS.depth]) == 5
     colour_times = [(t, stamp_ns(m.header)) for t, m in seen[TOPICS.image]]
     for topic in ('/pred/depth/image', '/pred/depth/camera_info', '/pred/depth/std',

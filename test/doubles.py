@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.model.bins import HeadOutput
 from zoedepth_ros.model.config import get_config
 from zoedepth_ros.model.zoedepth import DepthOutput, ZoeDepth
 
@@ -18,6 +19,9 @@ class NullModel(torch.nn.Module):
         depth_m: constant depth in metres; None gives a ramp 0.3-100 m over the image.
         domain_index: router choice of every image (0 indoor, 1 outdoor).
         interrupt_at: raise KeyboardInterrupt on this call (0-based; -1 never), as Ctrl-C.
+
+    The 'nyu' head returns the depth and the 'kitti' head the depth mirrored left-right (the
+    same values, another structure); ``all_heads`` returns both.
     """
 
     def __init__(self, preset: str = 'ZoeD_NK', depth_m: float | None = None,
@@ -35,7 +39,8 @@ class NullModel(torch.nn.Module):
         return tuple(head.name for head in self.cfg.heads)
 
     def forward(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
-                keep_aspect: bool | None = None, with_std: bool = True) -> DepthOutput:
+                keep_aspect: bool | None = None, with_std: bool = True,
+                all_heads: bool = False) -> DepthOutput:
         if self.calls == self.interrupt_at:
             raise KeyboardInterrupt
         self.calls += 1
@@ -53,9 +58,14 @@ class NullModel(torch.nn.Module):
         sign = 1.0 if self.domain_index == 0 else -1.0
         logits = torch.tensor([[2.0 * sign, -2.0 * sign]], device=x.device).expand(x.shape[0], 2)
         index = torch.full((x.shape[0],), self.domain_index, dtype=torch.long, device=x.device)
+        mirrored = torch.flip(depth, dims=[3])
+        heads = {'nyu': HeadOutput(depth, depth, torch.ones_like(depth)),
+                 'kitti': HeadOutput(mirrored, mirrored, torch.ones_like(depth))}
+        depth = heads[('nyu', 'kitti')[self.domain_index]].depth
+        std = torch.flip(std, dims=[3]) if self.domain_index else std
         # relative depth, bins and decoder tensors are not read by DepthEstimator.
         return DepthOutput(depth, std if with_std else None, depth[:, 0], depth, depth, logits,
-                           index, None)
+                           index, None, heads if all_heads else None)  # type: ignore[arg-type]
 
 
 def null_estimator(**options: object) -> DepthEstimator:

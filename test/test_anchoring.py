@@ -12,7 +12,7 @@ import torch
 
 from zoedepth_ros.anchoring import (
     Alignment,
-    AlignOptions,
+    AnchorOptions,
     HeadAligners,
     SampleStream,
     SparseSamples,
@@ -21,7 +21,7 @@ from zoedepth_ros.anchoring import (
     fit_alignment,
     values_at,
 )
-from zoedepth_ros.errors import InputError
+from zoedepth_ros.errors import ConfigError, InputError
 from zoedepth_ros.geometry import PinholeCamera
 
 
@@ -51,7 +51,7 @@ def test_too_few_samples_is_the_identity() -> None:
     # enough samples but too few inliers: 6 agree, 6 disagree wildly (no majority)
     predicted = np.ones(12)
     target = np.array([2.0] * 6 + [9.0, 0.2, 15.0, 0.1, 30.0, 0.05])
-    fit = fit_alignment(predicted, target, options=AlignOptions(min_samples=8))
+    fit = fit_alignment(predicted, target, options=AnchorOptions(min_samples=8))
     assert not fit.applied and fit.status == 'too few samples' and fit.inliers < 8
     with pytest.raises(InputError, match='3 predictions for 2 samples'):
         fit_alignment(np.ones(3), np.ones(2))
@@ -73,7 +73,7 @@ def test_scale_and_shift_in_inverse_depth() -> None:
     predicted = np.linspace(1.0, 8.0, 40)
     a, b = 0.8, 0.05
     target = 1.0 / (a / predicted + b)
-    options = AlignOptions(mode='scale_shift')
+    options = AnchorOptions(mode='scale_shift')
     fit = fit_alignment(predicted, target, options=options)
     assert fit.inverse_scale == pytest.approx(a, rel=1e-9)
     assert fit.shift == pytest.approx(b, abs=1e-9)
@@ -108,7 +108,7 @@ def test_apply_alignment_numpy_and_torch() -> None:
 
 
 def test_temporal_smoothing_hold_jump_and_reset() -> None:
-    aligner = TemporalAligner(AlignOptions(time_constant_s=1.0, hold_s=1.0, jump_ratio=1.5,
+    aligner = TemporalAligner(AnchorOptions(time_constant_s=1.0, hold_s=1.0, jump_ratio=1.5,
                                            jump_frames=3))
     predicted = np.linspace(1.0, 4.0, 30)
     first = aligner.update(fit_alignment(predicted, predicted), 10.0)
@@ -131,7 +131,7 @@ def test_temporal_smoothing_hold_jump_and_reset() -> None:
     again = aligner.update(fit_alignment(predicted, 2 * predicted), 5.0)
     assert again.status == 'reset' and again.scale == pytest.approx(2.0)
     # no smoothing: every frame's fit as it is
-    raw = TemporalAligner(AlignOptions(time_constant_s=0.0))
+    raw = TemporalAligner(AnchorOptions(time_constant_s=0.0))
     raw.update(fit_alignment(predicted, predicted), 0.0)
     assert raw.update(fit_alignment(predicted, 1.2 * predicted), 0.1).scale == \
         pytest.approx(1.2)
@@ -165,12 +165,12 @@ def test_samples_from_sparse_images_and_points() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(InputError, match='scale or scale_shift'):
-        AlignOptions(mode='affine')
-    with pytest.raises(InputError, match='jump_ratio > 1'):
-        AlignOptions(jump_ratio=1.0)
-    with pytest.raises(InputError, match='min_samples >= 2'):
-        AlignOptions(min_samples=1)
+    with pytest.raises(ConfigError, match='off, scale or scale_shift'):
+        AnchorOptions(mode='affine')
+    with pytest.raises(ConfigError, match='jump_ratio > 1'):
+        AnchorOptions(jump_ratio=1.0)
+    with pytest.raises(ConfigError, match='min_samples >= 2'):
+        AnchorOptions(min_samples=1)
 
 
 def test_large_sample_sets_are_thinned_evenly() -> None:
@@ -191,7 +191,7 @@ def test_each_routed_head_keeps_its_own_scale() -> None:
     """Indoor-routed frames fit scale 1.0, outdoor-routed ones 0.3 (the heads are off by
     different factors): each frame gets its own head's smoothed scale; a head switch is neither
     a jump nor a reset of the other head's smoothing."""
-    heads = HeadAligners(AlignOptions(time_constant_s=1.0, hold_s=1.0, jump_ratio=1.5,
+    heads = HeadAligners(AnchorOptions(time_constant_s=1.0, hold_s=1.0, jump_ratio=1.5,
                                       jump_frames=3))
     predicted = np.linspace(1.0, 4.0, 30)
     scale = {'indoor': 1.0, 'outdoor': 0.3}
@@ -209,7 +209,7 @@ def test_each_routed_head_keeps_its_own_scale() -> None:
               for i, d in enumerate(routed)]
     assert shared[2].status == 'jump' and shared[2].scale == pytest.approx(1.0)
     # run-time options reach every head; the states stay
-    heads.configure(AlignOptions(time_constant_s=0.0))
+    heads.configure(AnchorOptions(time_constant_s=0.0))
     assert heads.head('outdoor').options.time_constant_s == 0.0
     assert heads.head('indoor').current.scale == pytest.approx(1.0, rel=1e-6)
     assert sorted(heads.heads) == ['indoor', 'outdoor']

@@ -10,8 +10,8 @@ import torch
 from oracles import cloud_to_array, gated_cloud_reference
 
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.frame import gate_depth
 from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.pipeline.predict import gate_depth
 from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
 
 
@@ -19,7 +19,7 @@ def test_two_by_two_by_hand() -> None:
     depth = np.array([[1.0, 2.0], [np.nan, 4.0]], np.float32)
     camera = PinholeCamera(fx=2.0, fy=4.0, cx=0.5, cy=0.5, width=2, height=2)
     rgb = np.array([[[10, 20, 30], [255, 0, 1]], [[0, 0, 0], [1, 2, 3]]], np.uint8)
-    cloud = pack_point_cloud(depth, camera, CloudOptions(), rgb=rgb)
+    cloud = pack_point_cloud(depth, camera, CloudOptions(stride=1), rgb=rgb)
     assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (2, 2, 16, 32)
     assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
         ('x', 0, 7, 1), ('y', 4, 7, 1), ('z', 8, 7, 1), ('rgb', 12, 7, 1)]
@@ -39,12 +39,12 @@ def test_two_by_two_by_hand() -> None:
 def test_dense_layout_keeps_valid_points_in_one_row() -> None:
     depth = np.array([[1.0, np.nan], [np.inf, 4.0]], np.float32)
     camera = PinholeCamera(2.0, 2.0, 0.5, 0.5, 2, 2)
-    cloud = pack_point_cloud(depth, camera, CloudOptions(organized=False, color=False))
+    cloud = pack_point_cloud(depth, camera, CloudOptions(stride=1, organized=False, color=False))
     assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (1, 2, 12, 24)
     assert cloud.is_dense is True and [f.name for f in cloud.fields] == ['x', 'y', 'z']
     np.testing.assert_allclose(cloud_to_array(cloud)['z'], [[1.0, 4.0]])
-    empty = pack_point_cloud(np.full((2, 2), np.nan), camera, CloudOptions(organized=False,
-                                                                           color=False))
+    empty = pack_point_cloud(np.full((2, 2), np.nan), camera,
+                             CloudOptions(stride=1, organized=False, color=False))
     assert (empty.width, empty.row_step, empty.data) == (0, 0, b'')
 
 
@@ -88,6 +88,6 @@ def test_bad_options_and_missing_inputs() -> None:
     with pytest.raises(InputError, match='stride'):
         CloudOptions(stride=0)
     with pytest.raises(InputError, match='RGB image'):
-        pack_point_cloud(np.ones((2, 2)), camera, CloudOptions(color=True))
+        pack_point_cloud(np.ones((2, 2)), camera, CloudOptions(stride=1, color=True))
     with pytest.raises(InputError, match='does not match the camera size'):
-        pack_point_cloud(np.ones((3, 2)), camera, CloudOptions(color=False))
+        pack_point_cloud(np.ones((3, 2)), camera, CloudOptions(stride=1, color=False))

@@ -27,6 +27,21 @@ from zoedepth_ros.io.atomic import write_text
 T = TypeVar('T')
 
 
+def param(default: Any, description: str, *, low: float | None = None,
+          high: float | None = None, read_only: bool = False) -> Any:
+    """A dataclass field that is also a ROS parameter of the node: its description, allowed
+    range and whether it may change at run time travel in the field's metadata (fields without
+    it are internal settings, not parameters)."""
+    metadata = {'description': description, 'low': low, 'high': high, 'read_only': read_only}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def section(factory: Any, *, inline: bool = False) -> Any:
+    """A nested options dataclass field. Its parameters are named ``<field>.<name>``, or just
+    ``<name>`` when ``inline`` (a type embedded with the names it has on its own)."""
+    return dataclasses.field(default_factory=factory, metadata={'inline': inline})
+
+
 # --------------------------------------------------------------------------------------------
 # Generic machinery
 

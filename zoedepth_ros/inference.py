@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,12 +59,42 @@ class DepthResult:
 @dataclass
 class DepthTensors:
     """Batch prediction on the model's device: depth/std (B, 1, H, W) (std None when not
-    asked for), index (B,), probs (B, 2)."""
+    asked for), index (B,), probs (B, 2); ``heads``: domain -> (depth, std) of every head when
+    asked for (None otherwise)."""
 
     depth: torch.Tensor
     std: torch.Tensor | None
     domain_index: torch.Tensor
     domain_probs: torch.Tensor
+    heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]] | None = None
+
+    def map_maps(self, apply: Callable[[torch.Tensor], torch.Tensor]) -> DepthTensors:
+        """The same prediction with ``apply`` done to every (B, 1, H, W) map."""
+        def both(depth: torch.Tensor, std: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return apply(depth), None if std is None else apply(std)
+
+        heads = None if self.heads is None else {
+            name: both(*maps) for name, maps in self.heads.items()}
+        return DepthTensors(*both(self.depth, self.std), self.domain_index, self.domain_probs,
+                            heads)
+
+    def averaged(self, other: DepthTensors) -> DepthTensors:
+        """The mean of two predictions of the same images (flip averaging); the routing is
+        this one's."""
+        def mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (a + b) / 2
+
+        def mean_std(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+            return None if a is None or b is None else mean(a, b)
+
+        heads = None
+        if self.heads is not None and other.heads is not None:
+            heads = {name: (mean(depth, other.heads[name][0]),
+                            mean_std(std, other.heads[name][1]))
+                     for name, (depth, std) in self.heads.items()}
+        return DepthTensors(mean(self.depth, other.depth), mean_std(self.std, other.std),
+                            self.domain_index, mean(self.domain_probs, other.domain_probs), heads)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -173,29 +204,48 @@ class DepthEstimator:
 
     # ---------------------------------------------------------------- inference
 
+    @property
+    def has_all_heads(self) -> bool:
+        """Whether ``predict_tensor(all_heads=True)`` is available (not for ONNX graphs, which
+        return the routed head only)."""
+        return self.kind != 'onnx'
+
     def _autocast(self) -> torch.autocast:
         dtype = torch.float16 if self.precision == 'fp16' else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.precision != 'fp32')
 
-    def _forward(self, x: torch.Tensor, std: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    def _forward(self, x: torch.Tensor, std: bool = True, all_heads: bool = False
+                 ) -> DepthTensors:
         """One pass at network resolution, upsampled to x's size (after any padding)."""
         head = None if self.domain == 'auto' else head_name(self.domain)
         keep_aspect = self.preprocess != 'eval'
+        extra = {'all_heads': True} if all_heads else {}
         with self._autocast():
             out = self._run(x, domain=head, routing=self.routing, keep_aspect=keep_aspect,
-                            with_std=std)
-        depth = self._to_input_size(out.metric_depth.float(), x.shape[-2:])
-        spread = None
-        if std:  # clamped in place when the resize made a new tensor (not the model's)
-            values = out.depth_std.float()
-            spread = self._to_input_size(values, x.shape[-2:])
-            spread = spread.clamp_min(0) if spread is values else spread.clamp_min_(0)
+                            with_std=std, **extra)
+        size = x.shape[-2:]
+        depth = self._to_input_size(out.metric_depth.float(), size)
+        spread = self._std_to_input_size(out.depth_std, size) if std else None
         if out.domain_logits is not None:
             probs = torch.softmax(out.domain_logits.float(), dim=1)
         else:
             probs = F.one_hot(out.domain_index, len(DOMAINS)).float()
-        return depth, spread, out.domain_index, probs
+        heads = None
+        if all_heads and out.heads is not None:
+            heads = {DOMAIN_NAMES[DOMAINS.index(name)]: (
+                self._to_input_size(result.depth.float(), size),
+                self._std_to_input_size(result.std, size) if std else None)
+                for name, result in out.heads.items()}
+        return DepthTensors(depth, spread, out.domain_index, probs, heads)
+
+    def _std_to_input_size(self, values: torch.Tensor | None, size: torch.Size) -> torch.Tensor:
+        """The std upsampled like the depth, clamped at 0 (in place when the resize made a
+        new tensor, not the model's)."""
+        if values is None:
+            raise InputError('the model returned no std although it was asked for one')
+        values = values.float()
+        spread = self._to_input_size(values, size)
+        return spread.clamp_min(0) if spread is values else spread.clamp_min_(0)
 
     def _to_input_size(self, values: torch.Tensor, size: torch.Size) -> torch.Tensor:
         """Upsample a network-resolution map as the preset says (bicubic for original_infer)."""
@@ -205,35 +255,33 @@ class DepthEstimator:
             return F.interpolate(values, size=size, mode='bicubic', align_corners=False)
         return F.interpolate(values, size=size, mode='bilinear', align_corners=True)
 
-    def _padded_forward(self, x: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, ...]:
+    def _padded_forward(self, x: torch.Tensor, std: bool = True, all_heads: bool = False
+                        ) -> DepthTensors:
         if not self.pad:
-            return self._forward(x, std)
+            return self._forward(x, std, all_heads)
         pad_h, pad_w = original_padding(x.shape[-2], x.shape[-1])
         padded = F.pad(x, [pad_w, pad_w, pad_h, pad_h], mode='reflect')
-        depth, spread, index, probs = self._forward(padded, std)
-        rows = slice(pad_h, depth.shape[-2] - pad_h)
-        cols = slice(pad_w, depth.shape[-1] - pad_w)
-        if spread is not None:
-            spread = spread[..., rows, cols]
-        return depth[..., rows, cols], spread, index, probs
+        return self._forward(padded, std, all_heads).map_maps(
+            lambda t: t[..., pad_h:t.shape[-2] - pad_h, pad_w:t.shape[-1] - pad_w])
 
     @torch.inference_mode()
-    def predict_tensor(self, rgb: torch.Tensor, std: bool = True) -> DepthTensors:
+    def predict_tensor(self, rgb: torch.Tensor, std: bool = True,
+                       all_heads: bool = False) -> DepthTensors:
         """RGB (B, 3, H, W) float in [0, 1] on the model's device -> predictions at H x W.
 
         ``std=False`` skips the standard deviation (computed per pixel over the bins and
-        upsampled otherwise); ``DepthTensors.std`` is then None.
+        upsampled otherwise); ``DepthTensors.std`` is then None. ``all_heads`` also returns
+        every metric head's depth and std (``DepthTensors.heads``; a model with one head, or
+        a forced domain, has only that one), for sparse-guided head selection.
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise InputError(f'expected a (B, 3, H, W) tensor, got shape {tuple(rgb.shape)}')
-        depth, spread, index, probs = self._padded_forward(rgb, std)
+        out = self._padded_forward(rgb, std, all_heads)
         if self.flip:
-            depth_f, spread_f, _, probs_f = self._padded_forward(torch.flip(rgb, dims=[3]), std)
-            depth = (depth + torch.flip(depth_f, dims=[3])) / 2
-            if spread is not None:
-                spread = (spread + torch.flip(spread_f, dims=[3])) / 2
-            probs = (probs + probs_f) / 2
-        return DepthTensors(depth, spread, index, probs)
+            flipped = self._padded_forward(torch.flip(rgb, dims=[3]), std, all_heads).map_maps(
+                lambda t: torch.flip(t, dims=[3]))
+            out = out.averaged(flipped)
+        return out
 
     def upload(self, images: list[np.ndarray]) -> torch.Tensor:
         """Same-size HxWx3 uint8 RGB images -> (B, H, W, 3) uint8 on the model's device.

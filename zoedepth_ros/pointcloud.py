@@ -5,36 +5,38 @@ holding the packed 0x00RRGGBB bits (point_step 16; 12 without colour), little-en
 Organised clouds keep the (strided) image grid with NaN for invalid points (``is_dense``
 False), like depth_image_proc; dense clouds hold only valid points in one row. The field
 description and the host-side container are :class:`~zoedepth_ros.io.messages.PackedCloud`.
-Invalid depth (NaN, after the range and uncertainty gate of :mod:`zoedepth_ros.frame`) gives
-NaN points.
+:func:`cloud_xyz` reads the x, y, z fields of any ``sensor_msgs/PointCloud2`` (rclpy messages
+and rosbags' dataclasses alike), float32 or float64, either byte order.
+Invalid depth (NaN, after the range and uncertainty gate of
+:mod:`zoedepth_ros.pipeline.predict`) gives NaN points.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from zoedepth_ros.config import param
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera, depth_to_points_tensor
-from zoedepth_ros.io.messages import XYZ_FIELDS, XYZRGB_FIELDS, PackedCloud
+from zoedepth_ros.io.messages import XYZ_FIELDS, XYZRGB_FIELDS, PackedCloud, as_uint8
 
 
 @dataclass(frozen=True)
 class CloudOptions:
-    """What goes into the cloud.
+    """The ``points`` output: whether and what goes into the cloud (the node's ``cloud.*``
+    parameters)."""
 
-    Attributes:
-        stride: keep every ``stride``-th pixel in u and v (intrinsics scaled to match).
-        organized: image grid with NaN points (True) or only valid points in one row (False).
-        color: add the packed ``rgb`` field from the input image.
-    """
-
-    stride: int = 1
-    organized: bool = True
-    color: bool = True
+    enabled: bool = param(True, 'Publish the PointCloud2 (only while someone subscribes).')
+    stride: int = param(2, 'Use every stride-th pixel in u and v (intrinsics scaled); 1 = all.',
+                        low=1, high=64)
+    organized: bool = param(True, 'Organised H x W cloud with NaN invalid points '
+                            '(depth_image_proc layout); false = dense 1 x N valid points.')
+    color: bool = param(True, 'Add the packed rgb field from the input image.')
 
     def __post_init__(self) -> None:
         if self.stride < 1:
@@ -104,3 +106,46 @@ def pack_point_cloud(depth: np.ndarray | torch.Tensor, camera: PinholeCamera,
     data = memoryview(points.cpu().numpy().reshape(-1).view(np.uint8))
     return PackedCloud(height, width, fields, point_step, point_step * width,
                        not options.organized, data)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading: the x, y, z of any PointCloud2 (sparse lidar or VIO samples)
+
+_FLOAT_TYPES = {7: 'f4', 8: 'f8'}  # sensor_msgs/PointField FLOAT32, FLOAT64
+MAX_CLOUD_POINTS = 4_000_000
+
+
+def cloud_xyz(msg: Any) -> np.ndarray:
+    """(N, 3) float64 points of a PointCloud2's x, y, z fields, NaN/inf points dropped.
+
+    Raises:
+        InputError: a field is missing or not float32/float64, or the data is too short.
+    """
+    height, width, step = int(msg.height), int(msg.width), int(msg.point_step)
+    count = height * width
+    if count > MAX_CLOUD_POINTS:
+        raise InputError(f'point cloud of {count} points is larger than {MAX_CLOUD_POINTS}')
+    fields = {str(f.name): f for f in msg.fields}
+    order = '>' if msg.is_bigendian else '<'
+    data = as_uint8(msg.data)
+    row_step = int(msg.row_step) or width * step
+    needed = (height - 1) * row_step + width * step if count else 0
+    if data.size < needed:
+        raise InputError(f'point cloud data has {data.size} bytes, {height}x{width} points '
+                         f'of {step} bytes need {needed}')
+    columns = []
+    for name in ('x', 'y', 'z'):
+        field = fields.get(name)
+        if field is None or int(field.datatype) not in _FLOAT_TYPES:
+            raise InputError(f'point cloud needs float32/float64 x, y, z fields; has '
+                             f'{sorted(fields)}')
+        dtype = np.dtype(order + _FLOAT_TYPES[int(field.datatype)])
+        if int(field.offset) + dtype.itemsize > step:
+            raise InputError(f'field {name} at offset {field.offset} exceeds point_step {step}')
+        rows = np.lib.stride_tricks.as_strided(
+            data[int(field.offset):], shape=(height, width, dtype.itemsize),
+            strides=(row_step, step, 1)) if count else np.empty((0, 0, dtype.itemsize),
+                                                                np.uint8)
+        columns.append(np.ascontiguousarray(rows).view(dtype).reshape(-1).astype(np.float64))
+    points = np.stack(columns, axis=1)
+    return points[np.isfinite(points).all(axis=1)]

@@ -22,12 +22,12 @@ from bag_fixtures import (
 from doubles import null_estimator
 
 from zoedepth_ros.evaluation.bags import BagEvalSettings, FrameRecord, evaluate_bag
-from zoedepth_ros.frame import FrameOutputs
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
 from zoedepth_ros.io.bags import FrameTopics, RgbdFrame
 from zoedepth_ros.metrics import METRIC_KEYS, image_metrics, resize_prediction
 from zoedepth_ros.model.config import get_config
+from zoedepth_ros.pipeline.outputs import FrameOutputs
 
 
 @pytest.fixture(scope='module')
@@ -117,13 +117,15 @@ def test_anchored_and_plain_scores_in_one_run(tmp_path: Path, writer, topic: str
                                               extrinsic: tuple[float, ...]) -> None:
     """A constant 2 m prediction anchored to samples at 3 m: scale 1.5 exactly, scored as a
     constant 3 m prediction, and as 2 m without alignment, in the same run."""
-    from zoedepth_ros.anchoring import AlignOptions
+    from zoedepth_ros.anchoring import AnchorOptions, ExtrinsicOptions
     from zoedepth_ros.evaluation.report import write_report
+    from zoedepth_ros.pipeline.options import FrameOptions
 
     write_bag(tmp_path / 'bag', extra=writer)
+    anchor = AnchorOptions(time_constant_s=0.0, **(
+        {'extrinsic': ExtrinsicOptions.of(extrinsic)} if extrinsic else {}))
     settings = BagEvalSettings(TOPICS, max_depth=10.0, sparse_topic=topic,
-                               sparse_extrinsic=extrinsic,
-                               align=AlignOptions(time_constant_s=0.0))
+                               frame=FrameOptions(anchor=anchor))
     report = evaluate_bag(null_estimator(depth_m=2.0), tmp_path / 'bag', settings)
 
     def rel(constant: float) -> float:
@@ -163,10 +165,11 @@ def test_no_silent_camera(tmp_path: Path, info_topic: str | None, found: str | N
     the only one); with none, the assumed field of view is said in the report and used."""
     from zoedepth_ros.evaluation.report import camera_line, report_markdown
     from zoedepth_ros.io.bag_reader import open_bag
+    from zoedepth_ros.pipeline.options import FrameOptions
 
     write_bag(tmp_path / 'bag', info_topic=info_topic)
     settings = BagEvalSettings(FrameTopics(TOPICS.image, TOPICS.depth), namespace='/pred',
-                               fov_deg=90.0)
+                               frame=FrameOptions(fov_deg=90.0))
     with AtomicBagWriter(tmp_path / 'out', 'mcap') as writer:
         report = evaluate_bag(null_estimator(depth_m=2.0), tmp_path / 'bag', settings, writer)
     assert report.camera['camera_info_topic'] == found
@@ -203,9 +206,9 @@ def test_the_output_bag_holds_what_the_node_publishes(tmp_path: Path) -> None:
     """A 0.3-100 m ramp prediction: the output bag's depth, std and cloud are byte for byte the
     node's per-frame outputs at its default parameters (range gate 0.1-80 m included), while
     the scores use the ungated depth (the protocol clamps)."""
-    from zoedepth_ros.frame import FrameOptions, predict_frame
     from zoedepth_ros.io.bag_reader import open_bag
-    from zoedepth_ros.pointcloud import CloudOptions
+    from zoedepth_ros.pipeline.outputs import FrameRequest
+    from zoedepth_ros.pipeline.predict import predict_frame
     from zoedepth_ros.ros.config import NodeConfig
 
     write_bag(tmp_path / 'bag')
@@ -224,12 +227,11 @@ def test_the_output_bag_holds_what_the_node_publishes(tmp_path: Path) -> None:
             if connection.topic.startswith('/pred/'):
                 written.setdefault(connection.topic, []).append(
                     reader.deserialize(raw, connection.msgtype))
-    node = NodeConfig()
-    options = FrameOptions(node.min_range, node.max_range, node.max_rel_std, std=True,
-                           cloud=CloudOptions(node.cloud.stride, node.cloud.organized,
-                                              node.cloud.color))
+    options = NodeConfig().frame  # the node's defaults
+    assert settings.frame == options
     for index, frame in frames.items():
-        expected = predict_frame(estimator, frame.rgb, frame_info(frame), options)
+        expected = predict_frame(estimator, frame.rgb, frame_info(frame), options,
+                                 FrameRequest.of(options))
         encoded = expected.encoded(options)
         depth = written['/pred/depth/image'][index]
         assert bytes(depth.data) == bytes(encoded['depth'].data)
@@ -239,12 +241,12 @@ def test_the_output_bag_holds_what_the_node_publishes(tmp_path: Path) -> None:
         assert np.nanmax(values) <= 80.0 and np.isnan(values).mean() > 0.05
     record = report.frames[PAIRED[0]]
     ungated = predict_frame(estimator, frames[PAIRED[0]].rgb, frame_info(frames[PAIRED[0]]),
-                            FrameOptions(std=False))
+                            options, FrameRequest(std=False, keep_ungated=True))
     assert record.metrics == pytest.approx(
-        image_metrics(ungated.depth_m, gt_depth(PAIRED[0]), 1e-3, 100.0), rel=1e-9)
+        image_metrics(ungated.ungated_depth_m, gt_depth(PAIRED[0]), 1e-3, 100.0), rel=1e-9)
 
 
 def frame_info(frame: RgbdFrame):  # noqa: ANN201 - CameraInfoFields
-    from zoedepth_ros.frame import frame_camera_info
+    from zoedepth_ros.pipeline.predict import frame_camera_info
 
     return frame_camera_info(frame.camera_info, frame.rgb.shape[1], frame.rgb.shape[0])

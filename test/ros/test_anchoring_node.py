@@ -29,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Float32MultiArray
 
 from zoedepth_ros.io import messages
-from zoedepth_ros.io.anchoring import ALIGNMENT_LABELS
+from zoedepth_ros.pipeline.outputs import ALIGNMENT_LABELS
 
 RGB = test_image(64, 48, seed=4)
 # lidar frame (x forward, y left, z up) -> camera optical frame (x right, y down, z forward)

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from zoedepth_ros.errors import ConfigError
+from zoedepth_ros.pipeline.options import FrameOptions, StreamOptions
+from zoedepth_ros.pointcloud import CloudOptions
 from zoedepth_ros.ros.config import (
-    CloudConfig,
     NodeConfig,
     config_from_parameters,
     parameter_specs,
@@ -35,8 +36,13 @@ def test_specs_cover_every_field_with_types_and_descriptions() -> None:
     specs = {spec.name: spec for spec in parameter_specs()}
     values = parameter_values(NodeConfig())
     assert list(specs) == list(values)
-    # four sections: cloud (4), diagnostics (1), anchor (8 + extrinsic 8), focal (3)
-    assert len(specs) == len(dataclasses.fields(NodeConfig)) - 4 + 4 + 1 + 16 + 3
+    # NodeConfig's 10 model fields, the stream's 5, diagnostics (1) and the per-frame options:
+    # 8 plain, cloud (4), anchor (9 + extrinsic 8; the internal fit settings are not
+    # parameters), focal (3)
+    assert len(dataclasses.fields(NodeConfig)) == 12
+    assert len(specs) == 10 + 5 + 1 + 8 + 4 + 17 + 3
+    assert 'anchor.huber' not in specs and specs['anchor.head_selection'].read_only
+    assert specs['min_range'].path == ('stream', 'frame', 'min_range')
     assert specs['cloud.stride'].type is int and specs['cloud.stride'].default == 2
     assert specs['min_range'].type is float and specs['output_encoding'].type is str
     assert specs['output_encoding'].choices == ('32FC1', '16UC1')
@@ -69,9 +75,9 @@ def test_shipped_yaml_declares_every_parameter_with_its_default_and_type() -> No
 def test_runtime_updates_are_checked() -> None:
     cfg = NodeConfig()
     changed = updated_config(cfg, {'cloud.stride': 4, 'max_range': 10, 'publish_preview': True})
-    assert changed.cloud == CloudConfig(stride=4)
-    assert changed.max_range == 10.0 and isinstance(changed.max_range, float)
-    assert changed.publish_preview is True and cfg.max_range == 80.0
+    assert changed.frame.cloud == CloudOptions(stride=4)
+    assert changed.frame.max_range == 10.0 and isinstance(changed.frame.max_range, float)
+    assert changed.frame.publish_preview is True and cfg.frame.max_range == 80.0
     for changes, match in [
         ({'model': 'ZoeD_NK'}, 'model is read-only'),
         ({'device': 'cpu'}, 'device is read-only'),
@@ -90,10 +96,12 @@ def test_config_checks_values_when_built_directly() -> None:
     with pytest.raises(ConfigError, match="device 'gpu0' is not valid"):
         NodeConfig(device='gpu0')
     with pytest.raises(ConfigError, match='fov_deg: 200.0 is above the maximum 179.0'):
-        NodeConfig(fov_deg=200.0)
+        NodeConfig(stream=StreamOptions(frame=FrameOptions(fov_deg=200.0)))
     assert NodeConfig(device='cuda:1').device == 'cuda:1'
-    with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['strid'\\]"):
+    with pytest.raises(ConfigError, match="unknown parameter 'cloud.strid'"):
         config_from_parameters({'cloud.strid': 2})
+    with pytest.raises(ConfigError, match='cloud.stride: 0 is below the minimum 1'):
+        config_from_parameters({'cloud.stride': 0})  # the parameter named, not the type's
 
 
 def test_onnx_backend_options_are_checked() -> None:

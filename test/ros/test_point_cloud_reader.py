@@ -19,13 +19,11 @@ from oracles import cloud_to_array
 from rclpy.serialization import deserialize_message, serialize_message
 from ros2_cli import require_tools
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Header
 
-from zoedepth_ros.frame import gate_depth
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.io.anchoring import cloud_xyz
-from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
-from zoedepth_ros.ros.convert import point_cloud_message
+from zoedepth_ros.pipeline.predict import gate_depth
+from zoedepth_ros.pointcloud import CloudOptions, cloud_xyz, pack_point_cloud
+from zoedepth_ros.ros.convert import to_message
 
 require_tools(('sensor_msgs_py',))
 
@@ -49,10 +47,9 @@ def _frame(height: int = 12, width: int = 16) -> tuple[np.ndarray, np.ndarray, P
 def test_read_points_sees_the_projects_points(color: bool, organized: bool, stride: int) -> None:
     depth, rgb, camera = _frame()
     gated = gate_depth(torch.from_numpy(depth), min_range=0.1, max_range=10.0).numpy()
-    packed = pack_point_cloud(gated, camera, CloudOptions(stride, organized, color), rgb)
-    header = Header(frame_id='camera_optical_frame')
-    msg = deserialize_message(serialize_message(point_cloud_message(packed, header)),
-                              PointCloud2)
+    packed = pack_point_cloud(gated, camera, CloudOptions(True, stride, organized, color), rgb)
+    wire = serialize_message(to_message('points', packed, 0, 'camera_optical_frame'))
+    msg = deserialize_message(wire, PointCloud2)
     ours = cloud_to_array(packed)
     names = ('x', 'y', 'z', 'rgb') if color else ('x', 'y', 'z')
     assert [f.name for f in msg.fields] == list(names)

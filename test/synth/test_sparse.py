@@ -16,9 +16,9 @@ import yaml
 from zoedepth_ros.anchoring import SparseSamples, values_at
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.io.anchoring import cloud_xyz
 from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.messages import camera_info_fields, depth_image_from_msg, stamp_ns
+from zoedepth_ros.pointcloud import cloud_xyz
 from zoedepth_ros.synth import generate, iter_frames
 from zoedepth_ros.synth.sensors import LIDAR, TOF
 from zoedepth_ros.synth.writers import (

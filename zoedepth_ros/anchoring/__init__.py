@@ -9,23 +9,34 @@ bag evaluation both use:
 - :mod:`.fit`: :func:`fit_alignment` (robust scale, or scale and shift in inverse depth) and
   :func:`apply_alignment`;
 - :mod:`.smoothing`: :class:`TemporalAligner` / :class:`HeadAligners` (smoothing, hold and
-  jump state per routed head) and :func:`anchor_frame`, which ``frame.predict_frame`` calls.
+  jump state per routed head), :func:`anchor_frame`, which ``pipeline.predict.predict_frame``
+  calls, and :func:`select_head` (sparse-guided routing);
+- :mod:`.options`: :class:`AnchorOptions`, the one declaration of the anchoring options (the
+  node's ``anchor.*`` parameters, bag eval's settings).
 
-The wire formats (PointCloud2 x y z, the ``depth/alignment`` array) are in
-:mod:`zoedepth_ros.io.anchoring`; rigid transforms in :mod:`zoedepth_ros.geometry`.
+Reading PointCloud2 x y z is :func:`zoedepth_ros.pointcloud.cloud_xyz`; the ``depth/alignment``
+output is encoded in :mod:`zoedepth_ros.pipeline.outputs`; rigid transforms are in
+:mod:`zoedepth_ros.geometry`.
 """
 
 from zoedepth_ros.anchoring.fit import (
     IDENTITY,
     Alignment,
-    AlignMode,
-    AlignOptions,
     apply_alignment,
     fit_alignment,
 )
+from zoedepth_ros.anchoring.options import AlignMode, AnchorOptions, ExtrinsicOptions
 from zoedepth_ros.anchoring.samples import Points, SampleStream, SparseSamples, values_at
-from zoedepth_ros.anchoring.smoothing import Anchor, HeadAligners, TemporalAligner, anchor_frame
+from zoedepth_ros.anchoring.smoothing import (
+    Anchor,
+    HeadAligners,
+    TemporalAligner,
+    anchor_frame,
+    frame_fit,
+    select_head,
+)
 
-__all__ = ['IDENTITY', 'AlignMode', 'AlignOptions', 'Alignment', 'Anchor', 'HeadAligners',
-           'Points', 'SampleStream', 'SparseSamples', 'TemporalAligner', 'anchor_frame',
-           'apply_alignment', 'fit_alignment', 'values_at']
+__all__ = ['IDENTITY', 'AlignMode', 'Alignment', 'Anchor', 'AnchorOptions', 'ExtrinsicOptions',
+           'HeadAligners', 'Points', 'SampleStream', 'SparseSamples', 'TemporalAligner',
+           'anchor_frame', 'apply_alignment', 'fit_alignment', 'frame_fit', 'select_head',
+           'values_at']

@@ -12,60 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from zoedepth_ros.anchoring.options import AnchorOptions
 from zoedepth_ros.errors import InputError
-
-AlignMode = Literal['scale', 'scale_shift']
-
-
-@dataclass(frozen=True)
-class AlignOptions:
-    """How a frame is fitted and how fits are smoothed over time.
-
-    Attributes:
-        mode: 'scale' (depth * s) or 'scale_shift' (in inverse depth: 1/d' = a/d + b).
-        min_samples: fewer valid samples (or inliers) than this: no fit for the frame.
-        huber: Huber threshold of the IRLS, on the relative residual (log ratio).
-        inlier_threshold: samples whose relative residual exceeds this after the robust fit
-            are outliers (0.2 = 20 %).
-        iterations: IRLS iterations.
-        std_floor: relative std added in quadrature when weighting by the predicted std (so
-            that a near-zero std cannot dominate).
-        time_constant_s: smoothing time constant; 0 uses each frame's fit as it is.
-        jump_ratio: a fit differing from the smoothed scale by more than this factor is a jump.
-        jump_frames: consecutive jumping frames that reset the smoothing to the new fit.
-        hold_s: how long the last value is applied when frames bring too few samples.
-        max_samples: larger sample sets are thinned by an even stride before the fit (a
-            global scale is settled by a few thousand samples; the cost grows with them).
-    """
-
-    mode: AlignMode = 'scale'
-    min_samples: int = 10
-    huber: float = 0.05
-    inlier_threshold: float = 0.2
-    iterations: int = 8
-    std_floor: float = 0.05
-    time_constant_s: float = 0.5
-    jump_ratio: float = 1.5
-    jump_frames: int = 3
-    hold_s: float = 1.0
-    max_samples: int = 4096
-
-    def __post_init__(self) -> None:
-        if self.mode not in ('scale', 'scale_shift'):
-            raise InputError(f'alignment mode {self.mode!r}; expected scale or scale_shift')
-        if self.min_samples < 2 or self.inlier_threshold <= 0 or self.huber <= 0:
-            raise InputError('alignment needs min_samples >= 2, inlier_threshold > 0 and '
-                             'huber > 0')
-        if self.time_constant_s < 0 or self.hold_s < 0 or self.jump_ratio <= 1:
-            raise InputError('alignment needs time_constant_s >= 0, hold_s >= 0 and '
-                             'jump_ratio > 1')
-        if self.jump_frames < 1 or self.iterations < 0:
-            raise InputError('alignment needs jump_frames >= 1 and iterations >= 0')
 
 
 @dataclass(frozen=True)
@@ -121,7 +74,7 @@ def _huber(residual: np.ndarray, threshold: float, out: np.ndarray | None = None
     return np.divide(threshold, np.maximum(size, threshold, out=size), out=size)
 
 
-def _fit_scale(log_ratio: np.ndarray, weights: np.ndarray, options: AlignOptions
+def _fit_scale(log_ratio: np.ndarray, weights: np.ndarray, options: AnchorOptions
                ) -> tuple[float, np.ndarray]:
     """Robust log-scale m of log(z / d): weighted median, Huber IRLS, inlier least squares."""
     m = _weighted_median(log_ratio, weights)
@@ -137,7 +90,7 @@ def _fit_scale(log_ratio: np.ndarray, weights: np.ndarray, options: AlignOptions
 
 
 def _fit_inverse(x: np.ndarray, y: np.ndarray, weights: np.ndarray, a: float,
-                 options: AlignOptions) -> tuple[float, float, np.ndarray] | None:
+                 options: AnchorOptions) -> tuple[float, float, np.ndarray] | None:
     """Robust a, b of y = a x + b (inverse depths), residuals relative to y, from b = 0."""
     b, squared = 0.0, y * y
 
@@ -167,14 +120,14 @@ def _fit_inverse(x: np.ndarray, y: np.ndarray, weights: np.ndarray, a: float,
 
 
 def fit_alignment(predicted: np.ndarray, target: np.ndarray, std: np.ndarray | None = None,
-                  options: AlignOptions = AlignOptions()) -> Alignment:
+                  options: AnchorOptions = AnchorOptions()) -> Alignment:
     """One frame's correction of ``predicted`` depths towards metric ``target`` depths.
 
     Args:
         predicted: (N,) predicted depth at the samples (metres).
         target: (N,) metric sample depths (metres).
         std: (N,) predicted std at the samples; weights 1 / ((std/d)^2 + std_floor^2).
-        options: mode, thresholds (see :class:`AlignOptions`).
+        options: mode, thresholds (see :class:`AnchorOptions`).
 
     Returns:
         The fit ('fit' status, applied) or the identity with status 'too few samples' /

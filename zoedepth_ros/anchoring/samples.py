@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoedepth_ros.anchoring.options import ExtrinsicOptions
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.geometry import PinholeCamera
+from zoedepth_ros.geometry import PinholeCamera, rigid_transform
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,15 @@ Transform = Callable[[np.ndarray, str, 'str | None', int], 'np.ndarray | None']
 """(points, their frame id, the optical frame id when known, stamp ns) -> the points in the
 camera's optical frame, or None to keep them in their own frame; raises InputError when a
 lookup fails."""
+
+
+def extrinsic_transform(extrinsic: ExtrinsicOptions) -> Transform:
+    """The :data:`Transform` of a fixed extrinsic: every cloud, whatever its frame, is moved
+    by it into the optical frame."""
+    def move(xyz: np.ndarray, source: str, target: str | None, stamp_ns: int) -> np.ndarray:
+        return rigid_transform(xyz, extrinsic.translation, extrinsic.rotation)
+
+    return move
 
 
 class SampleStream:

@@ -6,6 +6,8 @@ few samples, and resets on a jump that persists for ``jump_frames`` frames.
 :class:`HeadAligners` keeps one such state per routed head (the heads are off by different
 scales): a frame never gets the other head's scale, and a head switch is no jump.
 :func:`anchor_frame` is one frame's step: fit its samples, then smooth with its head's state.
+:func:`select_head` is sparse-guided routing: given every head's depth, the head whose own fit
+explains the samples better (a truncated quadratic of the residuals) serves the frame.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from zoedepth_ros.anchoring.fit import Alignment, AlignOptions, fit_alignment
+from zoedepth_ros.anchoring.fit import Alignment, fit_alignment
+from zoedepth_ros.anchoring.options import AnchorOptions
 from zoedepth_ros.anchoring.samples import SparseSamples, values_at
 
-DEFAULT_OPTIONS = AlignOptions()
+DEFAULT_OPTIONS = AnchorOptions()
 
 
 class TemporalAligner:
     """Smooths per-frame fits over time (see the module docstring); one per camera stream."""
 
-    def __init__(self, options: AlignOptions = DEFAULT_OPTIONS) -> None:
+    def __init__(self, options: AnchorOptions = DEFAULT_OPTIONS) -> None:
         self.options = options
         self.reset()
 
@@ -79,10 +82,10 @@ class TemporalAligner:
 class HeadAligners:
     """One :class:`TemporalAligner` per routed head (domain) of one camera stream."""
 
-    def __init__(self, options: AlignOptions = DEFAULT_OPTIONS) -> None:
+    def __init__(self, options: AnchorOptions = DEFAULT_OPTIONS) -> None:
         self.options, self.heads = options, dict[str, TemporalAligner]()
 
-    def configure(self, options: AlignOptions) -> None:
+    def configure(self, options: AnchorOptions) -> None:
         """New run-time options for every head (the smoothing keeps its state)."""
         self.options = options
         for aligner in self.heads.values():
@@ -106,15 +109,47 @@ class Anchor:
     stamp_s: float
 
 
+def frame_fit(depth: torch.Tensor, std: torch.Tensor | None, samples: SparseSamples | None,
+              options: AnchorOptions) -> Alignment:
+    """One frame's own fit to its samples (no smoothing); 'no samples' without any."""
+    if samples is None or not len(samples):
+        return Alignment()
+    samples = samples.thinned(options.max_samples)
+    spread = None if std is None else values_at(std, samples)
+    return fit_alignment(values_at(depth, samples), samples.z, spread, options)
+
+
 def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor,
-                 domain: str) -> Alignment:
-    """The correction of one frame: fit its samples (if any), smooth over the frames of the
-    same routed head (``domain``)."""
-    fit = Alignment()
-    samples = anchor.samples
-    options = anchor.aligners.options
-    if samples is not None and len(samples):
-        samples = samples.thinned(options.max_samples)
-        spread = None if std is None else values_at(std, samples)
-        fit = fit_alignment(values_at(depth, samples), samples.z, spread, options)
+                 domain: str, fit: Alignment | None = None) -> Alignment:
+    """The correction of one frame: fit its samples (if any; ``fit`` when already computed),
+    smooth over the frames of the same routed head (``domain``)."""
+    if fit is None:
+        fit = frame_fit(depth, std, anchor.samples, anchor.aligners.options)
     return anchor.aligners.head(domain).update(fit, anchor.stamp_s)
+
+
+def fit_cost(fit: Alignment, options: AnchorOptions) -> float:
+    """How badly a fit explains its samples: the mean truncated squared relative residual
+    (inliers at their RMS residual, outliers at the inlier threshold); inf without a fit."""
+    if fit.status != 'fit' or not fit.samples:
+        return math.inf
+    share = fit.inliers / fit.samples
+    return share * fit.residual ** 2 + (1.0 - share) * options.inlier_threshold ** 2
+
+
+def select_head(heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]], anchor: Anchor,
+                routed: str) -> tuple[str, Alignment | None]:
+    """Sparse-guided routing: the head (domain) whose own fit explains the frame's samples
+    better, with that fit; the router's choice ``routed`` (and no fit) when no head has one.
+
+    Args:
+        heads: domain -> (depth, std) of every head for this frame.
+    """
+    options = anchor.aligners.options
+    fits = {domain: frame_fit(depth, std, anchor.samples, options)
+            for domain, (depth, std) in heads.items()}
+    costs = {domain: fit_cost(fit, options) for domain, fit in fits.items()}
+    best = min(costs, key=lambda domain: (costs[domain], domain != routed))
+    if not math.isfinite(costs[best]):
+        return routed, None
+    return best, fits[best]

@@ -64,9 +64,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     topics.add_argument('--camera-info-topic', default=None,
                         help='CameraInfo of the images (default: the camera_info beside the '
                              "image topic, else the bag's only CameraInfo topic)")
-    topics.add_argument('--fov', type=float, default=60.0, metavar='DEG',
+    topics.add_argument('--fov', type=float, metavar='DEG',
                         help='horizontal field of view assumed for frames without a '
-                             'CameraInfo (default 60; the report says when it is used)')
+                             "CameraInfo (default: the node's fov_deg, 60; the report says "
+                             'when it is used)')
     topics.add_argument('--tolerance', type=float, default=0.02,
                         help='largest image/depth stamp difference in seconds (default 0.02)')
     add_model_arguments(parser)
@@ -84,14 +85,19 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     anchor = parser.add_argument_group('metric anchoring (scored with and without)')
     anchor.add_argument('--sparse-topic', help='sparse metric samples: a depth Image aligned '
                         'with the camera (NaN/0 = no sample) or a PointCloud2')
-    anchor.add_argument('--sparse-tolerance', type=float, default=0.05, metavar='S',
-                        help='largest image/sparse stamp difference (default 0.05 s)')
+    anchor.add_argument('--sparse-tolerance', type=float, metavar='S',
+                        help="largest image/sparse stamp difference (default: the node's "
+                             'anchor.sync_tolerance_s, 0.05 s)')
     anchor.add_argument('--sparse-extrinsic', type=float, nargs=7,
                         metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
                         help="pose of the cloud's frame in the camera optical frame")
     anchor.add_argument('--align-mode', default='scale', choices=['scale', 'scale_shift'])
-    anchor.add_argument('--align-time-constant', type=float, default=0.5, metavar='S',
-                        help='smoothing of the scale over frames (0 = per frame)')
+    anchor.add_argument('--align-time-constant', type=float, metavar='S',
+                        help='smoothing of the scale over frames (0 = per frame; default: the '
+                             "node's anchor.time_constant_s, 0.5 s)")
+    anchor.add_argument('--head-selection', default='router', choices=['router', 'sparse'],
+                        help='router: the model routes each frame; sparse: the head whose '
+                             'anchored fit explains the samples better serves the frame')
     anchor.add_argument('--focal-correction', action='store_true',
                         help="rescale depth by the camera's fx/width over the training "
                              "cameras' (--focal-reference)")
@@ -157,7 +163,6 @@ def run_info(args: argparse.Namespace) -> int:
 
 def eval_settings(args: argparse.Namespace) -> Any:
     """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
-    from zoedepth_ros.anchoring import AlignOptions
     from zoedepth_ros.evaluation.bags import BagEvalSettings
     from zoedepth_ros.io.bags import FrameTopics
 
@@ -180,18 +185,28 @@ def eval_settings(args: argparse.Namespace) -> Any:
             protocol[name] = getattr(args, name)
     topics = FrameTopics(args.image_topic, args.depth_topic or None,
                          args.camera_info_topic or None, args.tolerance)
-    align = AlignOptions(mode=args.align_mode, time_constant_s=args.align_time_constant)
-    gate = {name: getattr(args, name) for name in ('min_range', 'max_range')
-            if getattr(args, name) is not None}
-    return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()), fov_deg=args.fov,
-                           **gate,
+    return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()),
                            max_frames=args.max_frames, namespace=args.out_namespace,
-                           sparse_topic=args.sparse_topic,
-                           sparse_tolerance_s=args.sparse_tolerance,
-                           sparse_extrinsic=tuple(args.sparse_extrinsic or ()), align=align,
-                           focal_correction=args.focal_correction,
-                           **({'focal_reference': tuple(args.focal_reference)}
-                              if args.focal_reference else {}), **protocol)
+                           sparse_topic=args.sparse_topic, frame=frame_options(args),
+                           **protocol)
+
+
+def frame_options(args: argparse.Namespace) -> Any:
+    """The node's per-frame options with the flags given (the node's defaults otherwise)."""
+    from zoedepth_ros.anchoring import AnchorOptions, ExtrinsicOptions
+    from zoedepth_ros.pipeline.options import FocalOptions, FrameOptions
+
+    def given(**values: Any) -> dict[str, Any]:
+        return {name: value for name, value in values.items() if value is not None}
+
+    anchor = AnchorOptions(mode=args.align_mode, head_selection=args.head_selection, **given(
+        time_constant_s=args.align_time_constant, sync_tolerance_s=args.sparse_tolerance,
+        extrinsic=args.sparse_extrinsic and ExtrinsicOptions.of(tuple(args.sparse_extrinsic))))
+    reference = args.focal_reference or (None, None)
+    focal = FocalOptions(args.focal_correction, **given(reference_indoor=reference[0],
+                                                        reference_outdoor=reference[1]))
+    return FrameOptions(**given(fov_deg=args.fov, min_range=args.min_range,
+                                max_range=args.max_range), anchor=anchor, focal=focal)
 
 
 def parser_default(name: str) -> str:
@@ -221,7 +236,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if camera.topic is None:
         logger.warning('no CameraInfo for %s (%s): intrinsics assume a %s degree horizontal '
                        'field of view (--fov sets it)', settings.topics.image, camera.reason,
-                       settings.fov_deg)
+                       settings.frame.fov_deg)
     done: list[int] = []
     writer = None
     try:

@@ -1,9 +1,9 @@
 """Offline evaluation of a depth estimator on a recorded bag (no rclpy).
 
 Every colour frame of the bag goes through the node's per-frame path
-(:func:`zoedepth_ros.frame.predict_frame`); frames paired with ground truth (nearest depth
-stamp within the tolerance, see :mod:`zoedepth_ros.io.bags`) are scored with the ZoeDepth
-protocol of :mod:`zoedepth_ros.metrics`: the prediction is resized bilinearly
+(:func:`zoedepth_ros.pipeline.predict.predict_frame`); frames paired with ground truth
+(nearest depth stamp within the tolerance, see :mod:`zoedepth_ros.io.bags`) are scored with
+the ZoeDepth protocol of :mod:`zoedepth_ros.metrics`: the prediction is resized bilinearly
 (align_corners=True) to the ground-truth size, clamped to [min_depth, max_depth]; valid pixels
 satisfy min_depth < gt < max_depth inside the crop; metrics are per image and averaged over
 images. The report breaks the averages down by the domain the router chose and
@@ -12,14 +12,15 @@ over the images that have any), and keeps per-pixel error statistics for plots.
 
 With a sparse topic (``settings.sparse_topic``: a sparse depth Image or a PointCloud2, see
 :mod:`zoedepth_ros.evaluation.sparse`) every frame is also anchored to its metric samples as
-the node does (:mod:`zoedepth_ros.anchoring`) and scored twice in the same run: the main
-results are with alignment, ``report.unaligned`` holds the same tables without it, and each
-frame records the fitted scale.
+the node does (:mod:`zoedepth_ros.anchoring`, ``settings.frame.anchor``) and scored twice in
+the same run: the main results are with alignment, ``report.unaligned`` holds the same tables
+without it, and each frame records the fitted scale.
 
-With an output bag the run also writes, at each colour frame's stamp and bag time, what the
-node publishes (``frame.OUTPUT_TOPICS`` under the output namespace): depth (32FC1 metres, NaN
-invalid), its CameraInfo, std, the organised xyzrgb cloud and the router's domain, beside a
-copy of every original message.
+Frames are computed with the node's per-frame options (``settings.frame``, the type the node's
+parameters embed, with the node's defaults). With an output bag the run also writes, at each
+colour frame's stamp and bag time, what the node publishes with those options
+(``pipeline.outputs.OUTPUTS`` under the output namespace, built by the node's message
+builder), beside a copy of every original message.
 """
 
 from __future__ import annotations
@@ -33,16 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from zoedepth_ros.anchoring import AlignOptions, Anchor, HeadAligners, SampleStream
+from zoedepth_ros.anchoring import Anchor, HeadAligners, SampleStream
 from zoedepth_ros.errors import BagError, ConfigError
 from zoedepth_ros.evaluation.replay import copier, write_outputs
 from zoedepth_ros.evaluation.sparse import read_sparse
-from zoedepth_ros.frame import (
-    FrameOptions,
-    FrameOutputs,
-    frame_camera_info,
-    predict_frame,
-)
+from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
@@ -55,8 +51,9 @@ from zoedepth_ros.metrics import (
     compute_errors,
     valid_pairs,
 )
-from zoedepth_ros.model.config import FOCAL_REFERENCE, NODE_MAX_RANGE_M, NODE_MIN_RANGE_M
-from zoedepth_ros.pointcloud import CloudOptions
+from zoedepth_ros.pipeline.options import FrameOptions
+from zoedepth_ros.pipeline.outputs import FrameOutputs, FrameRequest
+from zoedepth_ros.pipeline.predict import frame_camera_info, predict_frame
 
 ERROR_BINS = np.linspace(-1.0, 1.0, 81)
 """Edges of the signed relative error (pred - gt) / gt histogram; outliers go to the ends."""
@@ -73,16 +70,12 @@ class BagEvalSettings:
         range_edges: ground-truth depth bins in metres (empty: min, max/8, max/4, max/2, max).
         max_frames: stop after this many colour frames (0 = all).
         namespace: namespace of the output topics in the output bag.
-        cloud_stride: pixel stride of the output clouds.
-        min_range, max_range, max_rel_std: the gate of the output bag's depth and clouds (the
-            node's parameters and defaults; scoring uses the ungated depth).
-        fov_deg: horizontal field of view assumed for frames without a CameraInfo (reported).
         sparse_topic: sparse metric samples to anchor every frame to (None: no anchoring).
-        sparse_tolerance_s: largest stamp difference between a frame and its samples.
-        sparse_extrinsic: x y z qx qy qz qw of a cloud's frame in the camera optical frame.
-        align: how frames are fitted and smoothed.
-        focal_correction: apply the focal-length correction.
-        focal_reference: fx / width of the training cameras (indoor, outdoor heads).
+        frame: the node's per-frame options: the gate of the output bag's depth and clouds
+            (scoring uses the ungated depth), the field of view assumed for frames without a
+            CameraInfo (reported; it must be positive here), the outputs, the cloud, the
+            anchoring (``anchor``: fit, smoothing, tolerance, extrinsic, head selection) and
+            the focal-length correction.
     """
 
     topics: FrameTopics
@@ -92,21 +85,12 @@ class BagEvalSettings:
     range_edges: tuple[float, ...] = ()
     max_frames: int = 0
     namespace: str = '/zoedepth'
-    cloud_stride: int = 2
-    min_range: float = NODE_MIN_RANGE_M
-    max_range: float = NODE_MAX_RANGE_M
-    max_rel_std: float = 0.0
-    fov_deg: float = 60.0
     sparse_topic: str | None = None
-    sparse_tolerance_s: float = 0.05
-    sparse_extrinsic: tuple[float, ...] = ()
-    align: AlignOptions = AlignOptions()
-    focal_correction: bool = False
-    focal_reference: tuple[float, float] = FOCAL_REFERENCE
+    frame: FrameOptions = FrameOptions()
 
     def __post_init__(self) -> None:
-        if self.fov_deg <= 0:
-            raise ConfigError(f'fov_deg must be positive, got {self.fov_deg}')
+        if self.frame.fov_deg <= 0:
+            raise ConfigError(f'fov_deg must be positive, got {self.frame.fov_deg}')
         if not 0 <= self.min_depth < self.max_depth:
             raise ConfigError(f'need 0 <= min_depth < max_depth, got {self.min_depth}, '
                               f'{self.max_depth}')
@@ -143,6 +127,9 @@ class FrameRecord:
     """Metrics without alignment (with a sparse topic)."""
     alignment: dict[str, float | str] | None = None
     """scale, frame_scale, samples, inliers, status of the frame's alignment."""
+    routed_domain: str = ''
+    """The router's choice (``domain`` differs when sparse-guided head selection overruled
+    it)."""
 
 
 @dataclass
@@ -298,28 +285,26 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     settings = replace(settings, topics=replace(settings.topics, camera_info=source.topic))
     report = BagEvalReport(getattr(estimator, 'name', type(estimator).__name__), str(path),
                            _settings_dict(settings))
+    options = settings.frame
     report.camera = {'camera_info_topic': source.topic, 'source': source.reason,
-                     'fov_deg': settings.fov_deg, 'assumed_fov_frames': 0}
+                     'fov_deg': options.fov_deg, 'assumed_fov_frames': 0}
     scorer, raw_scorer = _Scorer(settings), _Scorer(settings)
     copy = None if out_bag is None else copier(out_bag, settings.namespace)
     track = (None if settings.sparse_topic is None else
-             read_sparse(path, settings.sparse_topic, settings.sparse_extrinsic))
-    aligners = HeadAligners(settings.align)
-    options = FrameOptions(
-        settings.min_range, settings.max_range, settings.max_rel_std, std=True,
-        cloud=None if out_bag is None else CloudOptions(stride=settings.cloud_stride),
-        focal_correction=settings.focal_correction, focal_reference=settings.focal_reference,
-        keep_unaligned=track is not None, keep_ungated=True)
+             read_sparse(path, settings.sparse_topic, options.anchor.extrinsic))
+    aligners = HeadAligners(options.anchor)
+    # the std serves the report's panels; the other optional outputs only the output bag
+    request = FrameRequest.of(options, lambda key: key == 'std' or out_bag is not None,
+                              keep_unaligned=track is not None, keep_ungated=True)
     for frame in read_rgbd(path, settings.topics, on_message=copy):
         if settings.max_frames and frame.index >= settings.max_frames:
             break
         height, width = frame.rgb.shape[:2]
         report.camera['assumed_fov_frames'] += frame.camera_info is None
-        info = frame_camera_info(frame.camera_info, width, height, settings.fov_deg)
+        info = frame_camera_info(frame.camera_info, width, height, options.fov_deg)
         assert info is not None  # fov_deg > 0 (checked in BagEvalSettings)
-        anchor = None if track is None else _anchor(track, frame, info.camera, aligners,
-                                                    settings)
-        outputs = predict_frame(estimator, frame.rgb, info, options, anchor)
+        anchor = None if track is None else _anchor(track, frame, info.camera, aligners)
+        outputs = predict_frame(estimator, frame.rgb, info, options, request, anchor)
         values, pixels, unaligned = None, 0, None
         if frame.depth_m is not None:
             values, pixels = scorer.score(outputs.ungated_depth_m, frame.depth_m,
@@ -331,7 +316,8 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
         record.unaligned = unaligned
         report.frames.append(record)
         if out_bag is not None:
-            write_outputs(out_bag, settings.namespace, frame, outputs.encoded(options))
+            write_outputs(out_bag, settings.namespace, frame, outputs.encoded(options),
+                          options.frame_id)
         if on_frame is not None:
             on_frame(frame, outputs, record)
     if settings.topics.depth is not None and report.evaluated == 0:
@@ -346,10 +332,9 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     return report
 
 
-def _anchor(track: SampleStream, frame: RgbdFrame, camera: Any, aligners: HeadAligners,
-            settings: BagEvalSettings) -> Anchor:
-    samples, _ = track.samples_for(frame.stamp_ns, round(settings.sparse_tolerance_s * 1e9),
-                                   camera)
+def _anchor(track: SampleStream, frame: RgbdFrame, camera: PinholeCamera,
+            aligners: HeadAligners) -> Anchor:
+    samples, _ = track.samples_for(frame.stamp_ns, aligners.options.tolerance_ns, camera)
     return Anchor(aligners, samples, frame.stamp_ns * 1e-9)
 
 
@@ -363,15 +348,16 @@ def _record(frame: RgbdFrame, result: FrameOutputs, values: dict[str, float] | N
     return FrameRecord(frame.index, frame.stamp_ns, frame.depth_m is not None,
                        None if offset is None else offset * 1e-6, result.domain,
                        float(result.domain_probs.get(result.domain, 1.0)), pixels, values,
-                       float(result.timings_ms.get('model', math.nan)), None, alignment)
+                       float(result.timings_ms.get('model', math.nan)), None, alignment,
+                       result.routed_domain)
 
 
 def _settings_dict(settings: BagEvalSettings) -> dict[str, Any]:
     data = asdict(settings)
     data['range_edges'] = list(settings.edges)
     if settings.sparse_topic is None:
-        for key in ('sparse_topic', 'sparse_tolerance_s', 'sparse_extrinsic', 'align'):
-            data.pop(key)
+        data.pop('sparse_topic')
+        data['frame'].pop('anchor')
     return data
 
 

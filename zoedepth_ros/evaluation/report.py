@@ -70,11 +70,11 @@ def per_frame_csv(report: BagEvalReport) -> str:
     extra = ([f'unaligned_{k}' for k in METRIC_KEYS] +
              [f'alignment_{k}' for k in ALIGNMENT_COLUMNS]) if anchored else []
     writer.writerow(['index', 'stamp_ns', 'paired', 'depth_offset_ms', 'domain', 'domain_prob',
-                     'valid_pixels', *METRIC_KEYS, 'model_ms', *extra])
+                     'routed_domain', 'valid_pixels', *METRIC_KEYS, 'model_ms', *extra])
     for r in report.frames:
         offset = '' if r.depth_offset_ms is None else f'{r.depth_offset_ms:.3f}'
         row = [r.index, r.stamp_ns, int(r.paired), offset, r.domain, f'{r.domain_prob:.4f}',
-               r.valid_pixels, *metric_row(r.metrics), f'{r.model_ms:.2f}']
+               r.routed_domain, r.valid_pixels, *metric_row(r.metrics), f'{r.model_ms:.2f}']
         if anchored:
             fit = r.alignment or {}
             row += [*metric_row(r.unaligned), *(
@@ -150,8 +150,9 @@ def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
 
 def _alignment_section(report: BagEvalReport) -> list[str]:
     """Summary of the alignment and the tables with and without it."""
-    settings = report.settings
+    settings, anchor = report.settings, report.settings['frame']['anchor']
     fits = [r.alignment for r in report.frames if r.alignment is not None]
+    overruled = sum(r.domain != r.routed_domain for r in report.frames)
     applied = [f for f in fits if f['status'] in ('fit', 'reset', 'held', 'jump')]
     scales = np.array([f['scale'] for f in applied], dtype=float)
     inliers = np.array([f['inliers'] / max(f['samples'], 1) for f in fits if f['samples']])
@@ -160,8 +161,10 @@ def _alignment_section(report: BagEvalReport) -> list[str]:
     aligned_overall = {'frames': report.evaluated, **report.overall}
     lines = ['## Metric anchoring', '',
              f'- sparse topic `{settings["sparse_topic"]}` (tolerance '
-             f'{settings["sparse_tolerance_s"]} s), mode {settings["align"]["mode"]}, '
-             f'smoothing {settings["align"]["time_constant_s"]} s',
+             f'{anchor["sync_tolerance_s"]} s), mode {anchor["mode"]}, '
+             f'smoothing {anchor["time_constant_s"]} s, head selection '
+             f'{anchor["head_selection"]} ({overruled} of {len(report.frames)} frames served by '
+             'the head the router did not choose)',
              f'- {len(applied)} of {len(fits)} frames corrected'
              + (f'; scale median {np.median(scales):.4f} (range {scales.min():.4f}..'
                 f'{scales.max():.4f})' if scales.size else '')

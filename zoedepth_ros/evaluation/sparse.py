@@ -12,39 +12,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from zoedepth_ros.anchoring import SampleStream, SparseSamples
+from zoedepth_ros.anchoring import ExtrinsicOptions, SampleStream, SparseSamples
+from zoedepth_ros.anchoring.samples import extrinsic_transform
 from zoedepth_ros.errors import BagError, ZoeDepthError
-from zoedepth_ros.geometry import rigid_transform
-from zoedepth_ros.io.anchoring import cloud_xyz
 from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bags import CLOUD_TYPE, IMAGE_TYPE, topic_connections
 from zoedepth_ros.io.messages import depth_image_from_msg, stamp_ns
+from zoedepth_ros.pointcloud import cloud_xyz
 
 
-def read_sparse(path: Path | str, topic: str, extrinsic: tuple[float, ...] = ()
-                ) -> SampleStream:
+def read_sparse(path: Path | str, topic: str,
+                extrinsic: ExtrinsicOptions = ExtrinsicOptions()) -> SampleStream:
     """Every readable message of ``topic`` (Image or PointCloud2), decoded once.
 
     Args:
         path: the bag.
         topic: the sparse topic.
-        extrinsic: x, y, z, qx, qy, qz, qw of the cloud's frame in the camera optical frame
-            (p_cam = R p + t); empty: the points are in the optical frame.
+        extrinsic: the cloud's frame in the camera optical frame (p_cam = R p + t); when not
+            enabled, the points are taken as in the optical frame.
 
     Raises:
-        BagError: a missing topic, another type, an extrinsic of the wrong length, or no
-            readable message.
+        BagError: a missing topic, another type, or no readable message.
     """
-    if extrinsic and len(extrinsic) != 7:
-        raise BagError(f'the sparse extrinsic needs 7 values (x y z qx qy qz qw), got '
-                       f'{len(extrinsic)}')
-
-    def fixed(xyz: np.ndarray, source: str, target: str | None, stamp: int) -> np.ndarray:
-        return rigid_transform(xyz, extrinsic[:3], extrinsic[3:])
-
-    stream = SampleStream(history=None, transform=fixed if extrinsic else None)
+    stream = SampleStream(history=None, transform=extrinsic_transform(extrinsic)
+                          if extrinsic.enabled else None)
     unreadable = 0
     with open_bag(path) as reader:
         connections = topic_connections(reader, topic, (IMAGE_TYPE, CLOUD_TYPE))

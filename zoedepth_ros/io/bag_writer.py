@@ -4,10 +4,8 @@
 hidden staging directory beside the target, renamed into place on
 :meth:`~AtomicBagWriter.commit`; an interrupted or failed run removes the staging directory, so
 the target name only ever holds a complete bag. Messages are either
-copied as raw CDR (keeping the source connection's type definition and QoS) or built from the
-core's field dataclasses (:class:`~zoedepth_ros.io.messages.ImageFields`,
-:class:`~zoedepth_ros.io.messages.CameraInfoFields`,
-:class:`~zoedepth_ros.io.messages.PackedCloud`) with a given header.
+copied as raw CDR (keeping the source connection's type definition and QoS) or made by
+:mod:`zoedepth_ros.io.builder` through :meth:`AtomicBagWriter.make`, its rosbags factory.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from zoedepth_ros.errors import BagError
-from zoedepth_ros.io.anchoring import AlignmentFields
+from zoedepth_ros.io import builder
 from zoedepth_ros.io.atomic import atomic_directory
 from zoedepth_ros.io.bag_reader import type_hash
 from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
@@ -112,67 +110,26 @@ class AtomicBagWriter:
 
     # ------------------------------------------------------------------ message building
 
+    def make(self, msgtype: str, fields: dict[str, Any]) -> Any:
+        """A message of this writer's typestore (the rosbags factory of ``io.builder``): bytes
+        payloads become uint8 arrays, no copy."""
+        values = {name: np.frombuffer(value, dtype=np.uint8)
+                  if isinstance(value, (bytes, memoryview)) else value
+                  for name, value in fields.items()}
+        return self.typestore.types[msgtype](**values)
+
     def header(self, stamp_ns: int, frame_id: str) -> Any:
-        """std_msgs/Header with the given stamp (nanoseconds) and frame id."""
-        seconds, nanoseconds = divmod(int(stamp_ns), 1_000_000_000)
-        time_type = self.typestore.types['builtin_interfaces/msg/Time']
-        return self.typestore.types['std_msgs/msg/Header'](
-            stamp=time_type(sec=seconds, nanosec=nanoseconds), frame_id=frame_id)
+        """std_msgs/Header with the stamp (nanoseconds) and frame id."""
+        return builder.header(self.make, stamp_ns, frame_id)
 
     def image(self, fields: ImageFields, header: Any) -> Any:
-        """sensor_msgs/Image from core image fields."""
-        return self.typestore.types['sensor_msgs/msg/Image'](
-            header=header, height=fields.height, width=fields.width, encoding=fields.encoding,
-            is_bigendian=fields.is_bigendian, step=fields.step,
-            data=np.frombuffer(fields.data, dtype=np.uint8))
+        return builder.image(self.make, fields, header)
 
     def camera_info(self, fields: CameraInfoFields, header: Any) -> Any:
-        """sensor_msgs/CameraInfo from core fields; binning and roi zero."""
-        types = self.typestore.types
-        empty_roi = types['sensor_msgs/msg/RegionOfInterest'](0, 0, 0, 0, False)
-        arrays = {name: np.array(getattr(fields, name), dtype=np.float64)
-                  for name in ('d', 'k', 'r', 'p')}
-        return types['sensor_msgs/msg/CameraInfo'](
-            header=header, height=fields.height, width=fields.width,
-            distortion_model=fields.distortion_model, binning_x=0, binning_y=0, roi=empty_roi,
-            **arrays)
+        return builder.camera_info(self.make, fields, header)
 
     def point_cloud(self, cloud: PackedCloud, header: Any) -> Any:
-        """sensor_msgs/PointCloud2 from a packed cloud."""
-        types = self.typestore.types
-        fields = [types['sensor_msgs/msg/PointField'](name=f.name, offset=f.offset,
-                                                      datatype=f.datatype, count=f.count)
-                  for f in cloud.fields]
-        return types['sensor_msgs/msg/PointCloud2'](
-            header=header, height=cloud.height, width=cloud.width, fields=fields,
-            is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
-            row_step=cloud.row_step, data=np.frombuffer(cloud.data, dtype=np.uint8),
-            is_dense=cloud.is_dense)
-
-    def float_array(self, fields: AlignmentFields) -> Any:
-        """std_msgs/Float32MultiArray with one labelled dimension."""
-        types = self.typestore.types
-        size = len(fields.values)
-        layout = types['std_msgs/msg/MultiArrayLayout'](
-            dim=[types['std_msgs/msg/MultiArrayDimension'](label=fields.label, size=size,
-                                                           stride=size)], data_offset=0)
-        return types['std_msgs/msg/Float32MultiArray'](
-            layout=layout, data=np.array(fields.values, dtype=np.float32))
-
-    def message(self, fields: ImageFields | CameraInfoFields | PackedCloud | AlignmentFields
-                | str, header: Any) -> Any:
-        """The message of one per-frame output (``frame.FrameOutputs.encoded``): Image,
-        CameraInfo, PointCloud2, Float32MultiArray (alignment), or std_msgs/String for text
-        (the header is not used by the last two)."""
-        if isinstance(fields, AlignmentFields):
-            return self.float_array(fields)
-        if isinstance(fields, ImageFields):
-            return self.image(fields, header)
-        if isinstance(fields, CameraInfoFields):
-            return self.camera_info(fields, header)
-        if isinstance(fields, PackedCloud):
-            return self.point_cloud(fields, header)
-        return self.typestore.types['std_msgs/msg/String'](data=str(fields))
+        return builder.point_cloud(self.make, cloud, header)
 
     # ------------------------------------------------------------------ finishing
 

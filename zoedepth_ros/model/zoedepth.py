@@ -63,6 +63,8 @@ class DepthOutput:
         domain_logits: (B, 2) router logits (0 = nyu/indoor, 1 = kitti/outdoor) or None.
         domain_index: (B,) int64 index into DOMAINS of the head used for each image.
         decoder: intermediate decoder tensors.
+        heads: with ``all_heads``, every computed head's output by head name ('nyu',
+            'kitti'); None otherwise.
     """
 
     metric_depth: torch.Tensor
@@ -73,6 +75,7 @@ class DepthOutput:
     domain_logits: torch.Tensor | None
     domain_index: torch.Tensor
     decoder: DecoderOutput
+    heads: dict[str, HeadOutput] | None = None
 
     @property
     def network_size(self) -> tuple[int, int]:
@@ -159,7 +162,8 @@ class ZoeDepth(nn.Module):
 
     def forward(self, image: torch.Tensor, domain: str | None = None, routing: str = 'sample',
                 keep_aspect: bool | None = None, size: tuple[int, int] | None = None,
-                prepared: bool = False, with_std: bool = True) -> DepthOutput:
+                prepared: bool = False, with_std: bool = True,
+                all_heads: bool = False) -> DepthOutput:
         """Predict metric depth.
 
         Args:
@@ -169,16 +173,18 @@ class ZoeDepth(nn.Module):
             keep_aspect: override ``cfg.force_keep_ar`` for the internal resize.
             size: explicit network size (multiples of 32); overrides the derived one.
             with_std: compute ``depth_std`` (None otherwise: a sum over the bins per pixel).
+            all_heads: run every head (not only those the routing chose) and return them in
+                ``heads`` (sparse-guided head selection compares them).
         """
         x = image if prepared else self.prepare(image, keep_aspect, size)
         decoded = self.decoder(self.encoder(x))
         # Under fp16/bf16 autocast only the trunk and decoder run in half precision: the bins
         # (logs of clamped values, temperatures down to 0.02, sums over 64 bins) stay fp32.
         with torch.autocast(x.device.type, enabled=False):
-            return self._metric(x, decoded, domain, routing, with_std)
+            return self._metric(x, decoded, domain, routing, with_std, all_heads)
 
     def _metric(self, x: torch.Tensor, decoded: DecoderOutput, domain: str | None,
-                routing: str, with_std: bool = True) -> DepthOutput:
+                routing: str, with_std: bool = True, all_heads: bool = False) -> DepthOutput:
         decoded = DecoderOutput(decoded.relative_depth.float(), decoded.head_features.float(),
                                 decoded.bottleneck.float(), [f.float() for f in decoded.fused])
         bottleneck = self.bottleneck(decoded.bottleneck)
@@ -203,7 +209,7 @@ class ZoeDepth(nn.Module):
         if len(names) > 1:
             assert logits is not None
             index = route(logits, routing)
-            names = _heads_needed(index, names)
+            names = names if all_heads else _heads_needed(index, names)
         outputs = [self.heads[name](bottleneck, seed_embedding, embeddings, features)
                    for name in names]
         if len(names) == 1:
@@ -216,7 +222,8 @@ class ZoeDepth(nn.Module):
             chosen = _select([outputs[names.index(name)] for name in DOMAINS], index)
         std = chosen.std if with_std else None
         return DepthOutput(chosen.depth, std, decoded.relative_depth, chosen.bin_centers,
-                           chosen.probs, logits, index, decoded)
+                           chosen.probs, logits, index, decoded,
+                           dict(zip(names, outputs)) if all_heads else None)
 
 
 def _heads_needed(index: torch.Tensor, names: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,15 +1,28 @@
-"""Field dataclasses from the ROS-free core -> sensor_msgs messages (no copy of the bytes in
-Python: publishing copies them once into the C message)."""
+"""The rclpy message factory of ``io.builder``: output field values -> rclpy messages.
+
+Byte payloads (``uint8[] data``) go into the message without a copy in Python (publishing
+copies them once into the C message); numpy arrays become lists, which the generated setters
+take for fixed-size and unbounded arrays alike.
+"""
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
 from typing import Any
 
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension, MultiArrayLayout, String
+import numpy as np
 
-from zoedepth_ros.io.anchoring import AlignmentFields
-from zoedepth_ros.io.messages import CameraInfoFields, ImageFields, PackedCloud
+from zoedepth_ros.io import builder
+from zoedepth_ros.pipeline.builder import output_message
+from zoedepth_ros.pipeline.outputs import EncodedOutput
+
+
+@cache
+def message_class(msgtype: str) -> type:
+    """The rclpy class of 'package/msg/Name'."""
+    package, kind, name = msgtype.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
 def set_data(msg: Any, data: bytes | memoryview) -> None:
@@ -25,49 +38,18 @@ def set_data(msg: Any, data: bytes | memoryview) -> None:
     msg._data = data
 
 
-def image_message(fields: ImageFields, header: Any) -> Image:
-    """Image with ``header`` (the input's: same stamp and frame id) and the given fields."""
-    msg = Image(header=header, height=fields.height, width=fields.width,
-                encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step)
-    set_data(msg, fields.data)
+def make(msgtype: str, fields: dict[str, Any]) -> Any:
+    """An rclpy message of ``msgtype`` with ``fields`` (see the module docstring)."""
+    payload = fields.get('data')
+    raw = isinstance(payload, (bytes, memoryview))
+    values = {name: value.tolist() if isinstance(value, np.ndarray) else value
+              for name, value in fields.items() if not (raw and name == 'data')}
+    msg = message_class(msgtype)(**values)
+    if raw:
+        set_data(msg, payload)
     return msg
 
 
-def camera_info_message(fields: CameraInfoFields, header: Any) -> CameraInfo:
-    """CameraInfo with ``header``; binning and roi left zero."""
-    return CameraInfo(header=header, width=fields.width, height=fields.height,
-                      distortion_model=fields.distortion_model, d=list(fields.d),
-                      k=list(fields.k), r=list(fields.r), p=list(fields.p))
-
-
-def point_cloud_message(cloud: PackedCloud, header: Any) -> PointCloud2:
-    """PointCloud2 with ``header`` from a packed cloud."""
-    fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-              for f in cloud.fields]
-    msg = PointCloud2(header=header, height=cloud.height, width=cloud.width, fields=fields,
-                      is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
-                      row_step=cloud.row_step, is_dense=cloud.is_dense)
-    set_data(msg, cloud.data)
-    return msg
-
-
-def float_array_message(fields: AlignmentFields) -> Float32MultiArray:
-    """Float32MultiArray with one dimension whose label names the values."""
-    size = len(fields.values)
-    layout = MultiArrayLayout(dim=[MultiArrayDimension(label=fields.label, size=size,
-                                                       stride=size)])
-    return Float32MultiArray(layout=layout, data=[float(v) for v in fields.values])
-
-
-def to_message(fields: ImageFields | CameraInfoFields | PackedCloud | AlignmentFields | str,
-               header: Any) -> Image | CameraInfo | PointCloud2 | Float32MultiArray | String:
-    """The message of one per-frame output (see ``zoedepth_ros.frame.FrameOutputs.encoded``)."""
-    if isinstance(fields, AlignmentFields):
-        return float_array_message(fields)
-    if isinstance(fields, ImageFields):
-        return image_message(fields, header)
-    if isinstance(fields, CameraInfoFields):
-        return camera_info_message(fields, header)
-    if isinstance(fields, PackedCloud):
-        return point_cloud_message(fields, header)
-    return String(data=str(fields))
+def to_message(key: str, fields: EncodedOutput, stamp_ns: int, frame_id: str) -> Any:
+    """The rclpy message of one per-frame output (``pipeline.outputs.OUTPUTS`` key)."""
+    return output_message(make, key, fields, builder.header(make, stamp_ns, frame_id))

@@ -1,76 +1,18 @@
-"""Node statistics and their ``diagnostic_msgs/DiagnosticArray`` (diagnostic_updater stand-in).
+"""The node's ``diagnostic_msgs/DiagnosticArray`` (diagnostic_updater stand-in).
 
-``NodeStats`` is updated from the subscription callbacks and the worker thread (all methods
-take its lock); ``diagnostic_array`` turns one period's snapshot into the message published on
-``/diagnostics``. Levels are the ``DiagnosticStatus`` bytes constants.
+``diagnostic_array`` turns one period's :class:`~zoedepth_ros.pipeline.stats.Snapshot` of a
+camera stream into the message published on ``/diagnostics``. Levels are the
+``DiagnosticStatus`` bytes constants.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-COUNTERS = ('received', 'published', 'dropped', 'malformed', 'idle_skipped', 'no_camera_info')
-
-
-@dataclass
-class Snapshot:
-    """Statistics over one diagnostics period."""
-
-    period_s: float
-    counts: dict[str, int]
-    totals: dict[str, int]
-    inference_ms: list[float]
-    stamp_age_s: float | None
-    domain: str
-    domain_probability: float
-    fallback_intrinsics: bool
-    alignment: Any = None
-
-
-@dataclass
-class NodeStats:
-    """Thread-safe counters, timings and last values of the depth node."""
-
-    window: int = 200
-    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _marks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    _inference_ms: deque = field(default_factory=deque)
-    _stamp_age_s: float | None = None
-    _domain: str = ''
-    _domain_probability: float = float('nan')
-    _alignment: Any = None
-    fallback_intrinsics: bool = False
-
-    def count(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self.totals[name] += amount
-
-    def record_output(self, inference_ms: float, stamp_age_s: float, domain: str,
-                      probability: float, alignment: Any = None) -> None:
-        with self._lock:
-            self._alignment = alignment
-            self.totals['published'] += 1
-            self._inference_ms.append(inference_ms)
-            while len(self._inference_ms) > self.window:
-                self._inference_ms.popleft()
-            self._stamp_age_s = stamp_age_s
-            self._domain, self._domain_probability = domain, probability
-
-    def snapshot(self, period_s: float) -> Snapshot:
-        """Counts since the previous snapshot plus totals and recent timings."""
-        with self._lock:
-            counts = {name: self.totals[name] - self._marks[name] for name in COUNTERS}
-            self._marks = dict(self.totals)
-            return Snapshot(period_s, counts, dict(self.totals), list(self._inference_ms),
-                            self._stamp_age_s, self._domain, self._domain_probability,
-                            self.fallback_intrinsics, self._alignment)
+from zoedepth_ros.pipeline.stats import COUNTERS, Snapshot
 
 
 def _level(snapshot: Snapshot, model_warning: str | None) -> tuple[bytes, str]:
@@ -112,6 +54,7 @@ def diagnostic_array(snapshot: Snapshot, name: str, hardware_id: str, info: dict
     for counter in COUNTERS:
         values[f'{counter}_total'] = snapshot.totals[counter]
     values['domain'] = snapshot.domain or 'n/a'
+    values['routed_domain'] = snapshot.routed_domain or 'n/a'
     values['domain_probability'] = f'{snapshot.domain_probability:.3f}'
     values['fallback_intrinsics'] = snapshot.fallback_intrinsics
     alignment = snapshot.alignment

@@ -10,7 +10,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from zoedepth_ros.errors import ZoeDepthError
-from zoedepth_ros.frame import keep_freed_memory
+from zoedepth_ros.pipeline.predict import keep_freed_memory
 from zoedepth_ros.ros.signals import StopSignals
 
 

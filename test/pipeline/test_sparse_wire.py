@@ -1,5 +1,5 @@
-"""Sparse-input wire formats: PointCloud2 x, y, z in any layout, the alignment output's
-fields."""
+"""Sparse-input and alignment wire formats: PointCloud2 x, y, z in any layout, the
+alignment output's fields."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from zoedepth_ros.anchoring import Alignment
 from zoedepth_ros.errors import InputError
-from zoedepth_ros.io.anchoring import ALIGNMENT_LABELS, AlignmentFields, cloud_xyz
+from zoedepth_ros.pipeline.outputs import ALIGNMENT_LABELS, AlignmentFields
+from zoedepth_ros.pointcloud import cloud_xyz
 
 
 def cloud(points: np.ndarray, dtype: str = '<f4', pad: int = 4, rows: int = 1,

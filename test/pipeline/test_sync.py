@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from zoedepth_ros.ros.sync import LatestSlot, StampMatcher
+from zoedepth_ros.pipeline.sync import LatestSlot, StampMatcher
 
 MS = 1_000_000
 

@@ -1,4 +1,4 @@
-"""Newest-frame-wins hand-over and image/camera_info stamp matching (plain Python, no rclpy).
+"""Newest-frame-wins hand-over and image/camera_info stamp matching (ROS-free).
 
 ``LatestSlot`` is the one-element queue between the subscription callbacks and the inference
 worker: a new frame replaces the waiting one, so output lag stays bounded by one inference.
@@ -14,17 +14,20 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from zoedepth_ros.io.messages import CameraInfoFields
+
 T = TypeVar('T')
 
 
 @dataclass
 class Frame:
-    """A converted input waiting for the worker."""
+    """A decoded camera image waiting for the worker: its stamp, the frame id of its outputs,
+    the HxWx3 uint8 RGB pixels and the CameraInfo paired with it (None: none yet)."""
 
-    header: Any
     stamp_ns: int
+    frame_id: str
     rgb: np.ndarray
-    info: Any | None = None
+    info: CameraInfoFields | None = None
 
 
 class LatestSlot(Generic[T]):

@@ -1,0 +1,114 @@
+"""The ROS side of one camera stream: topics around a :class:`CameraPipeline`.
+
+:class:`RosCamera` creates, on any node (plain or lifecycle), the publishers of every output
+in ``pipeline.outputs.OUTPUTS`` (reliable, depth 1, QoS overridable), the sensor-data
+subscriptions (``image`` or ``image/compressed``, ``camera_info``, ``sparse_depth``,
+``sparse_points``) that forward to the pipeline, the ``/diagnostics`` timer and the parameter
+callback; it is the pipeline's :class:`~zoedepth_ros.pipeline.camera.Sink`.
+"""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from zoedepth_ros.inference import DepthEstimator
+from zoedepth_ros.model.weights import progress_reporter
+from zoedepth_ros.pipeline.builder import output_messages
+from zoedepth_ros.pipeline.camera import CameraPipeline
+from zoedepth_ros.pipeline.outputs import OUTPUTS, EncodedOutput
+from zoedepth_ros.ros import convert
+from zoedepth_ros.ros.config import NodeConfig
+from zoedepth_ros.ros.diagnostics import diagnostic_array
+from zoedepth_ros.ros.parameters import on_set_parameters
+from zoedepth_ros.ros.transforms import tf2_lookup
+
+
+class RosCamera:
+    """Publishers, subscriptions and diagnostics of one camera stream on ``node``."""
+
+    def __init__(self, node: Node, config: NodeConfig) -> None:
+        self.node, self.config = node, config
+        stream = config.stream
+        overrides = QoSOverridingOptions.with_default_policies()
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.publishers = {
+            output.key: node.create_publisher(convert.message_class(output.msgtype),
+                                              output.topic, reliable,
+                                              qos_overriding_options=overrides)
+            for output in OUTPUTS}
+        compressed = stream.input_transport == 'compressed'
+        # Like image_transport: the compressed topic hangs below the resolved image topic.
+        image_topic = node.resolve_topic_name('image') + ('/compressed' if compressed else '')
+        names = (image_topic, node.resolve_topic_name('camera_info'))
+        anchor = stream.frame.anchor
+        lookup = tf2_lookup(node) if anchor.enabled else None
+        self.pipeline = CameraPipeline(stream, self, node.get_logger(), names, lookup,
+                                       lambda: node.get_clock().now().nanoseconds)
+        sensor = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                            durability=qos_profile_sensor_data.durability)
+        pipeline = self.pipeline
+        node.create_subscription(CompressedImage if compressed else Image, image_topic,
+                                 pipeline.on_image, sensor, qos_overriding_options=overrides)
+        node.create_subscription(CameraInfo, 'camera_info', pipeline.on_camera_info,
+                                 qos_profile_sensor_data, qos_overriding_options=overrides)
+        if anchor.enabled:
+            node.create_subscription(Image, 'sparse_depth', pipeline.on_sparse_depth, sensor,
+                                     qos_overriding_options=overrides)
+            node.create_subscription(PointCloud2, 'sparse_points', pipeline.on_sparse_points,
+                                     sensor, qos_overriding_options=overrides)
+        self._diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        node.create_timer(config.diagnostics.period_s, self.publish_diagnostics)
+        node.add_on_set_parameters_callback(on_set_parameters(lambda: self.config,
+                                                              self._set_config))
+
+    def _set_config(self, config: NodeConfig) -> None:
+        self.config = config
+        self.pipeline.configure(config.stream)
+
+    def load(self) -> None:
+        """Load the model (ZoeDepthError for a bad name, file or checkpoint)."""
+        cfg = self.config
+        self.pipeline.load(DepthEstimator.from_pretrained(
+            cfg.model, cfg.model_config or None, cfg.random_weights,
+            onnx_providers=cfg.providers or None,
+            progress=progress_reporter(self.node.get_logger().info, cfg.model),
+            device=cfg.device, precision=cfg.precision, preprocess=cfg.preprocess,
+            flip=cfg.flip, domain=cfg.domain, compile=cfg.compile))
+
+    def start(self) -> None:
+        """Serve frames, and say what from and to."""
+        self.pipeline.start()
+        estimator, cfg, names = self.pipeline.estimator, self.config, self.pipeline.names
+        assert estimator is not None  # start() needs a loaded model
+        topic = self.node.resolve_topic_name
+        self.node.get_logger().info(
+            f'model {estimator.name} on {estimator.device} ({cfg.precision}); '
+            f'{names[0]} + {names[1]} ({cfg.stream.sync_mode}) -> {topic("depth/image")} '
+            f'({cfg.frame.output_encoding}), {topic("points")}, {topic("domain")}')
+
+    # ------------------------------------------------------------------ the pipeline's sink
+
+    def listening(self, key: str) -> bool:
+        return self.publishers[key].get_subscription_count() > 0
+
+    def publish(self, encoded: dict[str, EncodedOutput], stamp_ns: int, frame_id: str) -> None:
+        for key, message in output_messages(convert.make, encoded, stamp_ns, frame_id).items():
+            self.publishers[key].publish(message)
+
+    def publish_diagnostics(self) -> None:
+        estimator = self.pipeline.estimator
+        if estimator is None:  # not configured (lifecycle)
+            return
+        cfg = self.config
+        info = {'model': estimator.name, 'model_kind': estimator.kind,
+                'device': str(estimator.device), 'precision': cfg.precision,
+                'sync_mode': cfg.stream.sync_mode,
+                'head_selection': cfg.frame.anchor.head_selection}
+        snapshot = self.pipeline.stats.snapshot(cfg.diagnostics.period_s)
+        self._diagnostics.publish(diagnostic_array(
+            snapshot, f'{self.node.get_fully_qualified_name()}: depth', str(estimator.device),
+            info, self.node.get_clock().now().to_msg(), estimator.warning))
