@@ -9,9 +9,16 @@ with the exact depth, a simulated 16-beam lidar (``/lidar/points``) and a sparse
 (``/sparse/depth``) from the same seed; ``bag eval`` then scores every frame, in one pass per
 variant: the model as it is, with the focal-length correction (the model's training cameras'
 fx / width as the reference: ``--reference``), anchored to the lidar and anchored to the ToF
-(the global-scale fit, smoothed over 0.5 s). Prints REL and delta1 per variant and the ratio
-REL(variant) / REL(plain) (the target for the 16-beam lidar: <= 0.5). The bundled demo model
-was trained on the synth cameras (62 degrees indoors, 75 outdoors: the default reference).
+(the global-scale fit, smoothed over 0.5 s), each also with sparse-guided head selection
+(``anchor.head_selection: sparse``: the head whose fit explains the samples better serves the
+frame). Prints REL and delta1 per variant, the ratio REL(variant) / REL(plain) (the target for
+the 16-beam lidar: <= 0.5) and the share of frames served by the bag's own domain's head. The
+bundled demo model was trained on the synth cameras (62 degrees indoors, 75 outdoors: the
+default reference).
+
+``--crops 0.6`` adds a longer lens per domain: the synth camera's field of view narrowed to
+the centre 0.6 of its image (the same scenes through a longer lens), where the router confuses
+indoor scenes for outdoor ones.
 """
 
 from __future__ import annotations
@@ -24,17 +31,25 @@ from typing import Any
 
 from common import DEFAULT_OUTPUT_DIR, machine_facts, versions, write_report
 
-from zoedepth_ros.anchoring import AlignOptions
+from zoedepth_ros.anchoring import AnchorOptions
 from zoedepth_ros.cli.main import main as cli
 from zoedepth_ros.evaluation.bags import BagEvalSettings, evaluate_bag
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.bags import FrameTopics
+from zoedepth_ros.pipeline.options import FocalOptions, FrameOptions
 
 SYNTH_FOCAL = (0.5 / math.tan(math.radians(31.0)), 0.5 / math.tan(math.radians(37.5)))
 """fx / width of ``zoedepth synth``'s default cameras (indoor 62 degrees, outdoor 75): the
 demo model's training cameras."""
 TOPICS = FrameTopics('/camera/image_raw', '/camera/depth/image', '/camera/camera_info', 0.02)
 RANGES = {'indoor': 10.0, 'outdoor': 80.0}
+SYNTH_FOV = {'indoor': 62.0, 'outdoor': 75.0}
+"""``zoedepth synth``'s default horizontal field of view per domain."""
+
+
+def cropped_fov(fov: float, crop: float) -> float:
+    """The horizontal field of view of the centre ``crop`` of a ``fov`` camera's image."""
+    return math.degrees(2 * math.atan(crop * math.tan(math.radians(fov / 2))))
 
 
 def render(root: Path, domain: str, fov: float, sensor: str, frames: int, size: str,
@@ -52,18 +67,33 @@ def render(root: Path, domain: str, fov: float, sensor: str, frames: int, size: 
 
 def variants(reference: tuple[float, float]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Variant -> (the sensor bag it reads, bag eval settings)."""
-    align = AlignOptions(time_constant_s=0.5)
+    def anchored(topic: str, selection: str) -> dict[str, Any]:
+        anchor = AnchorOptions(time_constant_s=0.5, head_selection=selection)
+        return {'sparse_topic': topic, 'frame': FrameOptions(anchor=anchor)}
+
     return {'plain': ('lidar16', {}),
-            'focal': ('lidar16', {'focal_correction': True, 'focal_reference': reference}),
-            'lidar16': ('lidar16', {'sparse_topic': '/lidar/points', 'align': align}),
-            'tof': ('tof', {'sparse_topic': '/sparse/depth', 'align': align})}
+            'focal': ('lidar16', {'frame': FrameOptions(focal=FocalOptions(True, *reference))}),
+            'lidar16': ('lidar16', anchored('/lidar/points', 'router')),
+            'lidar16_select': ('lidar16', anchored('/lidar/points', 'sparse')),
+            'tof': ('tof', anchored('/sparse/depth', 'router')),
+            'tof_select': ('tof', anchored('/sparse/depth', 'sparse'))}
+
+
+def cameras(fovs: list[float], crops: list[float]) -> list[tuple[str, str, float]]:
+    """(lens label, domain, horizontal field of view) of every bag pair."""
+    lenses = [(f'hfov {fov:g}', domain, fov) for fov in fovs for domain in RANGES]
+    lenses += [(f'crop {crop:g}', domain, round(cropped_fov(SYNTH_FOV[domain], crop), 2))
+               for crop in crops for domain in RANGES]
+    return lenses
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='zoedepth_demo_nk')
     parser.add_argument('--frames', type=int, default=40, help='frames per bag')
-    parser.add_argument('--fovs', type=float, nargs='+', default=[45.0, 62.0, 75.0, 90.0])
+    parser.add_argument('--fovs', type=float, nargs='*', default=[45.0, 62.0, 75.0, 90.0])
+    parser.add_argument('--crops', type=float, nargs='*', default=[0.6],
+                        help='longer lenses: centre crops of the synth camera (per domain)')
     parser.add_argument('--size', default='160x120')
     parser.add_argument('--seed', type=int, default=11)
     parser.add_argument('--reference', type=float, nargs=2, default=SYNTH_FOCAL,
@@ -74,24 +104,28 @@ def main() -> int:
     args = parser.parse_args()
     estimator = DepthEstimator.from_pretrained(args.model, device='cpu')
     rows = []
-    for fov in args.fovs:
-        for domain, top in RANGES.items():
-            plain_rel = None
-            for name, (sensor, extra) in variants(tuple(args.reference)).items():
-                bag = render(Path(args.bags), domain, fov, sensor, args.frames, args.size,
-                             args.seed)
-                settings = BagEvalSettings(TOPICS, max_depth=top, **extra)
-                report = evaluate_bag(estimator, bag, settings)
-                rel, a1 = report.overall['abs_rel'], report.overall['a1']
-                plain_rel = rel if name == 'plain' else plain_rel
-                scales = [r.alignment['scale'] for r in report.frames if r.alignment]
-                row = {'hfov_deg': fov, 'domain': domain, 'variant': name, 'abs_rel': rel,
-                       'a1': a1, 'rel_ratio_to_plain': rel / plain_rel,
-                       'frames': report.evaluated,
-                       'median_scale': sorted(scales)[len(scales) // 2] if scales else None}
-                rows.append(row)
-                print(f'hfov {fov:5.1f} {domain:7s} {name:8s} REL {rel:.4f} delta1 {a1:.4f}'
-                      f'  REL / plain {rel / plain_rel:.3f}', flush=True)
+    for lens, domain, fov in cameras(args.fovs, args.crops):
+        top = RANGES[domain]
+        plain_rel = math.nan
+        for name, (sensor, extra) in variants(tuple(args.reference)).items():
+            bag = render(Path(args.bags), domain, fov, sensor, args.frames, args.size,
+                         args.seed)
+            settings = BagEvalSettings(TOPICS, max_depth=top, **extra)
+            report = evaluate_bag(estimator, bag, settings)
+            rel, a1 = report.overall['abs_rel'], report.overall['a1']
+            plain_rel = rel if name == 'plain' else plain_rel
+            scales = [r.alignment['scale'] for r in report.frames if r.alignment]
+            own = sum(r.domain == domain for r in report.frames) / len(report.frames)
+            routed = sum(r.routed_domain == domain for r in report.frames) / len(report.frames)
+            row = {'lens': lens, 'hfov_deg': fov, 'domain': domain, 'variant': name,
+                   'abs_rel': rel, 'a1': a1, 'rel_ratio_to_plain': rel / plain_rel,
+                   'frames': report.evaluated, 'own_head_share': own,
+                   'router_own_head_share': routed,
+                   'median_scale': sorted(scales)[len(scales) // 2] if scales else None}
+            rows.append(row)
+            print(f'{lens:9s} ({fov:5.1f}) {domain:7s} {name:14s} REL {rel:.4f} '
+                  f'delta1 {a1:.4f}  REL / plain {rel / plain_rel:.3f}  own head '
+                  f'{own:.2f} (router {routed:.2f})', flush=True)
     report = {'benchmark': 'anchoring', **machine_facts('cpu'), 'versions': versions(),
               'model': args.model, 'frames_per_bag': args.frames, 'size': args.size,
               'reference_focal': args.reference, 'results': rows}

@@ -45,13 +45,14 @@ from common import (  # first: puts the repository on sys.path for a fresh clone
     write_report,
 )
 
-from zoedepth_ros.frame import FrameOptions, keep_freed_memory, predict_frame
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.messages import camera_info_from_camera
 from zoedepth_ros.model.config import ModelConfig, get_config
 from zoedepth_ros.model.loading import load_model
-from zoedepth_ros.pointcloud import CloudOptions
+from zoedepth_ros.pipeline.options import FrameOptions
+from zoedepth_ros.pipeline.outputs import FrameRequest
+from zoedepth_ros.pipeline.predict import keep_freed_memory, predict_frame
 from zoedepth_ros.ros.config import NodeConfig
 
 INPUT = (256, 320)
@@ -82,10 +83,7 @@ def configs() -> dict[str, tuple[ModelConfig, int]]:
 
 def frame_options() -> FrameOptions:
     """What the node computes per frame by default (gate, std, stride-2 xyzrgb cloud)."""
-    node = NodeConfig()
-    return FrameOptions(node.min_range, node.max_range, node.max_rel_std, std=True,
-                        cloud=CloudOptions(node.cloud.stride, node.cloud.organized,
-                                           node.cloud.color))
+    return NodeConfig().frame
 
 
 def build_cases(names: list[str], rgb: np.ndarray) -> list[Case]:
@@ -109,7 +107,8 @@ def frame_call(estimator: DepthEstimator, rgb: np.ndarray, node_path: bool
         return lambda: estimator.predict(rgb)
     info = camera_info_from_camera(PinholeCamera.from_fov(INPUT[1], INPUT[0], 70.0))
     options = frame_options()
-    return lambda: predict_frame(estimator, rgb, info, options)
+    request = FrameRequest.of(options, lambda key: key != 'preview')
+    return lambda: predict_frame(estimator, rgb, info, options, request)
 
 
 def timed_rounds(cases: list[Case], rounds: int, warmup: int) -> dict[str, list[list[float]]]:

@@ -8,7 +8,7 @@ Measures, in one process:
 1. model-only forward FPS at 384x512, batch 1, for fp32 / fp16 / bf16 (autocast; the metric
    heads stay fp32), with channels-last convolutions as a variant, and ``torch.compile``
    (fp16, default mode) in a child process killed after --compile-timeout-s (100 s);
-2. end-to-end ``frame.predict_frame`` on a 640x480 uint8 frame with the node's
+2. end-to-end ``pipeline.predict.predict_frame`` on a 640x480 uint8 frame with the node's
    defaults (upload, resize, normalise, model, upsample, range gate, stride-2 xyzrgb cloud on
    the GPU, copy of depth, std and cloud to the host), i.e. the node's work without ROS;
 3. ``pytest -m gpu`` (the GPU-marked tests).
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from common import REPO, latency_stats, machine_facts, versions, write_report
 
-from zoedepth_ros.frame import FrameOptions, predict_frame
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.messages import camera_info_from_camera
 from zoedepth_ros.model import ZoeDepth, build_model
-from zoedepth_ros.pointcloud import CloudOptions
+from zoedepth_ros.pipeline.outputs import FrameRequest
+from zoedepth_ros.pipeline.predict import predict_frame
 from zoedepth_ros.ros.config import NodeConfig
 
 DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -135,23 +135,20 @@ def compiled_in_subprocess(device: torch.device, preset: str, iterations: int,
 
 def end_to_end(model: ZoeDepth, device: torch.device, precisions: list[str], frames: int
                ) -> dict[str, Any]:
-    """frame.predict_frame on 640x480 uint8 with the node's defaults, per precision."""
+    """pipeline.predict.predict_frame on 640x480 uint8 with the node's defaults, per precision."""
     from zoedepth_ros.geometry import PinholeCamera
 
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     info = camera_info_from_camera(PinholeCamera.from_fov(640, 480, 70.0))
-    defaults = NodeConfig()
-    options = FrameOptions(defaults.min_range, defaults.max_range, defaults.max_rel_std,
-                           std=True, cloud=CloudOptions(defaults.cloud.stride,
-                                                        defaults.cloud.organized,
-                                                        defaults.cloud.color))
+    options = NodeConfig().frame
+    request = FrameRequest.of(options, lambda key: key != 'preview')
     results: dict[str, Any] = {}
     for name in precisions:
         estimator = DepthEstimator(model, device=str(device), precision=name)
         walls, stages = [], []
         for index in range(frames + 2):
             start = time.perf_counter()
-            result = predict_frame(estimator, rgb, info, options)
+            result = predict_frame(estimator, rgb, info, options, request)
             if index >= 2:
                 walls.append(time.perf_counter() - start)
                 stages.append(result.timings_ms)

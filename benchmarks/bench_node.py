@@ -48,14 +48,15 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from zoedepth_ros import frame as frame_module
-from zoedepth_ros.frame import OUTPUT_TOPICS, keep_freed_memory
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.io import messages
+from zoedepth_ros.io import builder, messages
 from zoedepth_ros.model.loading import is_config_source
+from zoedepth_ros.pipeline import camera as camera_module
+from zoedepth_ros.pipeline import predict as predict_module
+from zoedepth_ros.pipeline.outputs import OUTPUT_BY_KEY
+from zoedepth_ros.pipeline.predict import keep_freed_memory
 from zoedepth_ros.ros import convert
-from zoedepth_ros.ros import depth_node as depth_node_module
-from zoedepth_ros.ros.depth_node import MESSAGE_TYPES, DepthNode
+from zoedepth_ros.ros.depth_node import DepthNode
 
 TARGET_MS = 5.0
 """Issue target: node overhead at 640x480 with the defaults."""
@@ -81,7 +82,7 @@ def frame_messages(width: int, height: int) -> tuple[Image, CompressedImage, Cam
     jpeg = CompressedImage(header=header, format='jpeg', data=cv2.imencode(
         '.jpg', rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     camera = messages.camera_info_from_camera(PinholeCamera.from_fov(width, height, 60.0))
-    return raw, jpeg, convert.camera_info_message(camera, header)
+    return raw, jpeg, builder.camera_info(convert.make, camera, header)
 
 
 def sparse_message(node: DepthNode, raw: Image) -> Image:
@@ -89,13 +90,13 @@ def sparse_message(node: DepthNode, raw: Image) -> Image:
     SPARSE_FRACTION of the pixels hold the null model's depth there x 1.3 with 2 % noise
     (5 % of them 3x off, as outliers), the rest NaN."""
     rgb = messages.image_to_rgb(raw)
-    depth = node.estimator.predict(rgb).depth_m
+    depth = node.camera.pipeline.estimator.predict(rgb).depth_m
     rng = np.random.default_rng(raw.width)
     noisy = depth * np.float32(1.3) * (1 + 0.02 * rng.standard_normal(depth.shape))
     noisy[rng.random(depth.shape) < 0.05] *= 3
     sparse = np.where(rng.random(depth.shape) < SPARSE_FRACTION, noisy, np.nan)
-    return convert.image_message(messages.encode_float_image(sparse.astype(np.float32)),
-                                 raw.header)
+    return builder.image(convert.make, messages.encode_float_image(sparse.astype(np.float32)),
+                         raw.header)
 
 
 def make_node(index: int, overrides: dict[str, Any]) -> DepthNode:
@@ -104,7 +105,7 @@ def make_node(index: int, overrides: dict[str, Any]) -> DepthNode:
                   **overrides}
     node = DepthNode(namespace=f'/bench{index}', parameter_overrides=[
         Parameter(name, value=value) for name, value in parameters.items()])
-    node.estimator = null_estimator()
+    node.camera.pipeline.estimator = null_estimator()
     return node
 
 
@@ -112,7 +113,7 @@ def wait_for_subscribers(node: DepthNode, sink: Any, keys: tuple[str, ...],
                          timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if all(node._wanted(key) for key in keys):
+        if all(node.camera.listening(key) for key in keys):
             return
         rclpy.spin_once(sink, timeout_sec=0.05)
     raise SystemExit('the sink subscribers were not discovered within 30 s')
@@ -143,7 +144,7 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
                                       'postprocess': [], 'encode_publish': [], 'total': []}
     if sparse is not None:
         phases.update(align=[], sparse_input=[])
-    predict = depth_node_module.predict_frame
+    predict = camera_module.predict_frame
     recorded: dict[str, float] = {}
     align: list[float] = []
 
@@ -152,23 +153,24 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
         recorded.update(result.timings_ms)
         return result
 
-    depth_node_module.predict_frame = predict_frame  # the node's per-frame call, timed
-    # What predict_frame calls for the alignment (module globals of zoedepth_ros.frame).
-    originals = {name: timed(frame_module, name, align)
+    camera_module.predict_frame = predict_frame  # the pipeline's per-frame call, timed
+    # What predict_frame calls for the alignment (module globals of pipeline.predict).
+    originals = {name: timed(predict_module, name, align)
                  for name in ('anchor_frame', 'apply_alignment')}
+    pipeline = node.camera.pipeline
     try:
         for index in range(warmup + iterations):
-            node._last_stamp = None  # the same message again is not a stamp going backwards
+            pipeline._last_stamp = None  # the same message again is not a stamp going back
             align.clear()
             if sparse is not None:
                 start = time.perf_counter()
-                node._on_sparse_depth(sparse)
+                pipeline.on_sparse_depth(sparse)
                 sparse_s = time.perf_counter() - start
             start = time.perf_counter()
-            frame = node._decode(msg)
+            frame = pipeline._decode(msg)
             decoded = time.perf_counter()
             frame.info = messages.camera_info_fields(info)
-            node._process(frame)
+            pipeline.process(frame)
             done = time.perf_counter()
             if index < warmup:
                 continue
@@ -183,9 +185,9 @@ def per_frame(node: DepthNode, msg: Any, info: CameraInfo, iterations: int, warm
                 phases['sparse_input'].append(sparse_s)
                 phases['align'].append(sum(align))
     finally:
-        depth_node_module.predict_frame = predict
+        camera_module.predict_frame = predict
         for name, original in originals.items():
-            setattr(frame_module, name, original)
+            setattr(predict_module, name, original)
     return {name: latency_stats(values) for name, values in phases.items()}
 
 
@@ -201,8 +203,10 @@ def overhead(sizes: list[tuple[int, int]], iterations: int, warmup: int,
             keys = ('depth', 'info', 'points', 'std', 'domain') + (
                 ('alignment',) if name in SPARSE_CASES else ())
             for key in keys:
-                sink.create_subscription(MESSAGE_TYPES[key], f'/bench{index}/{OUTPUT_TOPICS[key]}',
-                                         lambda _: None, reliable)
+                output = OUTPUT_BY_KEY[key]
+                sink.create_subscription(convert.message_class(output.msgtype),
+                                         f'/bench{index}/{output.topic}', lambda _: None,
+                                         reliable)
             try:
                 wait_for_subscribers(node, sink, keys)
                 for width, height in sizes:

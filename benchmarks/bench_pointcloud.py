@@ -32,14 +32,14 @@ from common import (
 )
 from oracles import cloud_to_array, gated_cloud_reference
 
-from zoedepth_ros.frame import gate_depth
 from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.io.messages import PackedCloud
+from zoedepth_ros.pipeline.predict import gate_depth
 from zoedepth_ros.pointcloud import CloudOptions, pack_point_cloud
 
 LAYOUTS: dict[str, tuple[CloudOptions, tuple[float, float]]] = {
-    'organized_xyzrgb': (CloudOptions(), (0.0, float('inf'))),
-    'dense_xyzrgb_range': (CloudOptions(organized=False), (0.5, 8.0)),
+    'organized_xyzrgb': (CloudOptions(stride=1), (0.0, float('inf'))),
+    'dense_xyzrgb_range': (CloudOptions(stride=1, organized=False), (0.5, 8.0)),
     'organized_xyz_stride2': (CloudOptions(stride=2, color=False), (0.0, float('inf'))),
 }
 
