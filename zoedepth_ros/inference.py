@@ -34,6 +34,8 @@ from zoedepth_ros.pointcloud import as_tensor
 
 Preprocess = Literal['eval', 'keep_aspect', 'original_infer']
 PREPROCESS_PRESETS = ('eval', 'keep_aspect', 'original_infer')
+Pass = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]
+"""One forward pass: depth, std (None when not asked for), domain index, domain probs."""
 
 
 @dataclass
@@ -177,8 +179,7 @@ class DepthEstimator:
         dtype = torch.float16 if self.precision == 'fp16' else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.precision != 'fp32')
 
-    def _forward(self, x: torch.Tensor, std: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    def _forward(self, x: torch.Tensor, std: bool = True) -> Pass:
         """One pass at network resolution, upsampled to x's size (after any padding)."""
         head = None if self.domain == 'auto' else head_name(self.domain)
         keep_aspect = self.preprocess != 'eval'
@@ -205,7 +206,7 @@ class DepthEstimator:
             return F.interpolate(values, size=size, mode='bicubic', align_corners=False)
         return F.interpolate(values, size=size, mode='bilinear', align_corners=True)
 
-    def _padded_forward(self, x: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, ...]:
+    def _padded_forward(self, x: torch.Tensor, std: bool = True) -> Pass:
         if not self.pad:
             return self._forward(x, std)
         pad_h, pad_w = original_padding(x.shape[-2], x.shape[-1])
@@ -230,7 +231,7 @@ class DepthEstimator:
         if self.flip:
             depth_f, spread_f, _, probs_f = self._padded_forward(torch.flip(rgb, dims=[3]), std)
             depth = (depth + torch.flip(depth_f, dims=[3])) / 2
-            if spread is not None:
+            if spread is not None and spread_f is not None:  # both or neither (std)
                 spread = (spread + torch.flip(spread_f, dims=[3])) / 2
             probs = (probs + probs_f) / 2
         return DepthTensors(depth, spread, index, probs)
@@ -275,6 +276,7 @@ class DepthEstimator:
         out = self.predict_tensor(tensor)
         self.synchronize()
         inferred = time.perf_counter()
+        assert out.std is not None  # predict_tensor computes it by default
         depth = out.depth[:, 0].cpu().numpy()
         std = out.std[:, 0].cpu().numpy()
         index = out.domain_index.cpu().numpy()

@@ -18,10 +18,18 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoedepth_ros.cli.common import add_model_arguments, build_estimator
 from zoedepth_ros.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # the commands import their modules lazily: `zoedepth --help` stays fast
+    from zoedepth_ros.evaluation.bags import BagEvalReport, BagEvalSettings, FrameRecord
+    from zoedepth_ros.frame import FrameOutputs
+    from zoedepth_ros.inference import DepthEstimator
+    from zoedepth_ros.io.bag_info import BagSummary
+    from zoedepth_ros.io.bag_writer import AtomicBagWriter
+    from zoedepth_ros.io.bags import CameraSource, FrameTopics, RgbdFrame
 
 HELP = 'rosbag tools: info, eval (offline metrics and plots), play, record'
 logger = logging.getLogger('zoedepth.bag')
@@ -126,7 +134,7 @@ def _when(stamp_ns: int) -> str:
     return f'{moment:%b %d %Y %H:%M:%S}.{stamp_ns // 1_000_000 % 1000:03d} ({stamp_ns * 1e-9:.9f})'
 
 
-def format_summary(summary: Any) -> str:
+def format_summary(summary: BagSummary) -> str:
     """``ros2 bag info``-style text of a :class:`~zoedepth_ros.io.bag_info.BagSummary`."""
     compression = f', compression {summary.compression}' if summary.compression else ''
     lines = [f'Files:             {", ".join(summary.files)}',
@@ -155,7 +163,7 @@ def run_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- eval
 
 
-def eval_settings(args: argparse.Namespace) -> Any:
+def eval_settings(args: argparse.Namespace) -> BagEvalSettings:
     """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
     from zoedepth_ros.anchoring import AlignOptions
     from zoedepth_ros.evaluation.bags import BagEvalSettings
@@ -181,24 +189,25 @@ def eval_settings(args: argparse.Namespace) -> Any:
     topics = FrameTopics(args.image_topic, args.depth_topic or None,
                          args.camera_info_topic or None, args.tolerance)
     align = AlignOptions(mode=args.align_mode, time_constant_s=args.align_time_constant)
-    gate = {name: getattr(args, name) for name in ('min_range', 'max_range')
-            if getattr(args, name) is not None}
+    gate: dict[str, Any] = {name: getattr(args, name) for name in ('min_range', 'max_range')
+                            if getattr(args, name) is not None}
+    focal: dict[str, Any] = ({'focal_reference': tuple(args.focal_reference)}
+                             if args.focal_reference else {})
     return BagEvalSettings(topics, range_edges=tuple(args.range_edges or ()), fov_deg=args.fov,
                            **gate,
                            max_frames=args.max_frames, namespace=args.out_namespace,
                            sparse_topic=args.sparse_topic,
                            sparse_tolerance_s=args.sparse_tolerance,
                            sparse_extrinsic=tuple(args.sparse_extrinsic or ()), align=align,
-                           focal_correction=args.focal_correction,
-                           **({'focal_reference': tuple(args.focal_reference)}
-                              if args.focal_reference else {}), **protocol)
+                           focal_correction=args.focal_correction, **focal, **protocol)
 
 
 def parser_default(name: str) -> str:
     return {'domain': 'auto', 'device': 'auto', 'precision': 'fp32'}[name]
 
 
-def _read_plan(path: Path, topics: Any) -> tuple[int | None, dict[str, str], Any]:
+def _read_plan(path: Path, topics: FrameTopics
+               ) -> tuple[int | None, dict[str, str], CameraSource]:
     """Colour messages of the bag (None if unknown), its topics (-> type) whose types cannot be
     parsed, and where the intrinsics will come from: read before the model loads."""
     from zoedepth_ros.io.bag_reader import open_bag
@@ -255,9 +264,10 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any,
-                           total: int | None, sample_count: int, directory: Path,
-                           done: list[int]) -> Any:
+def evaluate_with_progress(estimator: DepthEstimator, bag: Path, settings: BagEvalSettings,
+                           writer: AtomicBagWriter | None, total: int | None,
+                           sample_count: int, directory: Path, done: list[int]
+                           ) -> BagEvalReport:
     """evaluate_bag with a tqdm bar and sample panels; writes the report into ``directory``."""
     import numpy as np
     from tqdm import tqdm
@@ -273,7 +283,7 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     samples: list[SamplePanel] = []
     with logging_redirect_tqdm(), tqdm(total=count or None, desc='eval', unit='frame',
                                        disable=None) as bar:
-        def on_frame(frame: Any, outputs: Any, record: Any) -> None:
+        def on_frame(frame: RgbdFrame, outputs: FrameOutputs, record: FrameRecord) -> None:
             bar.update(1)
             done.append(frame.index)
             if frame.index in wanted and frame.depth_m is not None:
@@ -288,7 +298,8 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     return report
 
 
-def print_summary(report: Any, output: Path, skipped: dict[str, str] | None = None) -> None:
+def print_summary(report: BagEvalReport, output: Path,
+                  skipped: dict[str, str] | None = None) -> None:
     """Log the scores, where the report went, and one line on topics that were not decoded."""
     from zoedepth_ros.io.bag_reader import skipped_note
 
