@@ -79,6 +79,7 @@ test-all: test test-jazzy
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) -m pip install -q -r benchmarks/requirements-bench.txt  # benchmark-only

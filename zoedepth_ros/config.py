@@ -82,7 +82,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if len(args) != len(value):
             raise ConfigError(f'{where}: expected {len(args)} values, got {len(value)}')
         return tuple(_convert(v, a, f'{where}[{i}]') for i, (v, a) in enumerate(zip(value, args)))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):

@@ -35,6 +35,7 @@ from zoedepth_ros.pointcloud import as_tensor
 
 Preprocess = Literal['eval', 'keep_aspect', 'original_infer']
 PREPROCESS_PRESETS = ('eval', 'keep_aspect', 'original_infer')
+"""One forward pass: depth, std (None when not asked for), domain index, domain probs."""
 
 
 @dataclass
@@ -323,6 +324,7 @@ class DepthEstimator:
         out = self.predict_tensor(tensor)
         self.synchronize()
         inferred = time.perf_counter()
+        assert out.std is not None  # predict_tensor computes it by default
         depth = out.depth[:, 0].cpu().numpy()
         std = out.std[:, 0].cpu().numpy()
         index = out.domain_index.cpu().numpy()

@@ -103,7 +103,7 @@ def pack_point_cloud(depth: np.ndarray | torch.Tensor, camera: PinholeCamera,
     fields = XYZRGB_FIELDS if points.shape[-1] == 4 else XYZ_FIELDS
     point_step = 4 * len(fields)
     height, width = points.shape[:2] if options.organized else (1, points.shape[0])
-    data = memoryview(points.cpu().numpy().reshape(-1).view(np.uint8))
+    data = points.cpu().numpy().reshape(-1).view(np.uint8).data
     return PackedCloud(height, width, fields, point_step, point_step * width,
                        not options.organized, data)
 

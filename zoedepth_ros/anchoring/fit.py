@@ -185,6 +185,7 @@ def apply_alignment(depth: Any, std: Any, alignment: Alignment) -> tuple[Any, An
     a, b = alignment.inverse_scale, alignment.shift
     inverse = a / depth + b
     positive = inverse > 0
+    aligned: torch.Tensor | np.ndarray
     if isinstance(depth, torch.Tensor):
         aligned = torch.where(positive, 1.0 / inverse, torch.full_like(depth, math.nan))
     else:

@@ -18,10 +18,19 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoedepth_ros.cli.common import add_model_arguments, build_estimator
 from zoedepth_ros.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # the commands import their modules lazily: `zoedepth --help` stays fast
+    from zoedepth_ros.evaluation.bags import BagEvalReport, BagEvalSettings, FrameRecord
+    from zoedepth_ros.inference import DepthEstimator
+    from zoedepth_ros.io.bag_info import BagSummary
+    from zoedepth_ros.io.bag_writer import AtomicBagWriter
+    from zoedepth_ros.io.bags import CameraSource, FrameTopics, RgbdFrame
+    from zoedepth_ros.pipeline.options import FrameOptions
+    from zoedepth_ros.pipeline.outputs import FrameOutputs
 
 HELP = 'rosbag tools: info, eval (offline metrics and plots), play, record'
 logger = logging.getLogger('zoedepth.bag')
@@ -132,7 +141,7 @@ def _when(stamp_ns: int) -> str:
     return f'{moment:%b %d %Y %H:%M:%S}.{stamp_ns // 1_000_000 % 1000:03d} ({stamp_ns * 1e-9:.9f})'
 
 
-def format_summary(summary: Any) -> str:
+def format_summary(summary: BagSummary) -> str:
     """``ros2 bag info``-style text of a :class:`~zoedepth_ros.io.bag_info.BagSummary`."""
     compression = f', compression {summary.compression}' if summary.compression else ''
     lines = [f'Files:             {", ".join(summary.files)}',
@@ -161,7 +170,7 @@ def run_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- eval
 
 
-def eval_settings(args: argparse.Namespace) -> Any:
+def eval_settings(args: argparse.Namespace) -> BagEvalSettings:
     """BagEvalSettings from flags over an optional EvalConfig file (flags win)."""
     from zoedepth_ros.evaluation.bags import BagEvalSettings
     from zoedepth_ros.io.bags import FrameTopics
@@ -191,7 +200,7 @@ def eval_settings(args: argparse.Namespace) -> Any:
                            **protocol)
 
 
-def frame_options(args: argparse.Namespace) -> Any:
+def frame_options(args: argparse.Namespace) -> FrameOptions:
     """The node's per-frame options with the flags given (the node's defaults otherwise)."""
     from zoedepth_ros.anchoring import AnchorOptions, ExtrinsicOptions
     from zoedepth_ros.pipeline.options import FocalOptions, FrameOptions
@@ -213,7 +222,8 @@ def parser_default(name: str) -> str:
     return {'domain': 'auto', 'device': 'auto', 'precision': 'fp32'}[name]
 
 
-def _read_plan(path: Path, topics: Any) -> tuple[int | None, dict[str, str], Any]:
+def _read_plan(path: Path, topics: FrameTopics
+               ) -> tuple[int | None, dict[str, str], CameraSource]:
     """Colour messages of the bag (None if unknown), its topics (-> type) whose types cannot be
     parsed, and where the intrinsics will come from: read before the model loads."""
     from zoedepth_ros.io.bag_reader import open_bag
@@ -270,9 +280,10 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any,
-                           total: int | None, sample_count: int, directory: Path,
-                           done: list[int]) -> Any:
+def evaluate_with_progress(estimator: DepthEstimator, bag: Path, settings: BagEvalSettings,
+                           writer: AtomicBagWriter | None, total: int | None,
+                           sample_count: int, directory: Path, done: list[int]
+                           ) -> BagEvalReport:
     """evaluate_bag with a tqdm bar and sample panels; writes the report into ``directory``."""
     import numpy as np
     from tqdm import tqdm
@@ -288,7 +299,7 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     samples: list[SamplePanel] = []
     with logging_redirect_tqdm(), tqdm(total=count or None, desc='eval', unit='frame',
                                        disable=None) as bar:
-        def on_frame(frame: Any, outputs: Any, record: Any) -> None:
+        def on_frame(frame: RgbdFrame, outputs: FrameOutputs, record: FrameRecord) -> None:
             bar.update(1)
             done.append(frame.index)
             if frame.index in wanted and frame.depth_m is not None:
@@ -303,7 +314,8 @@ def evaluate_with_progress(estimator: Any, bag: Path, settings: Any, writer: Any
     return report
 
 
-def print_summary(report: Any, output: Path, skipped: dict[str, str] | None = None) -> None:
+def print_summary(report: BagEvalReport, output: Path,
+                  skipped: dict[str, str] | None = None) -> None:
     """Log the scores, where the report went, and one line on topics that were not decoded."""
     from zoedepth_ros.io.bag_reader import skipped_note
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoedepth_ros.model.weights import DEFAULT_MODEL, DEMO_MODEL, progress_reporter
 
@@ -54,7 +54,8 @@ def build_estimator(args: argparse.Namespace, **overrides: object) -> DepthEstim
 
     defaults = {'device': 'auto', 'precision': 'fp32', 'preprocess': 'eval', 'flip': False,
                 'domain': 'auto'}
-    options = {name: getattr(args, name, value) for name, value in defaults.items()}
+    options: dict[str, Any] = {name: getattr(args, name, value)
+                               for name, value in defaults.items()}
     options['flip'] = options['flip'] or None  # no --flip: the preprocessing preset decides
     options.update(overrides)
     progress = progress_reporter(logger.info, str(args.model))

@@ -20,9 +20,13 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoedepth_ros.cli.common import add_model_arguments
 from zoedepth_ros.errors import ConfigError
+
+if TYPE_CHECKING:  # torch loads lazily: `zoedepth --help` stays fast
+    from zoedepth_ros.model.zoedepth import ZoeDepth
 
 HELP = 'export a model to ONNX (fixed size, routing inside) and check it with onnxruntime'
 logger = logging.getLogger('zoedepth.export')
@@ -48,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='largest accepted max|onnx - torch| / max|torch| of the depth')
 
 
-def check(model, path: Path, tolerance: float) -> dict[str, float]:  # noqa: ANN001
+def check(model: ZoeDepth, path: Path, tolerance: float) -> dict[str, float]:
     """Run torch and onnxruntime on one random image; raise if the depth differs too much."""
     import torch
 
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                         progress=progress_reporter(logger.info, args.model))
     if loaded.warning:
         logger.warning('%s', loaded.warning)
-    model = loaded.model
+    model = loaded.torch_model()
     if args.checkpoint is not None:
         path = save_checkpoint(model, args.checkpoint,
                                dtype=torch.float16 if args.half else None)

@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     estimator = build_estimator(args)
     logger.info('model %s on %s (%s, preprocess %s)', estimator.name, estimator.device,
                 estimator.precision, estimator.preprocess)
-    done, failed, domains, model_ms = 0, 0, Counter(), []
+    done, failed = 0, 0
+    domains: Counter[str] = Counter()
+    model_ms: list[float] = []
     start = time.perf_counter()
     with logging_redirect_tqdm():
         for stem, frame in tqdm(iter_images(args.inputs), desc='infer', unit='img',

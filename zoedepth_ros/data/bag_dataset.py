@@ -24,7 +24,7 @@ import numpy as np
 from zoedepth_ros.data.base import DatasetInfo, DepthDataset, held_out
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.io.bag_reader import open_bag
+from zoedepth_ros.io.bag_reader import BagReader, open_bag
 from zoedepth_ros.io.bags import (
     FrameTopics,
     Key,
@@ -118,10 +118,10 @@ class RosbagRGBD(DepthDataset):
         if not self.frames:
             raise InputError(f'{self.path}: no {split} frames (holdout {holdout}); the bag has '
                              f'too few paired frames for this split')
-        self._reader: Any = None
+        self._reader: BagReader | None = None
         self._reader_pid = -1
 
-    def _open(self) -> tuple[Any, dict[str, list[Any]]]:
+    def _open(self) -> tuple[BagReader, dict[str, list[Any]]]:
         """The reader of this process (reopened after a fork) and the frame connections."""
         if self._reader is None or self._reader_pid != os.getpid():
             self._reader, self._reader_pid = open_bag(self.path), os.getpid()

@@ -114,6 +114,10 @@ class DepthDataset(Dataset, abc.ABC):
         return self.info.max_depth_m
 
     @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of frames."""
+
+    @abc.abstractmethod
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(H, W, 3) uint8 RGB, (H, W) float32 depth in metres (0/NaN invalid), stem."""
 

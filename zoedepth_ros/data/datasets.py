@@ -359,6 +359,6 @@ def open_dataset(spec: str, split: str | None = None) -> DepthDataset:
         split_file, _, depth_root = rest.partition(':')
         extra = {'depth_root': depth_root} if depth_root else {}
         return build_dataset(name, root, split_file=split_file or None, **extra)
-    root = Path(spec)
-    return build_dataset('folder', root, split=split if split and (
-        root / f'{split}.txt').is_file() else None)
+    folder = Path(spec)
+    return build_dataset('folder', folder, split=split if split and (
+        folder / f'{split}.txt').is_file() else None)

@@ -77,7 +77,7 @@ def rotate(sample: Sample, angle_deg: float) -> Sample:
     y, x = torch.meshgrid(rows, columns, indexing='ij')
     grid = torch.stack([cos_a * x - sin_a * aspect * y, sin_a / aspect * x + cos_a * y],
                        dim=-1)[None]
-    kwargs = {'padding_mode': 'zeros', 'align_corners': False}
+    kwargs: dict[str, Any] = {'padding_mode': 'zeros', 'align_corners': False}
     rotated = F.grid_sample(image[None], grid, mode='bilinear', **kwargs)[0]
     stacked = torch.cat([depth, mask.to(depth.dtype)])[None]
     nearest = F.grid_sample(stacked, grid, mode='nearest', **kwargs)[0]

@@ -306,7 +306,7 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
         anchor = None if track is None else _anchor(track, frame, info.camera, aligners)
         outputs = predict_frame(estimator, frame.rgb, info, options, request, anchor)
         values, pixels, unaligned = None, 0, None
-        if frame.depth_m is not None:
+        if frame.depth_m is not None and outputs.ungated_depth_m is not None:
             values, pixels = scorer.score(outputs.ungated_depth_m, frame.depth_m,
                                           outputs.domain)
             if outputs.unaligned_depth_m is not None:
@@ -342,7 +342,7 @@ def _record(frame: RgbdFrame, result: FrameOutputs, values: dict[str, float] | N
             pixels: int) -> FrameRecord:
     offset = frame.depth_offset_ns
     fit = result.alignment
-    alignment = None if fit is None else {
+    alignment: dict[str, float | str] | None = None if fit is None else {
         'scale': fit.scale, 'shift': fit.shift, 'frame_scale': fit.frame_scale,
         'samples': fit.samples, 'inliers': fit.inliers, 'status': fit.status}
     return FrameRecord(frame.index, frame.stamp_ns, frame.depth_m is not None,

@@ -14,17 +14,26 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from zoedepth_ros.errors import ConfigError, InputError
 from zoedepth_ros.io.atomic import write_text
-from zoedepth_ros.metrics import METRIC_KEYS, DepthMetrics, mri_theta, std_error_correlation
+from zoedepth_ros.metrics import (
+    METRIC_KEYS,
+    Crop,
+    DepthMetrics,
+    mri_theta,
+    std_error_correlation,
+)
 from zoedepth_ros.model.router import DOMAIN_NAMES, domain_index
+
+if TYPE_CHECKING:
+    from zoedepth_ros.inference import DepthEstimator
 
 
 @dataclass(frozen=True)
@@ -167,8 +176,8 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def evaluate_samples(estimator: Any, samples: Iterable[Mapping[str, Any]], min_depth: float,
-                     max_depth: float, crop: Literal['eigen', 'garg', 'none'] = 'none',
+def evaluate_samples(estimator: DepthEstimator, samples: Iterable[Mapping[str, Any]],
+                     min_depth: float, max_depth: float, crop: Crop = 'none',
                      batch_size: int = 1, dataset: str = '',
                      settings: Mapping[str, Any] | None = None) -> EvalReport:
     """Run ``estimator`` over samples and average the per-image metrics.
@@ -192,6 +201,7 @@ def evaluate_samples(estimator: Any, samples: Iterable[Mapping[str, Any]], min_d
     for group in _batches(samples, batch_size):
         rgb = torch.stack([s['image'] for s in group]).to(estimator.device)
         out = estimator.predict_tensor(rgb)
+        assert out.std is not None  # predict_tensor computes it by default
         depth, spread = out.depth.float().cpu(), out.std.float().cpu()
         for index, sample in enumerate(group):
             gt = sample['depth'].reshape(depth.shape[-2:]).float()
@@ -225,21 +235,21 @@ def evaluate_samples(estimator: Any, samples: Iterable[Mapping[str, Any]], min_d
                   **(settings or {})})
 
 
-def resolve_protocol(cfg: EvalConfig, dataset: Any) -> tuple[float, float, str]:
+def resolve_protocol(cfg: EvalConfig, dataset: Any) -> tuple[float, float, Crop]:
     """(min_depth, max_depth, crop) from the config, falling back to the dataset's own."""
     info = getattr(dataset, 'info', None)
     low = cfg.min_depth or float(getattr(info, 'min_depth_m', 1e-3))
     high = cfg.max_depth or float(getattr(info, 'max_depth_m', 10.0))
-    crop = cfg.crop
-    if crop == 'auto':
-        crop = getattr(info, 'eval_crop', None) or 'none'
+    crop: Crop = (getattr(info, 'eval_crop', None) or 'none') if cfg.crop == 'auto' else (
+        cfg.crop)
     if not 0 <= low < high:
         raise ConfigError(f'evaluation range {low}..{high} m is empty; set min/max_depth')
     return low, high, crop
 
 
-def evaluate_dataset(estimator: Any, dataset: Any, cfg: EvalConfig,
-                     wrap: Any = None) -> EvalReport:
+def evaluate_dataset(estimator: DepthEstimator, dataset: Any, cfg: EvalConfig,
+                     wrap: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
+                     ) -> EvalReport:
     """Evaluate on a dataset of the data package (or any indexable of samples).
 
     Args:

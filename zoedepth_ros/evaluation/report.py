@@ -10,9 +10,11 @@ import csv
 import io
 import json
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,6 +150,13 @@ def report_markdown(report: BagEvalReport, sample_files: list[str]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _number(fit: Mapping[str, float | str], key: str) -> float:
+    """A numeric field of a frame's alignment record (``status`` is its one string)."""
+    value = fit[key]
+    assert not isinstance(value, str), key
+    return value
+
+
 def _alignment_section(report: BagEvalReport) -> list[str]:
     """Summary of the alignment and the tables with and without it."""
     settings, anchor = report.settings, report.settings['frame']['anchor']
@@ -155,7 +164,8 @@ def _alignment_section(report: BagEvalReport) -> list[str]:
     overruled = sum(r.domain != r.routed_domain for r in report.frames)
     applied = [f for f in fits if f['status'] in ('fit', 'reset', 'held', 'jump')]
     scales = np.array([f['scale'] for f in applied], dtype=float)
-    inliers = np.array([f['inliers'] / max(f['samples'], 1) for f in fits if f['samples']])
+    inliers = np.array([_number(f, 'inliers') / max(_number(f, 'samples'), 1) for f in fits
+                        if f['samples']])
     raw = report.unaligned
     unaligned_overall = {'frames': report.evaluated, **raw['overall']}
     aligned_overall = {'frames': report.evaluated, **report.overall}
@@ -188,7 +198,8 @@ def _plot_alignment(report: BagEvalReport, path: Path) -> None:
     applied = [f.get('status') in ('fit', 'reset', 'held', 'jump') for f in fits]
     scale = [f['scale'] if ok else np.nan for f, ok in zip(fits, applied)]
     frame_scale = [f.get('frame_scale', np.nan) for f in fits]
-    share = [f['inliers'] / f['samples'] if f.get('samples') else np.nan for f in fits]
+    share = [_number(f, 'inliers') / _number(f, 'samples') if f.get('samples') else np.nan
+             for f in fits]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True)
     top.plot(times, frame_scale, '.', color='tab:grey', label="frame's own fit")
     top.plot(times, scale, '-', color='tab:blue', label='applied (smoothed)')
@@ -292,12 +303,13 @@ def _plot_sample(sample: SamplePanel, report: BagEvalReport, directory: Path) ->
     error = np.where(valid, sample.pred_m - sample.gt_m, np.nan)
     limit = float(np.nanmax(np.abs(error))) if valid.any() else 1.0
     top = min(high, float(np.nanmax(sample.gt_m)) if valid.any() else high)
-    panels = [('RGB', sample.rgb, {}), ('ground truth (m)', sample.gt_m,
-                                        {'cmap': 'turbo_r', 'vmin': 0, 'vmax': top}),
-              (f'prediction ({sample.domain})', sample.pred_m,
-               {'cmap': 'turbo_r', 'vmin': 0, 'vmax': top}),
-              ('error (m)', error, {'cmap': 'coolwarm', 'vmin': -limit, 'vmax': limit}),
-              ('std (m)', sample.std_m, {'cmap': 'magma'})]
+    panels: list[tuple[str, np.ndarray, dict[str, Any]]] = [  # title, image, imshow keywords
+        ('RGB', sample.rgb, {}),
+        ('ground truth (m)', sample.gt_m, {'cmap': 'turbo_r', 'vmin': 0, 'vmax': top}),
+        (f'prediction ({sample.domain})', sample.pred_m,
+         {'cmap': 'turbo_r', 'vmin': 0, 'vmax': top}),
+        ('error (m)', error, {'cmap': 'coolwarm', 'vmin': -limit, 'vmax': limit}),
+        ('std (m)', sample.std_m, {'cmap': 'magma'})]
     figure, axes = plt.subplots(1, 5, figsize=(15, 2.8))
     for axis, (title, image, style) in zip(axes, panels):
         shown = axis.imshow(image, **style)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -54,7 +54,8 @@ class AtomicBagWriter:
             raise BagError(f'output bag {self.path} already exists; choose another path or '
                            'remove it first') from None
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-        self._writer = Writer(staging, version=version, storage_plugin=plugin)
+        self._writer = Writer(staging, version=cast(Literal[8, 9], version),
+                              storage_plugin=plugin)
         try:
             self._writer.open()
         except Exception as err:  # rosbags raises its own WriterError types

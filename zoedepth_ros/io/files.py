@@ -27,7 +27,7 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     if image is None:
         raise InputError(f'cannot decode {path} as an image')
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        image = np.right_shift(image, 8).astype(np.uint8)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB

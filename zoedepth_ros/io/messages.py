@@ -324,7 +324,7 @@ def scale_camera_info(fields: CameraInfoFields, width: int, height: int) -> Came
 
 def byte_view(array: np.ndarray) -> memoryview:
     """The bytes of a C-contiguous array without copying them."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+    return array.reshape(-1).view(np.uint8).data
 
 
 def encode_float_image(values: np.ndarray) -> ImageFields:

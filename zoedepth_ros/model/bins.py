@@ -7,6 +7,7 @@ purpose because the released weights depend on them; each is marked "Upstream qu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,8 @@ class PixelMLP(nn.Sequential):
     """conv1x1 -> ReLU -> conv1x1 [-> activation], the convolutions run as GEMMs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, relu, second, *rest = self
+        first_module, relu, second_module, *rest = self
+        first, second = cast(nn.Conv2d, first_module), cast(nn.Conv2d, second_module)
         x = relu(pixel_linear(x, first.weight, first.bias))
         x = pixel_linear(x, second.weight, second.bias)
         for module in rest:
@@ -192,6 +194,9 @@ class AttractorLayer(nn.Module):
 class LogBinomial(nn.Module):
     """Softmax over K bins of a binomial log-likelihood with temperature."""
 
+    k_idx: torch.Tensor  # buffers (register_buffer)
+    K_minus_1: torch.Tensor
+
     def __init__(self, n_bins: int) -> None:
         super().__init__()
         self.n_bins = n_bins
@@ -254,7 +259,8 @@ class ConditionalLogBinomial(nn.Module):
         the features' share: same values up to rounding, without the (B, E, h, w) upsampled
         copy and the concatenation.
         """
-        first, gelu, second, softplus = self.mlp
+        first_module, gelu, second_module, softplus = self.mlp
+        first, second = cast(nn.Conv2d, first_module), cast(nn.Conv2d, second_module)
         channels = features.shape[1]
         projected = pixel_linear(condition, first.weight[:, channels:], first.bias)
         if projected.shape[-2:] != features.shape[-2:]:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file
 from timm.models.beit import gen_relative_position_index
-from torch import nn
 
 from zoedepth_ros.errors import CheckpointError
 from zoedepth_ros.io.atomic import atomic_write
 from zoedepth_ros.model.config import BackboneConfig, ModelConfig
+
+if TYPE_CHECKING:
+    from zoedepth_ros.model.zoedepth import ZoeDepth
 
 UNUSED_INDEX_SUFFIX = 'attn.relative_position_index'
 """timm 0.6 saved this buffer (24 keys in the releases); it is regenerated, never loaded."""
@@ -141,7 +143,7 @@ def refuse_midas_layout(state: dict[str, Any], source: str) -> None:
             'midas:<file>, model.checkpoint.load_backbone_checkpoint)')
 
 
-def load_original_state(model: nn.Module, state: dict[str, torch.Tensor],
+def load_original_state(model: ZoeDepth, state: dict[str, torch.Tensor],
                         source: str = 'checkpoint') -> None:
     """Load an original-layout state dict strictly; errors name every mismatch."""
     state = strip_prefixes(state)
@@ -164,13 +166,13 @@ def load_original_state(model: nn.Module, state: dict[str, torch.Tensor],
     model.load_state_dict(renamed, strict=True)
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
+def load_checkpoint(model: ZoeDepth, path: str | os.PathLike[str]) -> ZoeDepth:
     """Load an original-layout weights file (``.pt``/``.safetensors``) into ``model``."""
     load_original_state(model, read_state_dict(path), source=str(path))
     return model
 
 
-def load_backbone_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
+def load_backbone_checkpoint(model: ZoeDepth, path: str | os.PathLike[str]) -> ZoeDepth:
     """Load a MiDaS checkpoint (keys ``pretrained.*``, ``scratch.*``: v3.1 BEiT or v2.1 small,
     e.g. ``midas_v21_small_256.pt``) into the core.
 
@@ -192,8 +194,8 @@ CORE_PREFIXES = ('encoder.', 'decoder.')
 """Our keys of the relative-depth core (MiDaS's ``pretrained`` and ``scratch``)."""
 
 
-def load_core_state(model: nn.Module, core: dict[str, torch.Tensor], source: str,
-                    unexpected: list[str] | None = None) -> nn.Module:
+def load_core_state(model: ZoeDepth, core: dict[str, torch.Tensor], source: str,
+                    unexpected: list[str] | None = None) -> ZoeDepth:
     """Load ``core`` (our keys, :data:`CORE_PREFIXES` only) into ``model``'s encoder and
     decoder; the metric heads and router keep their weights.
 
@@ -214,7 +216,7 @@ def load_core_state(model: nn.Module, core: dict[str, torch.Tensor], source: str
     return model
 
 
-def original_key_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+def original_key_shapes(model: ZoeDepth) -> dict[str, tuple[int, ...]]:
     """Original-layout key -> shape of ``model`` (works on the meta device), index buffers
     excluded."""
     own = model.state_dict()
@@ -224,7 +226,7 @@ def original_key_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {mapping[k]: tuple(v.shape) for k, v in own.items()}
 
 
-def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def original_state_dict(model: ZoeDepth) -> dict[str, torch.Tensor]:
     """State dict in the original layout, including the timm 0.6 index buffers.
 
     The index buffers (BEiT only) are written so that the original code (timm 0.6, strict
@@ -245,7 +247,7 @@ def original_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike[str],
+def save_checkpoint(model: ZoeDepth, path: str | os.PathLike[str],
                     extra: dict[str, Any] | None = None,
                     dtype: torch.dtype | None = None) -> Path:
     """Write ``{"model": original-layout state dict, **extra}`` atomically; ``dtype`` casts

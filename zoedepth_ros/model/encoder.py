@@ -9,10 +9,11 @@ weights were trained with.
 from __future__ import annotations
 
 from functools import partial
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from timm.models.beit import Beit, gen_relative_position_index
+from timm.models.beit import Attention, Beit, Block, gen_relative_position_index
 from torch import nn
 
 from zoedepth_ros.model.config import BackboneConfig
@@ -54,7 +55,8 @@ class ProjectReadout(nn.Module):
         Linear([p, c]) = W_p p + (W_c c + b): the CLS half is computed once per image instead
         of once per patch (half the FLOPs, no (B, N, 2D) concatenation), same values.
         """
-        linear, activation = self.project
+        first, activation = self.project
+        linear = cast(nn.Linear, first)
         dim = tokens.shape[-1]
         cls = F.linear(tokens[:, :1], linear.weight[:, dim:], linear.bias)
         return activation(F.linear(tokens[:, 1:], linear.weight[:, :dim]) + cls)
@@ -76,7 +78,9 @@ class BeitEncoder(nn.Module):
             img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
             depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
             num_classes=cfg.num_classes, use_abs_pos_emb=False, use_rel_pos_bias=True,
-            init_values=0.1, norm_layer=partial(nn.LayerNorm, eps=cfg.layer_norm_eps))
+            init_values=0.1,
+            # timm annotates norm_layer as a class but calls it, so a partial works
+            norm_layer=cast('type[nn.Module]', partial(nn.LayerNorm, eps=cfg.layer_norm_eps)))
         self.readout = nn.ModuleList(ProjectReadout(cfg.embed_dim) for _ in cfg.hooks)
         self._index_cache: dict[tuple[int, int, str], torch.Tensor] = {}
         self._bias_cache: dict[tuple[int, int, int, str, torch.dtype],
@@ -88,8 +92,14 @@ class BeitEncoder(nn.Module):
         index = gen_relative_position_index((window, window))
         with torch.no_grad():
             for block in self.backbone.blocks:
-                block.attn.k_bias.zero_()
-                block.attn.relative_position_index.copy_(index)
+                attn = cast(Block, block).attn
+                # timm registers both as buffers; mypy sees only its `= None` branch
+                cast(torch.Tensor, attn.k_bias).zero_()
+                cast(torch.Tensor, attn.relative_position_index).copy_(index)
+
+    def block_attention(self, block: int) -> Attention:
+        """timm's attention module of ``block`` (torch types ModuleList items as Module)."""
+        return cast(Block, self.backbone.blocks[block]).attn
 
     def train(self, mode: bool = True) -> BeitEncoder:
         self._bias_cache.clear()
@@ -108,7 +118,7 @@ class BeitEncoder(nn.Module):
         Cached per grid size in eval mode (weights frozen); recomputed in training. An entry
         remembers the table's version counter, so loading new weights in place refreshes it.
         """
-        table = self.backbone.blocks[block].attn.relative_position_bias_table
+        table = self.block_attention(block).relative_position_bias_table
         key = (block, grid[0], grid[1], str(table.device), dtype)
         cached = self._bias_cache.get(key)
         # Inference tensors (a model copied under inference_mode) have no version counter.
@@ -125,7 +135,7 @@ class BeitEncoder(nn.Module):
         return bias
 
     def _attention(self, block: int, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        attn = self.backbone.blocks[block].attn
+        attn = self.block_attention(block)
         batch, tokens, dim = x.shape
         qkv_bias = torch.cat([attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias])
         qkv = F.linear(x, attn.qkv.weight, qkv_bias)
@@ -153,7 +163,8 @@ class BeitEncoder(nn.Module):
         tokens = torch.cat([cls, tokens], dim=1)
         hooked = []
         last = max(self.cfg.hooks)
-        for index, blk in enumerate(self.backbone.blocks):
+        for index, module in enumerate(self.backbone.blocks):
+            blk = cast(Block, module)
             tokens = tokens + blk.gamma_1 * self._attention(index, blk.norm1(tokens), grid)
             tokens = tokens + blk.gamma_2 * blk.mlp(blk.norm2(tokens))
             if index in self.cfg.hooks:

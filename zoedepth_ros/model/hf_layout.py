@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
 from zoedepth_ros.config import from_dict
 from zoedepth_ros.errors import CheckpointError
 from zoedepth_ros.model.checkpoint import load_original_state, original_state_dict
 from zoedepth_ros.model.config import BackboneConfig, BinConf, ModelConfig
+
+if TYPE_CHECKING:
+    from zoedepth_ros.model.zoedepth import ZoeDepth
 
 _BLOCK = 'core.core.pretrained.model.blocks.'
 # Backbone block parameters: original suffix -> (4.x suffix, 5.x suffix).
@@ -53,7 +56,7 @@ _DROPPED = ('fc_norm.', 'core.core.pretrained.model.head.', 'k_idx', 'K_minus_1'
 
 def _head_key(key: str) -> str:
     """Original non-backbone key -> transformers key (identical in 4.x and 5.x)."""
-    rules = [
+    rules: list[tuple[str, str | Callable[[re.Match[str]], str]]] = [
         (r'^core\.core\.pretrained\.model\.cls_token$', 'backbone.embeddings.cls_token'),
         (r'^core\.core\.pretrained\.model\.patch_embed\.proj\.',
          'backbone.embeddings.patch_embeddings.projection.'),
@@ -165,13 +168,13 @@ def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f'{path} has no model.safetensors or pytorch_model.bin')
 
 
-def load_hf_checkpoint(model: nn.Module, path: Path) -> nn.Module:
+def load_hf_checkpoint(model: ZoeDepth, path: Path) -> ZoeDepth:
     """Load a transformers directory's weights into ``model`` (strictly); returns it."""
     load_original_state(model, hf_to_original_state(path, model), source=str(path))
     return model
 
 
-def hf_to_original_state(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+def hf_to_original_state(path: Path, model: ZoeDepth) -> dict[str, torch.Tensor]:
     """Original-layout state dict for ``model`` from a transformers directory."""
     hf_state = read_hf_weights(path)
     style = 'v5' if any(k.startswith('backbone.beit.') for k in hf_state) else 'v4'

@@ -83,6 +83,13 @@ class LoadedModel:
                     'on real images its depth is not metric; use ZoeD_M12_NK for real cameras')
         return None
 
+    def torch_model(self) -> ZoeDepth:
+        """The model as a torch ``ZoeDepth`` (training, export), refusing an ONNX graph."""
+        if isinstance(self.model, OnnxDepthModel):
+            raise ConfigError(f'{self.name} is an ONNX graph; this needs torch weights (a '
+                              f'checkpoint or registry name)')
+        return self.model
+
 
 def is_config_source(source: str) -> bool:
     """Whether ``source`` names a model configuration (preset or YAML) rather than weights."""

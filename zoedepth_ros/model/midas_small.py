@@ -10,6 +10,8 @@ are. The decoder has no reassemble stage: 3x3 convolutions take the four stages 
 
 from __future__ import annotations
 
+from typing import cast
+
 import timm
 import torch
 from timm.models.efficientnet import BN_EPS_TF_DEFAULT, EfficientNet, _gen_efficientnet_lite
@@ -29,7 +31,8 @@ def efficientnet_lite3(width: float = 1.0) -> EfficientNet:
     channel multiplier (stem and head widths stay fixed, as for every Lite model).
     """
     if width == 1.0:
-        return timm.create_model('tf_efficientnet_lite3', pretrained=False)
+        # create_model is typed to return Module; this name builds an EfficientNet
+        return cast(EfficientNet, timm.create_model('tf_efficientnet_lite3', pretrained=False))
     return _gen_efficientnet_lite(
         'tf_efficientnet_lite3', channel_multiplier=LITE3_CHANNEL_MULTIPLIER * width,
         depth_multiplier=LITE3_DEPTH_MULTIPLIER, pretrained=False, bn_eps=BN_EPS_TF_DEFAULT,

@@ -62,7 +62,7 @@ class ExportGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(image, domain=self.domain, routing='sample', size=self.size)
-        outputs = (out.metric_depth, out.depth_std, out.domain_index)
+        outputs: tuple[torch.Tensor, ...] = (out.metric_depth, out.depth_std, out.domain_index)
         if out.domain_logits is not None:
             outputs += (out.domain_logits,)
         return outputs
@@ -83,20 +83,20 @@ def fixed_attention_bias(graph: ExportGraph) -> Iterator[None]:
         yield
         return
     patch = encoder.cfg.patch_size
-    grid = (graph.size[0] // patch, graph.size[1] // patch)
+    fixed = (graph.size[0] // patch, graph.size[1] // patch)
     window = encoder.cfg.img_size // patch
     blocks = encoder.backbone.blocks
     with torch.no_grad():
-        for i, block in enumerate(blocks):
-            table = block.attn.relative_position_bias_table
+        for i in range(len(blocks)):
+            table = encoder.block_attention(i).relative_position_bias_table
             graph.register_buffer(f'bias_table_{i}',
-                                  resize_relative_position_table(table, window, grid).clone())
-        graph.register_buffer('bias_index', gen_relative_position_index(grid).view(-1).clone())
-    tokens = grid[0] * grid[1] + 1
+                                  resize_relative_position_table(table, window, fixed).clone())
+        graph.register_buffer('bias_index', gen_relative_position_index(fixed).view(-1).clone())
+    tokens = fixed[0] * fixed[1] + 1
 
-    def precomputed(block: int, requested: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-        if tuple(requested) != grid:
-            raise ConfigError(f'exported graph is fixed to a {grid} token grid, got {requested}')
+    def precomputed(block: int, grid: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        if tuple(grid) != fixed:
+            raise ConfigError(f'exported graph is fixed to a {fixed} token grid, got {grid}')
         table = getattr(graph, f'bias_table_{block}')
         bias = table[graph.bias_index].view(tokens, tokens, -1).permute(2, 0, 1)
         return bias.to(dtype)
@@ -168,6 +168,8 @@ class OnnxOutput:
     depth_std: torch.Tensor
     domain_index: torch.Tensor
     domain_logits: torch.Tensor | None
+    heads: None = None
+    """A graph returns the routed head only (no ``all_heads``)."""
 
 
 class OnnxDepthModel:

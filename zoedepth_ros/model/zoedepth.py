@@ -103,7 +103,8 @@ def _build_head(cfg: ModelConfig, index: int, features_in: int) -> MetricHead:
     return MetricHead(seed, attractors, log_binomial)
 
 
-def build_core(trunk: TrunkConfig) -> tuple[nn.Module, nn.Module]:
+def build_core(trunk: TrunkConfig) -> tuple[BeitEncoder | EfficientNetEncoder,
+                                            DPTDecoder | MidasSmallDecoder]:
     """(encoder, decoder) of a MiDaS backbone; the decoder returns a DecoderOutput whose
     channel counts are ``trunk.bottleneck_features`` and ``trunk.fused_features``."""
     if isinstance(trunk, EfficientNetConfig):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class StampMatcher:
         """Stamp of the newest CameraInfo in seconds (NaN if none)."""
         return self._infos[-1][0] * 1e-9 if self._infos else float('nan')
 
-    def _decide(self, stamp: int, image: Any) -> tuple[Any, Any] | None | bool:
+    def _decide(self, stamp: int, image: Any) -> tuple[Any, Any] | None | Literal[False]:
         """(image, info), None when dropped, or False while later CameraInfos may come."""
         if not self._infos or max(item[0] for item in self._infos) < stamp:
             return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -35,7 +36,7 @@ class RosCamera:
         stream = config.stream
         overrides = QoSOverridingOptions.with_default_policies()
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self.publishers = {
+        self.publishers: dict[str, Publisher] = {
             output.key: node.create_publisher(convert.message_class(output.msgtype),
                                               output.topic, reliable,
                                               qos_overriding_options=overrides)

@@ -127,7 +127,7 @@ def _specs_of(cls: type, prefix: str, path: tuple[str, ...]) -> list[ParameterSp
     specs: list[ParameterSpec] = []
     for item in dataclasses.fields(cls):
         tp, meta, where = hints[item.name], item.metadata, path + (item.name,)
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             inner = prefix if meta.get('inline') else f'{prefix}{item.name}.'
             specs += _specs_of(tp, inner, where)
             continue

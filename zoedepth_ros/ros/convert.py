@@ -41,12 +41,12 @@ def set_data(msg: Any, data: bytes | memoryview) -> None:
 def make(msgtype: str, fields: dict[str, Any]) -> Any:
     """An rclpy message of ``msgtype`` with ``fields`` (see the module docstring)."""
     payload = fields.get('data')
-    raw = isinstance(payload, (bytes, memoryview))
+    raw = payload if isinstance(payload, (bytes, memoryview)) else None
     values = {name: value.tolist() if isinstance(value, np.ndarray) else value
-              for name, value in fields.items() if not (raw and name == 'data')}
+              for name, value in fields.items() if not (raw is not None and name == 'data')}
     msg = message_class(msgtype)(**values)
-    if raw:
-        set_data(msg, payload)
+    if raw is not None:
+        set_data(msg, raw)
     return msg
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.launch_context import LaunchContext  # (not `from launch`: at the repository root
+from launch.launch_description import LaunchDescription  # mypy takes launch/ for the package)
 from launch.substitutions import LaunchConfiguration
 
 from zoedepth_ros.ros.launch_setup import LAUNCH_ARGUMENTS, node_description

@@ -19,7 +19,7 @@ max_depth  (B,) f32          the item's evaluation cap in metres
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -128,7 +128,7 @@ class EpochConcat(ConcatDataset):
 
     def set_epoch(self, epoch: int) -> None:
         for part in self.datasets:
-            part.set_epoch(epoch)
+            cast(SeededView, part).set_epoch(epoch)
 
 
 def collate(samples: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

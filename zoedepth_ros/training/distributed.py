@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from zoedepth_ros.errors import ConfigError
 
@@ -109,8 +110,9 @@ class ResumableSampler(DistributedSampler):
 
     def __init__(self, length: int, info: DistInfo, shuffle: bool, seed: int,
                  drop_last: bool = True) -> None:
-        super().__init__(range(length), num_replicas=info.world_size, rank=info.rank,
-                         shuffle=shuffle, seed=seed, drop_last=drop_last)
+        # torch types `dataset` as a Dataset; the sampler only takes its len()
+        super().__init__(cast('Dataset[int]', range(length)), num_replicas=info.world_size,
+                         rank=info.rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         self.start_index = 0
 
     def set_start(self, local_batches_done: int, local_batch: int) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from functools import partial, reduce
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -103,12 +104,13 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
     The encoder's own forward loops over its blocks inline, so the whole encoder (trunk and
     readouts) is checkpointed as one segment; its parameters and state-dict keys are unchanged.
     """
-    encoder = unwrap(model).encoder
+    encoder = cast(nn.Module, unwrap(model).encoder)
     if getattr(encoder, '_checkpointed', False):
         return
     inner = encoder.forward
     encoder.forward = partial(checkpoint, inner, use_reentrant=False)
-    encoder._checkpointed = True
+    # torch types Module.__setattr__ values as Tensor | Module; a plain attribute is fine
+    encoder._checkpointed = True  # type: ignore[assignment]
 
 
 def train_step(model: nn.Module, batch: dict[str, torch.Tensor], loss_fn: StageLoss,
@@ -151,8 +153,8 @@ def _forward_backward(model: nn.Module, batch: Any, loss_fn: StageLoss,
     results = []
     for index, part in enumerate(parts_list):
         last = index == len(parts_list) - 1
-        sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else (
-            model.no_sync())
+        no_sync = getattr(model, 'no_sync', None)  # DDP's
+        sync = contextlib.nullcontext() if last or no_sync is None else no_sync()
         with sync:
             with amp_context():
                 total, parts = loss_fn(model, part)
@@ -161,11 +163,16 @@ def _forward_backward(model: nn.Module, batch: Any, loss_fn: StageLoss,
     if len(results) == 1:
         return results[0]
     count = len(results)
-    merged = {name: LossResult(sum(r[1][name].value.detach() for r in results) / count,
+    merged = {name: LossResult(_tensor_sum(r[1][name].value.detach() for r in results) / count,
                                all(r[1][name].skipped for r in results),
                                sum(r[1][name].count for r in results))
               for name in results[0][1]}
-    return sum(r[0] for r in results) / count, merged
+    return _tensor_sum(r[0] for r in results) / count, merged
+
+
+def _tensor_sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of a non-empty iterable of tensors (``sum`` would be typed ``Tensor | int``)."""
+    return reduce(operator.add, tensors)
 
 
 def train_steps(model: nn.Module, batches: Iterable[tuple[int, dict[str, torch.Tensor]]],
@@ -184,6 +191,9 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, list):
         return [_to_device(part, device) for part in batch]
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+ALIGNED_KEYS = ('aligned_abs_rel', 'aligned_a1')
 
 
 @dataclass
@@ -213,9 +223,6 @@ class AlignedMetrics:
         if not self.count:
             return dict.fromkeys(ALIGNED_KEYS, math.nan)
         return {key: value / self.count for key, value in self.sums.items()}
-
-
-ALIGNED_KEYS = ('aligned_abs_rel', 'aligned_a1')
 
 
 @dataclass
@@ -281,6 +288,7 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                                      mode='bilinear', align_corners=True)
             disparity = target_disparity(batch)
             aligned = align_disparity(relative, disparity, batch['mask'])
+            assert isinstance(result.metrics, AlignedMetrics)  # the stage made it
             for index in range(gt.shape[0]):
                 result.metrics.update(aligned[index, 0], disparity[index, 0],
                                       batch['mask'][index, 0])
@@ -289,6 +297,7 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
             cap = max_depth or float(batch['max_depth'].max())
             result = result or Validation(DepthMetrics(min_depth, cap, crop))
             pred = output.metric_depth
+            assert isinstance(result.metrics, DepthMetrics)  # the stage made it
             for index in range(gt.shape[0]):
                 result.metrics.update(pred[index, 0], gt[index, 0])
             if output.domain_logits is not None:
@@ -299,7 +308,7 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                 result.router_total += int(known.sum())
         for index in range(gt.shape[0]):
             if len(result.samples) < keep_samples:
-                shown = resize_prediction(pred[index, 0], tuple(gt.shape[-2:]))
+                shown = resize_prediction(pred[index, 0], (gt.shape[-2], gt.shape[-1]))
                 result.samples.append({'image': batch['image'][index].cpu(),
                                        'pred': torch.from_numpy(shown),
                                        'gt': gt[index, 0].cpu()})

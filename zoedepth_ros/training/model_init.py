@@ -7,8 +7,6 @@ result: its heads are dropped); ``zoedepth:`` the full model.
 
 from __future__ import annotations
 
-from torch import nn
-
 from zoedepth_ros.config import apply_overrides
 from zoedepth_ros.model.checkpoint import (
     CORE_PREFIXES,
@@ -18,10 +16,11 @@ from zoedepth_ros.model.checkpoint import (
 from zoedepth_ros.model.config import resolve_model_config
 from zoedepth_ros.model.loading import load_model
 from zoedepth_ros.model.weights import resolve_weights
+from zoedepth_ros.model.zoedepth import ZoeDepth
 from zoedepth_ros.training.config import TrainConfig
 
 
-def build_training_model(cfg: TrainConfig) -> nn.Module:
+def build_training_model(cfg: TrainConfig) -> ZoeDepth:
     """Model from the preset (or model YAML) + overrides, initialised as ``model.init`` says.
 
     ``scratch``, ``midas:`` and ``relative:`` build the configuration with random weights from
@@ -32,18 +31,18 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     model_cfg = apply_overrides(resolve_model_config(section.preset), list(section.overrides))
     kind, _, path = section.init.partition(':')
     if kind == 'zoedepth':
-        return load_model(path, model_cfg).model
-    model = load_model(model_cfg, random_weights=True, seed=None).model
+        return load_model(path, model_cfg).torch_model()
+    model = load_model(model_cfg, random_weights=True, seed=None).torch_model()
     if section.batchnorm == 'train' and hasattr(model.encoder, 'freeze_batchnorm'):
         model.encoder.freeze_batchnorm = False
     if kind == 'midas':  # a file, or a registry name such as midas_v21_small_256
         load_backbone_checkpoint(model, resolve_weights(path))
     elif kind == 'relative':
-        copy_core(load_model(path).model, model, path)
+        copy_core(load_model(path).torch_model(), model, path)
     return model
 
 
-def copy_core(source: nn.Module, target: nn.Module, name: str) -> None:
+def copy_core(source: ZoeDepth, target: ZoeDepth, name: str) -> None:
     """Copy the relative-depth core (encoder + decoder) of ``source`` into ``target``.
 
     The heads of ``target`` keep their weights, so a relative stage's checkpoint (one head)

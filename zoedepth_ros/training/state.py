@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from zoedepth_ros.errors import CheckpointError
 from zoedepth_ros.model.checkpoint import atomic_torch_save, save_checkpoint
+
+if TYPE_CHECKING:
+    from zoedepth_ros.model.zoedepth import ZoeDepth
 
 STATE_FILE = 'train_state.pt'
 STATE_VERSION = 1
@@ -43,7 +45,7 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
-def write_state(output: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+def write_state(output: Path, model: ZoeDepth, optimizer: torch.optim.Optimizer,
                 scheduler: Any, step: int, config: dict[str, Any], best_score: float,
                 rng: dict[str, Any]) -> Path:
     """Write ``checkpoints/step_<step>.pt`` then ``train_state.pt``; returns the state path."""
