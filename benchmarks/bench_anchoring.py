@@ -79,11 +79,12 @@ def variants(reference: tuple[float, float]) -> dict[str, tuple[str, dict[str, A
             'tof_select': ('tof', anchored('/sparse/depth', 'sparse'))}
 
 
-def cameras(fovs: list[float], crops: list[float]) -> list[tuple[str, str, float]]:
+def cameras(fovs: list[float], crops: list[float], domains: list[str]
+            ) -> list[tuple[str, str, float]]:
     """(lens label, domain, horizontal field of view) of every bag pair."""
-    lenses = [(f'hfov {fov:g}', domain, fov) for fov in fovs for domain in RANGES]
+    lenses = [(f'hfov {fov:g}', domain, fov) for fov in fovs for domain in domains]
     lenses += [(f'crop {crop:g}', domain, round(cropped_fov(SYNTH_FOV[domain], crop), 2))
-               for crop in crops for domain in RANGES]
+               for crop in crops for domain in domains]
     return lenses
 
 
@@ -94,6 +95,7 @@ def main() -> int:
     parser.add_argument('--fovs', type=float, nargs='*', default=[45.0, 62.0, 75.0, 90.0])
     parser.add_argument('--crops', type=float, nargs='*', default=[0.6],
                         help='longer lenses: centre crops of the synth camera (per domain)')
+    parser.add_argument('--domains', nargs='+', default=list(RANGES), choices=list(RANGES))
     parser.add_argument('--size', default='160x120')
     parser.add_argument('--seed', type=int, default=11)
     parser.add_argument('--reference', type=float, nargs=2, default=SYNTH_FOCAL,
@@ -104,7 +106,7 @@ def main() -> int:
     args = parser.parse_args()
     estimator = DepthEstimator.from_pretrained(args.model, device='cpu')
     rows = []
-    for lens, domain, fov in cameras(args.fovs, args.crops):
+    for lens, domain, fov in cameras(args.fovs, args.crops, args.domains):
         top = RANGES[domain]
         plain_rel = math.nan
         for name, (sensor, extra) in variants(tuple(args.reference)).items():

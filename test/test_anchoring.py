@@ -12,6 +12,7 @@ import torch
 
 from zoedepth_ros.anchoring import (
     Alignment,
+    Anchor,
     AnchorOptions,
     HeadAligners,
     SampleStream,
@@ -19,6 +20,7 @@ from zoedepth_ros.anchoring import (
     TemporalAligner,
     apply_alignment,
     fit_alignment,
+    select_head,
     values_at,
 )
 from zoedepth_ros.errors import ConfigError, InputError
@@ -65,8 +67,47 @@ def test_std_weights_the_samples() -> None:
     w_sure, w_unsure = 1 / (0.01 ** 2 + 0.05 ** 2), 1 / (0.5 ** 2 + 0.05 ** 2)
     expected = math.exp((w_sure * math.log(1.2) + w_unsure * math.log(1.3)) /
                         (w_sure + w_unsure))
-    assert fit.scale == pytest.approx(expected, rel=1e-12)
-    assert fit_alignment(predicted, target).scale == pytest.approx(math.sqrt(1.2 * 1.3))
+    assert fit.frame_scale == pytest.approx(expected, rel=1e-12)
+    plain = fit_alignment(predicted, target)
+    assert plain.frame_scale == pytest.approx(math.sqrt(1.2 * 1.3))
+    # the offset (log 1.249) is large against the residual spread (0.04): applied almost fully
+    m, spread = math.log(plain.frame_scale), 0.5 * math.log(1.3 / 1.2)
+    assert plain.residual == pytest.approx(spread)
+    weight = m * m / (m * m + spread * spread)
+    assert 0.96 < weight < 1 and plain.scale == pytest.approx(math.exp(weight * m))
+    full = fit_alignment(predicted, target, options=AnchorOptions(evidence_weighting=False))
+    assert full.scale == full.frame_scale == plain.frame_scale
+
+
+def test_evidence_weighting_shrinks_offsets_small_against_the_spread() -> None:
+    """Samples scattered by 10 % (log sigma) around a 3 % offset: the offset is small against
+    the samples' own spread, so about a tenth of it is applied; a clean 3 % offset is applied
+    in full."""
+    rng = np.random.default_rng(0)
+    predicted = np.linspace(1.0, 9.0, 400)
+    noisy = predicted * 1.03 * np.exp(rng.normal(0.0, 0.1, 400))
+    fit = fit_alignment(predicted, noisy)
+    m = math.log(fit.frame_scale)
+    assert abs(m - math.log(1.03)) < 0.02 and fit.residual == pytest.approx(0.09, abs=0.02)
+    assert fit.scale == pytest.approx(math.exp(m * m / (m * m + fit.residual ** 2) * m))
+    assert abs(math.log(fit.scale)) < 0.25 * abs(m)
+    clean = fit_alignment(predicted, predicted * 1.03)
+    assert clean.scale == pytest.approx(1.03, rel=1e-9)
+
+
+def test_head_selection_overrules_the_router_only_on_clear_evidence() -> None:
+    depth = torch.linspace(1.0, 9.0, 96).reshape(8, 12)
+    mirrored = torch.flip(depth, dims=[1])
+    target = (1.5 * depth).numpy()
+    samples = SparseSamples.from_depth_image(target)
+    anchor = Anchor(HeadAligners(), samples, 0.0)
+    heads = {'indoor': (depth, None), 'outdoor': (mirrored, None)}
+    assert select_head(heads, anchor, 'outdoor')[0] == 'indoor'  # clearly better
+    assert select_head(heads, anchor, 'indoor')[0] == 'indoor'
+    twins = {'indoor': (depth, None), 'outdoor': (depth * 1.01, None)}  # a tie
+    assert select_head(twins, anchor, 'outdoor')[0] == 'outdoor'
+    empty = Anchor(HeadAligners(), None, 0.0)
+    assert select_head(heads, empty, 'outdoor') == ('outdoor', None)
 
 
 def test_scale_and_shift_in_inverse_depth() -> None:

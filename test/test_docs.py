@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from zoedepth_ros.pipeline.outputs import OUTPUTS, Output
 from zoedepth_ros.ros.config import ParameterSpec, flatten, parameter_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +79,15 @@ def test_the_docs_name_the_default_model() -> None:
     assert f'`{model}` is the default of the node' in readme
     for text in (install, readme, (REPO / 'docker' / 'Dockerfile').read_text()):
         assert not re.search(r'default[^.]{0,40}`?zoedepth_demo_nk', text.replace('\n', ' '))
+
+
+@pytest.mark.parametrize('output', OUTPUTS, ids=lambda output: output.key)
+def test_the_readme_topic_table_lists_each_output(output: Output) -> None:
+    """Every row of pipeline.outputs.OUTPUTS is in the README's topic table with its type."""
+    rows = {}
+    for line in (REPO / 'README.md').read_text().splitlines():
+        cells = [c.strip() for c in line.replace('\\|', '/').strip().strip('|').split('|')]
+        if len(cells) == 4 and cells[0].startswith('`'):
+            rows[cells[0].split('`')[1]] = cells[1]
+    package, _, name = output.msgtype.split('/')
+    assert rows.get(output.topic) == f'`{package}/{name}`', output.topic

@@ -194,9 +194,9 @@ def test_cli_eval_anchored_to_a_sparse_topic(tmp_path: Path, tiny_yaml: Path) ->
     assert '## Metric anchoring' in text and '| without alignment | 4 |' in text
     assert (out / 'plots' / 'alignment_scale.png').is_file()
     rows = (out / 'per_frame.csv').read_text().splitlines()
-    assert rows[0].split(',')[-5:] == ['alignment_scale', 'alignment_frame_scale',
-                                       'alignment_samples', 'alignment_inliers',
-                                       'alignment_status']
+    assert rows[0].split(',')[-6:] == ['alignment_scale', 'alignment_frame_scale',
+                                       'alignment_coverage', 'alignment_samples',
+                                       'alignment_inliers', 'alignment_status']
     assert rows[5].endswith(',held')  # frame 4 has no samples
     assert main(eval_args(tmp_path / 'bag', tmp_path / 'bad', tiny_yaml, '--sparse-topic',
                           '/cam/nothing')) == 2

@@ -61,8 +61,8 @@ def test_cloud_errors_name_the_problem() -> None:
 
 
 def test_alignment_fields_follow_the_labels() -> None:
-    fields = AlignmentFields.of(Alignment(2.0, 0.1, True, 'fit', 50, 45, 0.02, 2.1))
+    fields = AlignmentFields.of(Alignment(2.0, 0.1, True, 'fit', 50, 45, 0.02, 2.1, 0.8))
     assert dict(zip(ALIGNMENT_LABELS, fields.values)) == {
         'scale': 2.0, 'shift': 0.1, 'applied': 1.0, 'samples': 50.0, 'inliers': 45.0,
-        'residual': 0.02, 'frame_scale': 2.1}
-    assert fields.label == 'scale,shift,applied,samples,inliers,residual,frame_scale'
+        'residual': 0.02, 'frame_scale': 2.1, 'coverage': 0.8}
+    assert fields.label == 'scale,shift,applied,samples,inliers,residual,frame_scale,coverage'

@@ -37,6 +37,8 @@ class Alignment:
             threshold.
         residual: RMS relative residual of the inliers (log ratio; NaN without a fit).
         frame_scale: this frame's own fit before smoothing (NaN without one).
+        coverage: share of the frame's valid pixels whose predicted depth lies within the
+            span of the samples' predicted depths (NaN when not measured).
     """
 
     scale: float = 1.0
@@ -47,6 +49,7 @@ class Alignment:
     inliers: int = 0
     residual: float = math.nan
     frame_scale: float = math.nan
+    coverage: float = math.nan
 
     @property
     def inverse_scale(self) -> float:
@@ -169,7 +172,23 @@ def fit_alignment(predicted: np.ndarray, target: np.ndarray, std: np.ndarray | N
     if kept < options.min_samples:
         return replace(IDENTITY, status='too few samples', samples=count, inliers=kept)
     residual = float(np.sqrt(np.mean(np.square(relative[inliers]))))
-    return Alignment(scale, shift, True, 'fit', count, kept, residual, scale)
+    applied = scale
+    if options.mode == 'scale' and options.evidence_weighting:
+        applied = math.exp(evidence_weight(m, residual) * m)
+    return Alignment(applied, shift, True, 'fit', count, kept, residual, scale)
+
+
+def evidence_weight(log_scale: float, residual: float) -> float:
+    """How much of a fitted log scale to apply: offset^2 / (offset^2 + residual^2).
+
+    The samples are not a random subset of the pixels (lidar rings, a ToF's near range), and
+    the residual spread is structure a global scale cannot fix; an offset small against that
+    spread is as likely the samples' own bias as the model's scale, so it is shrunk towards 1,
+    while an offset well above it is applied in full (noise-free samples of a scaled
+    prediction: the exact scale)."""
+    offset = log_scale * log_scale
+    spread = residual * residual
+    return 1.0 if offset + spread <= 0.0 else offset / (offset + spread)
 
 
 def apply_alignment(depth: Any, std: Any, alignment: Alignment) -> tuple[Any, Any]:

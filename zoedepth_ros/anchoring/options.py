@@ -81,6 +81,12 @@ class AnchorOptions:
         'router', "router (the model's router picks the head) | sparse (with samples, the head "
         'whose anchored fit explains them better serves the frame; both heads run).',
         read_only=True)
+    evidence_weighting: bool = param(
+        True, "scale mode: apply a frame's log scale in proportion to the evidence, "
+        'offset^2 / (offset^2 + residual^2), times the share of the frame whose depths the '
+        "samples span: an offset small against the samples' residual spread, or samples that "
+        'see only part of the depths (a short-range ToF outdoors), are shrunk towards 1 '
+        '(false: apply every fit in full).')
     extrinsic: ExtrinsicOptions = section(ExtrinsicOptions)
     huber: float = 0.05
     """Huber threshold of the IRLS, on the relative residual (log ratio)."""
@@ -90,6 +96,11 @@ class AnchorOptions:
     """Relative std added in quadrature when weighting by the predicted std."""
     max_samples: int = 4096
     """Larger sample sets are thinned by an even stride before the fit."""
+    selection_margin: float = 0.5
+    """Sparse-guided head selection overrules the router only when the other head's fit cost
+    is below this share of the routed head's (clear evidence, not a tie)."""
+    selection_coverage: float = 0.5
+    """... and only when its samples span the depths of at least this share of the frame."""
 
     def __post_init__(self) -> None:
         if self.mode not in ('off', 'scale', 'scale_shift'):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 from zoedepth_ros.anchoring.fit import Alignment, fit_alignment
@@ -66,7 +67,7 @@ class TemporalAligner:
             if self._jumps < self.options.jump_frames:
                 return replace(state, status='jump', samples=fit.samples,
                                inliers=fit.inliers, residual=fit.residual,
-                               frame_scale=fit.scale)
+                               frame_scale=fit.frame_scale)
             self._jumps = 0
             self._state = replace(fit, status='reset')
             return self._state
@@ -111,12 +112,37 @@ class Anchor:
 
 def frame_fit(depth: torch.Tensor, std: torch.Tensor | None, samples: SparseSamples | None,
               options: AnchorOptions) -> Alignment:
-    """One frame's own fit to its samples (no smoothing); 'no samples' without any."""
+    """One frame's own fit to its samples (no smoothing); 'no samples' without any.
+
+    With evidence weighting the applied log scale is also scaled by the samples' coverage of
+    the frame (a range-limited sensor that sees only the near ground cannot vouch for the
+    far pixels)."""
     if samples is None or not len(samples):
         return Alignment()
     samples = samples.thinned(options.max_samples)
     spread = None if std is None else values_at(std, samples)
-    return fit_alignment(values_at(depth, samples), samples.z, spread, options)
+    predicted = values_at(depth, samples)
+    fit = fit_alignment(predicted, samples.z, spread, options)
+    if fit.status != 'fit':
+        return fit
+    share = coverage(depth, predicted, options.inlier_threshold)
+    if options.mode == 'scale' and options.evidence_weighting:
+        return replace(fit, scale=math.exp(math.log(fit.scale) * share), coverage=share)
+    return replace(fit, coverage=share)
+
+
+def coverage(depth: torch.Tensor, predicted: np.ndarray, margin: float) -> float:
+    """Share of the finite, positive pixels of ``depth`` inside the span of the predicted
+    depths at the samples (1st to 99th percentile, widened by the relative ``margin``)."""
+    values = predicted[np.isfinite(predicted) & (predicted > 0)]
+    if not values.size:
+        return 0.0
+    low, high = (float(v) for v in np.percentile(values, [1.0, 99.0]))
+    low, high = low / (1.0 + margin), high * (1.0 + margin)
+    valid = torch.isfinite(depth) & (depth > 0)
+    inside = valid & (depth >= low) & (depth <= high)
+    total = int(valid.sum())
+    return int(inside.sum()) / total if total else 0.0
 
 
 def anchor_frame(depth: torch.Tensor, std: torch.Tensor | None, anchor: Anchor,
@@ -140,7 +166,9 @@ def fit_cost(fit: Alignment, options: AnchorOptions) -> float:
 def select_head(heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]], anchor: Anchor,
                 routed: str) -> tuple[str, Alignment | None]:
     """Sparse-guided routing: the head (domain) whose own fit explains the frame's samples
-    better, with that fit; the router's choice ``routed`` (and no fit) when no head has one.
+    clearly better (cost below ``selection_margin`` times the routed head's, with samples
+    covering at least ``selection_coverage`` of the frame's depths), with that fit;
+    the router's choice ``routed`` otherwise (without a fit when no head has one).
 
     Args:
         heads: domain -> (depth, std) of every head for this frame.
@@ -152,4 +180,7 @@ def select_head(heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]], anch
     best = min(costs, key=lambda domain: (costs[domain], domain != routed))
     if not math.isfinite(costs[best]):
         return routed, None
+    clear = costs[best] < options.selection_margin * costs.get(routed, math.inf)
+    if best != routed and not (clear and fits[best].coverage >= options.selection_coverage):
+        best = routed  # not clearly better, or the samples see too little of the frame
     return best, fits[best]

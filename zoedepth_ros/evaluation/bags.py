@@ -344,6 +344,7 @@ def _record(frame: RgbdFrame, result: FrameOutputs, values: dict[str, float] | N
     fit = result.alignment
     alignment: dict[str, float | str] | None = None if fit is None else {
         'scale': fit.scale, 'shift': fit.shift, 'frame_scale': fit.frame_scale,
+        'coverage': fit.coverage,
         'samples': fit.samples, 'inliers': fit.inliers, 'status': fit.status}
     return FrameRecord(frame.index, frame.stamp_ns, frame.depth_m is not None,
                        None if offset is None else offset * 1e-6, result.domain,

@@ -29,7 +29,7 @@ PLOTS = {'error_vs_depth': 'plots/error_vs_depth.png',
          'histogram': 'plots/error_histogram.png',
          'domain': 'plots/domain_over_time.png'}
 ALIGNMENT_PLOT = 'plots/alignment_scale.png'
-ALIGNMENT_COLUMNS = ('scale', 'frame_scale', 'samples', 'inliers', 'status')
+ALIGNMENT_COLUMNS = ('scale', 'frame_scale', 'coverage', 'samples', 'inliers', 'status')
 
 
 @dataclass

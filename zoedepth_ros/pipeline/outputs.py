@@ -96,7 +96,7 @@ class FrameRequest:
 
 
 ALIGNMENT_LABELS = ('scale', 'shift', 'applied', 'samples', 'inliers', 'residual',
-                    'frame_scale')
+                    'frame_scale', 'coverage')
 """Order of the values on ``depth/alignment`` (the dimension's label lists them)."""
 
 
@@ -115,7 +115,7 @@ class AlignmentFields:
     def of(cls, alignment: Alignment) -> AlignmentFields:
         return cls((alignment.scale, alignment.shift, float(alignment.applied),
                     float(alignment.samples), float(alignment.inliers), alignment.residual,
-                    alignment.frame_scale))
+                    alignment.frame_scale, alignment.coverage))
 
 
 EncodedOutput = ImageFields | CameraInfoFields | PackedCloud | AlignmentFields | str
