@@ -32,7 +32,8 @@ class Alignment:
         applied: whether the correction changes the depth (False: identity).
         status: 'fit' (this frame's samples, smoothed), 'reset' (smoothing restarted),
             'held' (too few samples: the last value, within hold_s), 'jump' (a jump not yet
-            confirmed: the smoothed value), 'too few samples', 'no samples'.
+            confirmed: the smoothed value), 'too few samples', 'low coverage' (the samples
+            span too little of the frame's depths), 'no samples'.
         samples: valid samples fitted (at most max_samples); inliers: of those, within the
             threshold.
         residual: RMS relative residual of the inliers (log ratio; NaN without a fit).

@@ -83,10 +83,13 @@ class AnchorOptions:
         read_only=True)
     evidence_weighting: bool = param(
         True, "scale mode: apply a frame's log scale in proportion to the evidence, "
-        'offset^2 / (offset^2 + residual^2), times the share of the frame whose depths the '
-        "samples span: an offset small against the samples' residual spread, or samples that "
-        'see only part of the depths (a short-range ToF outdoors), are shrunk towards 1 '
-        '(false: apply every fit in full).')
+        "offset^2 / (offset^2 + residual^2): an offset small against the samples' residual "
+        'spread is shrunk towards 1 (false: apply every fit in full).')
+    min_coverage: float = param(
+        0.5, "Fits whose samples span the depths of less than this share of the frame's "
+        "pixels (predicted depth within the span of the samples' predictions, +- "
+        'inlier_threshold) are not used: a short-range ToF outdoors sees only the near '
+        'ground. 0 = always use.', low=0.0, high=1.0)
     extrinsic: ExtrinsicOptions = section(ExtrinsicOptions)
     huber: float = 0.05
     """Huber threshold of the IRLS, on the relative residual (log ratio)."""
@@ -99,8 +102,6 @@ class AnchorOptions:
     selection_margin: float = 0.5
     """Sparse-guided head selection overrules the router only when the other head's fit cost
     is below this share of the routed head's (clear evidence, not a tie)."""
-    selection_coverage: float = 0.5
-    """... and only when its samples span the depths of at least this share of the frame."""
 
     def __post_init__(self) -> None:
         if self.mode not in ('off', 'scale', 'scale_shift'):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from zoedepth_ros.anchoring.fit import Alignment, fit_alignment
+from zoedepth_ros.anchoring.fit import IDENTITY, Alignment, fit_alignment
 from zoedepth_ros.anchoring.options import AnchorOptions
 from zoedepth_ros.anchoring.samples import SparseSamples, values_at
 
@@ -112,11 +112,9 @@ class Anchor:
 
 def frame_fit(depth: torch.Tensor, std: torch.Tensor | None, samples: SparseSamples | None,
               options: AnchorOptions) -> Alignment:
-    """One frame's own fit to its samples (no smoothing); 'no samples' without any.
-
-    With evidence weighting the applied log scale is also scaled by the samples' coverage of
-    the frame (a range-limited sensor that sees only the near ground cannot vouch for the
-    far pixels)."""
+    """One frame's own fit to its samples (no smoothing); 'no samples' without any, 'low
+    coverage' when the samples span the depths of less than ``min_coverage`` of the frame (a
+    short-range sensor that sees only the near ground cannot vouch for the far pixels)."""
     if samples is None or not len(samples):
         return Alignment()
     samples = samples.thinned(options.max_samples)
@@ -126,8 +124,9 @@ def frame_fit(depth: torch.Tensor, std: torch.Tensor | None, samples: SparseSamp
     if fit.status != 'fit':
         return fit
     share = coverage(depth, predicted, options.inlier_threshold)
-    if options.mode == 'scale' and options.evidence_weighting:
-        return replace(fit, scale=math.exp(math.log(fit.scale) * share), coverage=share)
+    if share < options.min_coverage:
+        return replace(IDENTITY, status='low coverage', samples=fit.samples,
+                       inliers=fit.inliers, frame_scale=fit.frame_scale, coverage=share)
     return replace(fit, coverage=share)
 
 
@@ -167,7 +166,8 @@ def select_head(heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]], anch
                 routed: str) -> tuple[str, Alignment | None]:
     """Sparse-guided routing: the head (domain) whose own fit explains the frame's samples
     clearly better (cost below ``selection_margin`` times the routed head's, with samples
-    covering at least ``selection_coverage`` of the frame's depths), with that fit;
+    spanning the depths of at least ``min_coverage`` of the frame in the routed head's map),
+    with that fit;
     the router's choice ``routed`` otherwise (without a fit when no head has one).
 
     Args:
@@ -181,6 +181,7 @@ def select_head(heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]], anch
     if not math.isfinite(costs[best]):
         return routed, None
     clear = costs[best] < options.selection_margin * costs.get(routed, math.inf)
-    if best != routed and not (clear and fits[best].coverage >= options.selection_coverage):
+    seen = fits.get(routed, fits[best]).coverage  # judged on the router's own depth map
+    if best != routed and not (clear and seen >= options.min_coverage):
         best = routed  # not clearly better, or the samples see too little of the frame
     return best, fits[best]
