@@ -288,3 +288,21 @@ def test_sample_stream_one_nearest_rule_history_and_transform() -> None:
     samples, foreign = clouds.samples_for(1000, 10, camera, 'cam_optical')
     assert foreign is None and samples.z.tolist() == [3.0]  # moved into the optical frame
     assert clouds.samples_for(2000, 10, camera, 'cam_optical') == (None, 'unknown')
+
+
+def test_samples_that_see_too_little_of_the_frame_are_not_used() -> None:
+    """A 1-50 m ramp with samples (at 1.3x) only where it is nearer than 5 m: they span the
+    depths of under a tenth of the frame, so the fit is refused ('low coverage') and the
+    smoothing holds; with min_coverage 0 the same samples give the 1.3 fit."""
+    from zoedepth_ros.anchoring import frame_fit
+
+    depth = torch.linspace(1.0, 50.0, 1200).reshape(30, 40)
+    near = np.where(depth.numpy() < 5.0, 1.3 * depth.numpy(), np.nan).astype(np.float32)
+    samples = SparseSamples.from_depth_image(near)
+    refused = frame_fit(depth, None, samples, AnchorOptions())
+    assert refused.status == 'low coverage' and not refused.applied
+    assert refused.coverage < 0.15 and refused.frame_scale == pytest.approx(1.3)
+    used = frame_fit(depth, None, samples, AnchorOptions(min_coverage=0.0))
+    assert used.status == 'fit' and used.scale == pytest.approx(1.3)
+    full = SparseSamples.from_depth_image(1.3 * depth.numpy())
+    assert frame_fit(depth, None, full, AnchorOptions()).coverage > 0.99  # 1-99th pct
