@@ -16,9 +16,10 @@ the 16-beam lidar: <= 0.5) and the share of frames served by the bag's own domai
 bundled demo model was trained on the synth cameras (62 degrees indoors, 75 outdoors: the
 default reference).
 
-``--crops 0.6`` adds a longer lens per domain: the synth camera's field of view narrowed to
-the centre 0.6 of its image (the same scenes through a longer lens), where the router confuses
-indoor scenes for outdoor ones.
+``--crops 0.6`` adds a longer lens per domain, twice: the synth camera's field of view
+narrowed to the centre 0.6 of its image ('crop', rendered at full size), and the default
+camera's frames cut to their centre 0.6 ('cut': fewer pixels, as a crop of a recording; depth,
+ToF and CameraInfo cut alike, lidar points unchanged).
 """
 
 from __future__ import annotations
@@ -29,13 +30,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from common import DEFAULT_OUTPUT_DIR, machine_facts, versions, write_report
 
 from zoedepth_ros.anchoring import AnchorOptions
 from zoedepth_ros.cli.main import main as cli
 from zoedepth_ros.evaluation.bags import BagEvalSettings, evaluate_bag
+from zoedepth_ros.geometry import PinholeCamera
 from zoedepth_ros.inference import DepthEstimator
-from zoedepth_ros.io.bags import FrameTopics
+from zoedepth_ros.io.bag_reader import open_bag
+from zoedepth_ros.io.bag_writer import AtomicBagWriter
+from zoedepth_ros.io.bags import IMAGE_TYPE, FrameTopics
+from zoedepth_ros.io.messages import (
+    camera_info_fields,
+    camera_info_from_camera,
+    depth_image_from_msg,
+    encode_float_image,
+    image_fields,
+    image_to_rgb,
+    stamp_ns,
+)
 from zoedepth_ros.pipeline.options import FocalOptions, FrameOptions
 
 SYNTH_FOCAL = (0.5 / math.tan(math.radians(31.0)), 0.5 / math.tan(math.radians(37.5)))
@@ -43,6 +57,7 @@ SYNTH_FOCAL = (0.5 / math.tan(math.radians(31.0)), 0.5 / math.tan(math.radians(3
 demo model's training cameras."""
 TOPICS = FrameTopics('/camera/image_raw', '/camera/depth/image', '/camera/camera_info', 0.02)
 RANGES = {'indoor': 10.0, 'outdoor': 80.0}
+INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 SYNTH_FOV = {'indoor': 62.0, 'outdoor': 75.0}
 """``zoedepth synth``'s default horizontal field of view per domain."""
 
@@ -80,12 +95,53 @@ def variants(reference: tuple[float, float]) -> dict[str, tuple[str, dict[str, A
 
 
 def cameras(fovs: list[float], crops: list[float], domains: list[str]
-            ) -> list[tuple[str, str, float]]:
-    """(lens label, domain, horizontal field of view) of every bag pair."""
-    lenses = [(f'hfov {fov:g}', domain, fov) for fov in fovs for domain in domains]
-    lenses += [(f'crop {crop:g}', domain, round(cropped_fov(SYNTH_FOV[domain], crop), 2))
-               for crop in crops for domain in domains]
+            ) -> list[tuple[str, str, float, float]]:
+    """(lens label, domain, horizontal field of view, cut) of every bag pair."""
+    lenses = [(f'hfov {fov:g}', domain, fov, 1.0) for fov in fovs for domain in domains]
+    for crop in crops:
+        lenses += [(f'crop {crop:g}', domain, round(cropped_fov(SYNTH_FOV[domain], crop), 2),
+                    1.0) for domain in domains]
+        lenses += [(f'cut {crop:g}', domain, SYNTH_FOV[domain], crop) for domain in domains]
     return lenses
+
+
+def cut_bag(source: Path, cut: float) -> Path:
+    """``source`` with every image, depth image and CameraInfo cut to its centre ``cut``."""
+    target = source.with_name(f'{source.name}_cut{cut:g}')
+    if target.exists():
+        return target
+    with open_bag(source) as reader, AtomicBagWriter(target, 'mcap') as writer:
+        for connection, bag_time, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            if connection.msgtype == IMAGE_TYPE:
+                rows, cols = _centre(int(message.height), cut), _centre(int(message.width), cut)
+                header = writer.header(stamp_ns(message.header), message.header.frame_id)
+                if message.encoding == 'rgb8':
+                    pixels = image_to_rgb(message)[rows, cols]
+                    fields = image_fields(np.ascontiguousarray(pixels), 'rgb8')
+                else:
+                    depth = depth_image_from_msg(message)[rows, cols]
+                    fields = encode_float_image(np.ascontiguousarray(depth, np.float32))
+                writer.write(connection.topic, writer.image(fields, header), bag_time)
+            elif connection.msgtype == INFO_TYPE:
+                info = camera_info_fields(message)
+                rows, cols = _centre(info.height, cut), _centre(info.width, cut)
+                camera = info.camera
+                cut_camera = PinholeCamera(camera.fx, camera.fy, camera.cx - cols.start,
+                                           camera.cy - rows.start, cols.stop - cols.start,
+                                           rows.stop - rows.start)
+                header = writer.header(stamp_ns(message.header), message.header.frame_id)
+                writer.write(connection.topic, writer.camera_info(
+                    camera_info_from_camera(cut_camera), header), bag_time)
+            else:  # lidar points: 3-D, unchanged
+                writer.write_raw(connection.topic, connection.msgtype, bag_time, raw, connection)
+    return target
+
+
+def _centre(size: int, cut: float) -> slice:
+    keep = int(round(size * cut))
+    start = (size - keep) // 2
+    return slice(start, start + keep)
 
 
 def main() -> int:
@@ -106,12 +162,13 @@ def main() -> int:
     args = parser.parse_args()
     estimator = DepthEstimator.from_pretrained(args.model, device='cpu')
     rows = []
-    for lens, domain, fov in cameras(args.fovs, args.crops, args.domains):
+    for lens, domain, fov, cut in cameras(args.fovs, args.crops, args.domains):
         top = RANGES[domain]
         plain_rel = math.nan
         for name, (sensor, extra) in variants(tuple(args.reference)).items():
             bag = render(Path(args.bags), domain, fov, sensor, args.frames, args.size,
                          args.seed)
+            bag = bag if cut == 1.0 else cut_bag(bag, cut)
             settings = BagEvalSettings(TOPICS, max_depth=top, **extra)
             report = evaluate_bag(estimator, bag, settings)
             rel, a1 = report.overall['abs_rel'], report.overall['a1']

@@ -175,12 +175,14 @@ def fit_alignment(predicted: np.ndarray, target: np.ndarray, std: np.ndarray | N
     residual = float(np.sqrt(np.mean(np.square(relative[inliers]))))
     applied = scale
     if options.mode == 'scale' and options.evidence_weighting:
-        applied = math.exp(evidence_weight(m, residual) * m)
+        applied = math.exp(evidence_weight(m, options.evidence_sigmas * residual) * m)
     return Alignment(applied, shift, True, 'fit', count, kept, residual, scale)
 
 
 def evidence_weight(log_scale: float, residual: float) -> float:
-    """How much of a fitted log scale to apply: offset^2 / (offset^2 + residual^2).
+    """How much of a fitted log scale to apply: offset^2 / (offset^2 + residual^2), where
+    ``residual`` is the samples' residual spread times ``evidence_sigmas`` (half the offset
+    is applied when it is that many spreads).
 
     The samples are not a random subset of the pixels (lidar rings, a ToF's near range), and
     the residual spread is structure a global scale cannot fix; an offset small against that

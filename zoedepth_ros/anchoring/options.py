@@ -83,8 +83,9 @@ class AnchorOptions:
         read_only=True)
     evidence_weighting: bool = param(
         True, "scale mode: apply a frame's log scale in proportion to the evidence, "
-        "offset^2 / (offset^2 + residual^2): an offset small against the samples' residual "
-        'spread is shrunk towards 1 (false: apply every fit in full).')
+        'offset^2 / (offset^2 + (2 residual)^2): an offset small against the spread of the '
+        "samples' residuals (structure a global scale cannot fix) is shrunk towards 1 (false: "
+        'apply every fit in full).')
     min_coverage: float = param(
         0.5, "Fits whose samples span the depths of less than this share of the frame's "
         "pixels (predicted depth within the span of the samples' predictions, +- "
@@ -99,9 +100,12 @@ class AnchorOptions:
     """Relative std added in quadrature when weighting by the predicted std."""
     max_samples: int = 4096
     """Larger sample sets are thinned by an even stride before the fit."""
-    selection_margin: float = 0.5
+    selection_margin: float = 0.25
     """Sparse-guided head selection overrules the router only when the other head's fit cost
     is below this share of the routed head's (clear evidence, not a tie)."""
+    evidence_sigmas: float = 2.0
+    """Evidence weighting applies half of a fitted log scale when it is this many residual
+    spreads (RMS log residual of the inliers) away from 0."""
 
     def __post_init__(self) -> None:
         if self.mode not in ('off', 'scale', 'scale_shift'):
