@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoedepth_ros.cli.common import add_model_arguments, build_estimator
+from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_target
 from zoedepth_ros.errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # the commands import their modules lazily: `zoedepth --help` stays fast
@@ -242,6 +242,9 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = eval_settings(args)
     if not args.bag.exists():
         raise InputError(f'bag {args.bag} not found')
+    writable_target(args.output, 'report folder')
+    if args.out_bag is not None:
+        writable_target(args.out_bag, 'output bag')
     total, skipped, camera = _read_plan(args.bag, settings.topics)
     if camera.topic is None:
         logger.warning('no CameraInfo for %s (%s): intrinsics assume a %s degree horizontal '

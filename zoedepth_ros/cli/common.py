@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoedepth_ros.errors import InputError
 from zoedepth_ros.model.weights import DEFAULT_MODEL, DEMO_MODEL, progress_reporter
 
 if TYPE_CHECKING:
@@ -65,3 +68,32 @@ def build_estimator(args: argparse.Namespace, **overrides: object) -> DepthEstim
     if estimator.warning:
         logger.warning('%s', estimator.warning)
     return estimator
+
+
+def writable_folder(path: Path | str, what: str = 'output folder') -> Path:
+    """Create ``path`` (with its parents) and check that a file can be written in it, before
+    any long work: InputError naming the folder and the reason otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix='.zoedepth-write-check-'):
+            pass
+    except OSError as err:
+        raise InputError(f'cannot write to the {what} {path}: {err.strerror or err}') from None
+    return path
+
+
+def writable_target(path: Path | str, what: str = 'output') -> Path:
+    """Check that the folder that will hold ``path`` (a file, or a folder created at the end)
+    can be written in, creating it; InputError otherwise."""
+    path = Path(path)
+    writable_folder(path.parent, f'folder of the {what}')
+    return path
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a failed file operation: what, where, why (no traceback)."""
+    where = f' {err.filename}' if err.filename else ''
+    if err.filename2:
+        where += f' -> {err.filename2}'
+    return f'cannot access{where}: {err.strerror or err}'

@@ -19,7 +19,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from zoedepth_ros.cli.common import add_model_arguments, build_estimator
+from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_target
 
 HELP = 'evaluate a model on a dataset (delta1-3, REL, RMSE, ...; mRI against a baseline)'
 DATASETS = ('nyu', 'kitti', 'diode', 'diode_indoor', 'diode_outdoor', 'folder')
@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     cfg = _config(args)
+    writable_target(args.output if args.output is not None else Path('eval.json'), 'results')
     datasets = [build_dataset(cfg.dataset, root, split=cfg.split, split_file=cfg.split_file)
                 for root in args.root]
     estimator = build_estimator(args, device=cfg.device, precision=cfg.precision,
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if baseline is not None:
         with_baseline(report, baseline)
     output = args.output or Path(f'eval_{Path(estimator.name).stem}_{report.dataset}.json')
+    print(report.table())  # first: a failing write below still leaves the numbers
     save_report(report, output)
-    print(report.table())
     logger.info('wrote %s (%.1f s, %.1f img/s)', output, report.seconds,
                 (report.samples + report.skipped) / max(report.seconds, 1e-9))
     if estimator.warning:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoedepth_ros.cli.common import add_model_arguments
+from zoedepth_ros.cli.common import add_model_arguments, writable_target
 from zoedepth_ros.errors import ConfigError
 
 if TYPE_CHECKING:  # torch loads lazily: `zoedepth --help` stays fast
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f'--checkpoint needs a .pt file name, got {args.checkpoint}')
     if args.model.endswith('.onnx'):
         raise ConfigError(f'{args.model} is already an ONNX graph; export from torch weights')
+    writable_target(args.onnx if args.onnx is not None else args.checkpoint, 'export')
     loaded = load_model(args.model, args.config, random_weights=args.random_weights,
                         progress=progress_reporter(logger.info, args.model))
     if loaded.warning:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoedepth_ros.cli.common import add_model_arguments, build_estimator
+from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_folder
 
 HELP = 'predict metric depth for images, folders, globs or videos'
 logger = logging.getLogger('zoedepth.infer')
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zoedepth_ros.io.files import iter_images
 
+    writable_folder(args.output)
     estimator = build_estimator(args)
     logger.info('model %s on %s (%s, preprocess %s)', estimator.name, estimator.device,
                 estimator.precision, estimator.preprocess)

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from zoedepth_ros import __version__
+from zoedepth_ros.cli.common import os_error_line
 from zoedepth_ros.errors import ZoeDepthError
 
 COMMANDS = {
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ZoeDepthError as err:
         logging.getLogger('zoedepth').error('%s', err)
+        return 2
+    except OSError as err:  # a file or folder the user named: unreadable, unwritable, full
+        logging.getLogger('zoedepth').error('%s', os_error_line(err))
         return 2
     except KeyboardInterrupt:
         logging.getLogger('zoedepth').error('interrupted')

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 
+from zoedepth_ros.cli.common import writable_target
 from zoedepth_ros.errors import InputError
 
 HELP = 'generate synthetic RGB-D scenes (folder format or rosbag2)'
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     if args.count < 1:
         raise InputError(f'--count must be at least 1, got {args.count}')
+    writable_target(args.output, 'output')
     total = args.count * (2 if args.domain == 'both' else 1)
     with logging_redirect_tqdm(), tqdm(total=total, unit='frame', disable=None,
                                        desc='synth') as bar:

@@ -24,6 +24,7 @@ import logging
 import time
 from pathlib import Path
 
+from zoedepth_ros.cli.common import writable_folder
 from zoedepth_ros.errors import ConfigError
 
 HELP = 'train ZoeDepth (relative / metric / metric_nk stages, torchrun DDP, exact resume)'
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from zoedepth_ros.training.trainer import Trainer
 
     cfg = _config(args)
+    writable_folder(cfg.output_dir, 'run folder (output_dir)')
     trainer = Trainer(cfg, resume=args.resume)
     main = trainer.info.is_main
     if main:

@@ -10,6 +10,7 @@ the package may use it.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -48,6 +49,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        # a short write (numpy: "N requested and M written") names no file: say which one
+        raise OSError(err.errno or errno.EIO, f'{err.strerror or err} (writing {path})',
+                      str(path)) from err
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ gradient-norm clipping at 0.1, seed 43.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -112,6 +113,23 @@ class ScheduleConfig:
     base_momentum: float = 0.85
     max_momentum: float = 0.95
 
+    def check(self, total_steps: int) -> None:
+        """Raise ConfigError unless OneCycleLR can run ``total_steps`` steps with this shape:
+        pct_start in (0, 1), and a warm-up that does not end exactly at step 0 (OneCycleLR
+        divides by the length of each phase)."""
+        if total_steps < 1:
+            raise ConfigError(f'the schedule needs at least one step, got {total_steps}')
+        if not 0.0 < self.pct_start < 1.0:
+            raise ConfigError(f'schedule.pct_start must lie between 0 and 1, got '
+                              f'{self.pct_start}')
+        warm_up = self.pct_start * total_steps
+        if math.isclose(warm_up, 1.0):
+            raise ConfigError(
+                f'schedule.pct_start {self.pct_start} of {total_steps} steps is a warm-up of '
+                f'exactly one step, which the one-cycle schedule cannot shape: use at least '
+                f'{math.floor(1.0 / self.pct_start) + 1} steps (schedule.steps) or another '
+                'pct_start')
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -182,3 +200,5 @@ class TrainConfig:
                               f'weight per train root ({len(self.data.train_roots)})')
         if self.schedule.epochs < 1 and self.schedule.steps < 1:
             raise ConfigError('set schedule.epochs or schedule.steps to a positive number')
+        if self.schedule.steps > 0:  # known before any data is read
+            self.schedule.check(self.schedule.steps)

@@ -83,8 +83,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, schedule: ScheduleConfig
 
 def build_scheduler(optimizer: AdamW, schedule: ScheduleConfig, total_steps: int) -> OneCycleLR:
     """OneCycleLR with each group's own maximum lr, stepped once per optimiser step."""
-    if total_steps < 1:
-        raise ConfigError(f'the schedule needs at least one step, got {total_steps}')
+    schedule.check(total_steps)
     return OneCycleLR(
         optimizer, max_lr=[group['lr'] for group in optimizer.param_groups],
         total_steps=total_steps, pct_start=schedule.pct_start, anneal_strategy=schedule.anneal,
