@@ -4,7 +4,7 @@ import ast
 from glob import glob
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 package_name = 'zoedepth_ros'
 
@@ -22,7 +22,10 @@ def optional_extras() -> dict[str, list[str]]:
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(include=[package_name, f'{package_name}.*']),
+    # Namespace discovery: the asset folders (no __init__.py) are packages of data files too,
+    # so setuptools installs them without a warning per folder.
+    packages=find_namespace_packages(include=[package_name, f'{package_name}.*'],
+                                     exclude=['*.__pycache__']),
     # explicit levels: the setuptools of Ubuntu 22.04 (59.6) does not expand '**'
     package_data={package_name: ['assets/*/*', 'assets/*/*/*', 'assets/*/*/*/*']},
     include_package_data=True,

@@ -9,7 +9,6 @@ interleaved) are the robust figure on a shared machine.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -27,7 +26,7 @@ for _path in (REPO, REPO / 'test'):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from zoedepth_ros.io.atomic import write_text  # noqa: E402
+from zoedepth_ros.io.atomic import write_json  # noqa: E402
 
 DEFAULT_OUTPUT_DIR = REPO / 'outputs' / 'benchmarks'
 
@@ -129,5 +128,5 @@ def max_rss_mb() -> float:
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> Path:
     """Write ``report`` as indented JSON atomically; returns the path."""
     path = Path(path)
-    write_text(path, json.dumps(report, indent=2, sort_keys=False) + '\n')
+    write_json(path, report)
     return path

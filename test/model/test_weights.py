@@ -79,7 +79,7 @@ def test_file_url_and_unreachable_server(cache, tmp_path, monkeypatch) -> None:
     # One message: what failed, where a hand-downloaded file goes, the bundled alternative.
     text = str(error.value)
     assert text.startswith('cannot download http://127.0.0.1:9/x.pt')
-    assert f'copy it to {cache / "x.pt"}' in text and 'model:=zoedepth_demo_nk' in text
+    assert f'copy it to {cache / "x.pt"}' in text and 'zoedepth_demo_nk (as --model' in text
     assert sorted(p.name for p in cache.iterdir()) == ['model.pt', 'model.pt.sha256']
 
 

@@ -257,7 +257,7 @@ class GenericFolder(DepthDataset):
             path = self.root / f'{split}.txt'
             if not path.is_file():
                 raise InputError(f'RGB-D folder: split file {path} not found; expected one stem '
-                                 'per line (or use split=None for every image)')
+                                 'per line (or --split all for every image)')
             stems = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             if not stems:
                 raise InputError(f'RGB-D folder: split file {path} lists no stems')

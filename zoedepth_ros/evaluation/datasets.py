@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from zoedepth_ros.errors import ConfigError, InputError
-from zoedepth_ros.io.atomic import write_text
+from zoedepth_ros.io.atomic import write_json
 from zoedepth_ros.metrics import (
     METRIC_KEYS,
     Crop,
@@ -126,7 +126,7 @@ class EvalReport:
 
 def save_report(report: EvalReport, path: Any) -> None:
     """Write the report as JSON (atomically)."""
-    write_text(path, json.dumps(report.to_dict(), indent=2) + '\n')
+    write_json(path, report.to_dict())
 
 
 def load_baseline(path: Any) -> dict[str, float]:
@@ -138,7 +138,8 @@ def load_baseline(path: Any) -> dict[str, float]:
     values = data.get('metrics', data) if isinstance(data, dict) else None
     if not isinstance(values, dict):
         raise InputError(f'{path}: expected a JSON object with metric values')
-    return {k: float(v) for k, v in values.items() if k in METRIC_KEYS}
+    # null: a metric that was undefined (NaN) when written
+    return {k: math.nan if v is None else float(v) for k, v in values.items() if k in METRIC_KEYS}
 
 
 def _batches(samples: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import torch
 
 from zoedepth_ros import __version__
 from zoedepth_ros.evaluation.bags import BagEvalReport, metric_row
-from zoedepth_ros.io.atomic import write_text
+from zoedepth_ros.io.atomic import write_json, write_text
 from zoedepth_ros.metrics import METRIC_KEYS
 
 PLOTS = {'error_vs_depth': 'plots/error_vs_depth.png',
@@ -51,8 +50,7 @@ def write_report(report: BagEvalReport, directory: Path, samples: list[SamplePan
 
     matplotlib.use('Agg')
     (directory / 'plots').mkdir(parents=True, exist_ok=True)
-    write_text(directory / 'metrics.json',
-                      json.dumps(report.to_dict(), indent=2, default=float) + '\n')
+    write_json(directory / 'metrics.json', report.to_dict())
     write_text(directory / 'per_frame.csv', per_frame_csv(report))
     _plot_error_vs_depth(report, directory / PLOTS['error_vs_depth'])
     _plot_over_time(report, directory / PLOTS['over_time'])

@@ -11,6 +11,8 @@ the package may use it.
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -105,3 +107,31 @@ def atomic_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
         os.replace(staging, path)
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+def strict_json(data: object, indent: int | None = 2) -> str:
+    """JSON text that strict parsers accept: NaN and infinities become ``null``, numpy
+    scalars and arrays become numbers and lists (anything with ``tolist``)."""
+    return json.dumps(_json_safe(data), indent=indent, allow_nan=False) + '\n'
+
+
+def write_json(path: str | os.PathLike[str], data: object, indent: int | None = 2) -> Path:
+    """Write :func:`strict_json` of ``data`` to ``path`` atomically."""
+    return write_text(path, strict_json(data, indent))
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    to_list = getattr(value, 'tolist', None)  # numpy scalars and arrays, torch tensors
+    if callable(to_list):
+        return _json_safe(to_list())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f'{type(value).__name__} is not JSON serialisable')

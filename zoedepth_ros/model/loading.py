@@ -134,7 +134,7 @@ def load_model(source: str | ModelConfig, config: str | ModelConfig | None = Non
         raise CheckpointError(
             f'{source!r} is a model configuration without weights. Name trained weights (e.g. '
             f'ZoeD_M12_NK, {DEMO_MODEL}, or a checkpoint file), or opt in to random weights '
-            '(--random-weights / random_weights:=true) for a smoke test')
+            '(--random-weights, or the node parameter random_weights) for a smoke test')
     path = resolve_weights(source, progress=progress)
     spec = REGISTRY.get(source)
     model = _load_weights(path, config, spec.config_source(path) if spec else None)

@@ -202,8 +202,8 @@ def resolve_weights(name_or_path: str, progress: ProgressCallback | None = None,
     if not target.exists():
         offline = (f'Without network, download {spec.url} elsewhere and copy it to {target} '
                    f'(set ZOEDEPTH_CACHE_DIR to move the cache) or pass the file path as the '
-                   f'model; the bundled {DEMO_MODEL} (model:={DEMO_MODEL}) needs no download '
-                   'but was trained on synthetic scenes only')
+                   f'model; the bundled {DEMO_MODEL} (as --model, or the node parameter model) '
+                   'needs no download but was trained on synthetic scenes only')
         if not allow_download:
             raise CheckpointError(f'{name_or_path} is not in the cache and downloads are '
                                   f'disabled. {offline}')

@@ -17,7 +17,6 @@ A :class:`Trainer` builds the model, data streams, optimiser and schedule from a
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -36,7 +35,7 @@ from zoedepth_ros.data.transforms import AugmentConfig, TrainAugmentation
 from zoedepth_ros.errors import CheckpointError, ConfigError
 from zoedepth_ros.extras import require
 from zoedepth_ros.inference import DepthEstimator, resolve_device
-from zoedepth_ros.io.atomic import write_text
+from zoedepth_ros.io.atomic import strict_json, write_text
 from zoedepth_ros.model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
@@ -274,7 +273,7 @@ class Trainer:
                 self.history.append({'step': self.step, **results})
                 logger.info('step %d validation: %s', self.step, _format(results))
                 write_text(self.output / 'history.json',
-                                  json.dumps(self.history, indent=1) + '\n')
+                                  strict_json(self.history, indent=1))
                 if math.isfinite(first) and first < self.best_score:
                     self.best_score = first
                     self._save_weights('best.pt', step=self.step, **{self.score_key: first})
