@@ -178,16 +178,22 @@ class DepthEstimator:
     def from_pretrained(cls, source: str | ModelConfig = DEFAULT_MODEL,
                         config: str | ModelConfig | None = None, random_weights: bool = False,
                         onnx_providers: list[str] | None = None,
-                        progress: ProgressCallback | None = None,
+                        progress: ProgressCallback | None = None, threads: int = 0,
                         **kwargs: object) -> DepthEstimator:
         """An estimator for a weights name or file (see :func:`~.model.loading.load_model`).
 
         ``random_weights=True`` builds a preset or ModelConfig with seeded random weights
         (tests, benchmarks); an ``.onnx`` file runs with onnxruntime on the CPU unless
         ``onnx_providers`` say otherwise, fp32 only. ``progress`` hears about a download.
+        ``threads`` > 0 sets the intra-op threads of torch (process-wide) and onnxruntime;
+        0 keeps their default (one per core).
         """
+        if threads < 0:
+            raise ConfigError(f'threads must be 0 (the default) or positive, got {threads}')
+        if threads > 0:
+            torch.set_num_threads(threads)
         loaded = load_model(source, config, random_weights=random_weights,
-                            onnx_providers=onnx_providers, progress=progress)
+                            onnx_providers=onnx_providers, progress=progress, threads=threads)
         return cls.from_loaded(loaded, **kwargs)
 
     @classmethod

@@ -70,3 +70,17 @@ def test_usage_errors_and_missing_weights(tmp_path, capsys) -> None:
     assert 'usage: zoedepth infer' in capsys.readouterr().err
     assert main(['infer', '--weights', str(tmp_path / 'none.pt'), '-o', str(tmp_path),
                  'x.png']) == 2
+
+
+def test_threads_set_torchs_intra_op_threads(weights, images, tmp_path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(['infer', '--weights', str(weights), '--threads', '1', '-o',
+                     str(tmp_path / 'out'), str(images / 'a.png')]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main(['infer', '--weights', str(weights), '--threads', '-2', '-o',
+                 str(tmp_path / 'out'), str(images / 'a.png')]) == 2

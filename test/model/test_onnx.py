@@ -145,3 +145,9 @@ def test_cli_exports_a_half_precision_checkpoint_with_its_config(tmp_path) -> No
     with pytest.raises(SystemExit) as usage:  # no target: argparse's usage error
         main(['export', '--model', 'zoedepth_tiny_nk'])
     assert usage.value.code == 2
+
+
+def test_threads_reach_the_onnxruntime_session(auto_graph) -> None:
+    one = OnnxDepthModel(auto_graph.path, threads=1)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    assert auto_graph.session.get_session_options().intra_op_num_threads == 0  # its default

@@ -45,6 +45,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -
                        choices=['eval', 'keep_aspect', 'original_infer'])
     group.add_argument('--flip', action='store_true', help='average with the mirrored image')
     group.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'])
+    add_threads_argument(group)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--threads N``: torch's and onnxruntime's intra-op threads."""
+    parser.add_argument('--threads', type=int, default=0, metavar='N',
+                        help='intra-op threads of torch and onnxruntime (default 0: one per '
+                             'core); lower it on a machine other work shares, where more '
+                             'threads than free cores run several times slower')
 
 
 def build_estimator(args: argparse.Namespace, **overrides: object) -> DepthEstimator:
@@ -64,7 +73,8 @@ def build_estimator(args: argparse.Namespace, **overrides: object) -> DepthEstim
     progress = progress_reporter(logger.info, str(args.model))
     estimator = DepthEstimator.from_pretrained(args.model, args.config,
                                                random_weights=args.random_weights,
-                                               progress=progress, **options)
+                                               progress=progress,
+                                               threads=getattr(args, 'threads', 0), **options)
     if estimator.warning:
         logger.warning('%s', estimator.warning)
     return estimator

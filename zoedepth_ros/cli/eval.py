@@ -19,7 +19,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_target
+from zoedepth_ros.cli.common import (
+    add_model_arguments,
+    add_threads_argument,
+    build_estimator,
+    writable_target,
+)
 
 HELP = 'evaluate a model on a dataset (delta1-3, REL, RMSE, ...; mRI against a baseline)'
 DATASETS = ('nyu', 'kitti', 'diode', 'diode_indoor', 'diode_outdoor', 'folder')
@@ -28,6 +33,7 @@ logger = logging.getLogger('zoedepth.eval')
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, runtime=False)  # the protocol fixes preprocessing and flip
+    add_threads_argument(parser)
     parser.add_argument('--eval-config', type=Path, help='EvalConfig YAML (config/eval/)')
     parser.add_argument('--dataset', choices=DATASETS,
                         help="dataset layout ('diode' = diode_indoor)")

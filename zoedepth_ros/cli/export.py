@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoedepth_ros.cli.common import add_model_arguments, writable_target
+from zoedepth_ros.cli.common import add_model_arguments, add_threads_argument, writable_target
 from zoedepth_ros.errors import ConfigError
 
 if TYPE_CHECKING:  # torch loads lazily: `zoedepth --help` stays fast
@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='--checkpoint: store float weights as float16 (half the size; '
                              'loaded back as float32)')
     add_model_arguments(parser, runtime=False)
+    add_threads_argument(parser)
     parser.add_argument('--height', type=int, help='network input height (default: config)')
     parser.add_argument('--width', type=int, help='network input width (default: config)')
     parser.add_argument('--domain', default='auto', choices=['auto', 'indoor', 'outdoor'],
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model.endswith('.onnx'):
         raise ConfigError(f'{args.model} is already an ONNX graph; export from torch weights')
     writable_target(args.onnx if args.onnx is not None else args.checkpoint, 'export')
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     loaded = load_model(args.model, args.config, random_weights=args.random_weights,
                         progress=progress_reporter(logger.info, args.model))
     if loaded.warning:

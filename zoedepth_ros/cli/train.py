@@ -24,7 +24,7 @@ import logging
 import time
 from pathlib import Path
 
-from zoedepth_ros.cli.common import writable_folder
+from zoedepth_ros.cli.common import add_threads_argument, writable_folder
 from zoedepth_ros.errors import ConfigError
 
 HELP = 'train ZoeDepth (relative / metric / metric_nk stages, torchrun DDP, exact resume)'
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', type=Path, help='TrainConfig YAML (config/train/*.yaml)')
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE', help='override a config key, e.g. optim.lr=1e-4')
+    add_threads_argument(parser)
     parser.add_argument('--resume', help="a run's output directory or its train_state.pt; "
                                          'without --config the saved config is used')
     parser.add_argument('--train-data', action='append', default=[], metavar='SPEC',
@@ -88,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     writable_folder(cfg.output_dir, 'run folder (output_dir)')
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     trainer = Trainer(cfg, resume=args.resume)
     main = trainer.info.is_main
     if main:

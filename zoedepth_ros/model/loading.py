@@ -98,7 +98,7 @@ def is_config_source(source: str) -> bool:
 
 def load_model(source: str | ModelConfig, config: str | ModelConfig | None = None, *,
                random_weights: bool = False, seed: int | None = 0,
-               onnx_providers: list[str] | None = None,
+               onnx_providers: list[str] | None = None, threads: int = 0,
                progress: ProgressCallback | None = None) -> LoadedModel:
     """Build the model ``source`` names and load its weights (see the module docstring).
 
@@ -109,6 +109,7 @@ def load_model(source: str | ModelConfig, config: str | ModelConfig | None = Non
         random_weights: build ``source`` (a configuration) with random weights.
         seed: seed of the random weights (None: the global torch RNG as it stands).
         onnx_providers: onnxruntime execution providers for an ``.onnx`` source.
+        threads: onnxruntime's intra-op threads for an ``.onnx`` source (0: its default).
         progress: download progress callback (bytes so far, total or None).
 
     Raises:
@@ -128,8 +129,8 @@ def load_model(source: str | ModelConfig, config: str | ModelConfig | None = Non
     if source.endswith('.onnx'):
         if config is not None:
             raise ConfigError('an ONNX file carries its own config; give no model config')
-        return LoadedModel(OnnxDepthModel(source, onnx_providers), Path(source).name, 'onnx',
-                           source)
+        return LoadedModel(OnnxDepthModel(source, onnx_providers, threads), Path(source).name,
+                           'onnx', source)
     if source in PRESETS or (source.endswith(CONFIG_SUFFIXES) and source not in REGISTRY):
         raise CheckpointError(
             f'{source!r} is a model configuration without weights. Name trained weights (e.g. '

@@ -181,16 +181,20 @@ class OnnxDepthModel:
             ``['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None,
+                 threads: int = 0) -> None:
         import onnxruntime  # optional: only running an exported graph needs it
 
-        path = Path(path)
+        path = self.path = Path(path)
         if not path.is_file():
             raise CheckpointError(f'ONNX file {path} does not exist; create it with '
                                   f'`zoedepth export --onnx {path}`')
+        options = onnxruntime.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
         try:
             self.session = onnxruntime.InferenceSession(
-                str(path), providers=providers or ['CPUExecutionProvider'])
+                str(path), options, providers=providers or ['CPUExecutionProvider'])
         except Exception as err:  # onnxruntime raises its own exception types
             raise CheckpointError(f'onnxruntime cannot load {path}: {err}') from None
         meta = self.session.get_modelmeta().custom_metadata_map

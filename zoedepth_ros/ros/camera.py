@@ -78,7 +78,7 @@ class RosCamera:
             onnx_providers=cfg.providers or None,
             progress=progress_reporter(self.node.get_logger().info, cfg.model),
             device=cfg.device, precision=cfg.precision, preprocess=cfg.preprocess,
-            flip=cfg.flip, domain=cfg.domain, compile=cfg.compile))
+            flip=cfg.flip, domain=cfg.domain, compile=cfg.compile, threads=cfg.threads))
 
     def start(self) -> None:
         """Serve frames, and say what from and to."""

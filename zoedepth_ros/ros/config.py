@@ -64,6 +64,9 @@ class NodeConfig:
         '', 'For a .onnx model (zoedepth export): onnxruntime execution providers, comma-'
         'separated in priority order, e.g. TensorrtExecutionProvider,CUDAExecutionProvider,'
         'CPUExecutionProvider; empty = CPU.', read_only=True)
+    threads: int = param(0, 'Intra-op threads of torch and onnxruntime; 0 = their default (one '
+                         'per core). Lower it when other processes share the cores.',
+                         low=0, high=1024, read_only=True)
     stream: StreamOptions = section(StreamOptions, inline=True)
     diagnostics: DiagnosticsConfig = section(DiagnosticsConfig)
 
