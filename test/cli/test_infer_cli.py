@@ -84,3 +84,31 @@ def test_threads_set_torchs_intra_op_threads(weights, images, tmp_path) -> None:
         torch.set_num_threads(before)
     assert main(['infer', '--weights', str(weights), '--threads', '-2', '-o',
                  str(tmp_path / 'out'), str(images / 'a.png')]) == 2
+
+
+def test_folders_are_mirrored_clashes_refused_and_empty_selections_explained(
+        weights, tmp_path, caplog) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (40, 60, 3), np.uint8)
+    for sub in ('left', 'right'):
+        (tmp_path / 'rig' / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / 'rig' / sub / 'frame.png'), rgb)
+    rig = str(tmp_path / 'rig')
+    out = tmp_path / 'out'
+    # all images in subfolders: said, with the option that reads them
+    assert main(['infer', '--weights', str(weights), '-o', str(out), rig]) == 2
+    assert 'holds no image at its top level, but 2 in its subfolders: add --recursive' in \
+        caplog.text and not out.exists()
+    # two files of the same name: refused before the model loads, nothing written
+    caplog.clear()
+    left, right = (str(tmp_path / 'rig' / sub / 'frame.png') for sub in ('left', 'right'))
+    assert main(['infer', '--weights', 'no_such_model', '-o', str(out), left, right]) == 2
+    assert '1 output name(s) would be written twice' in caplog.text and 'frame' in caplog.text
+    assert not out.exists()
+    # recursive: the outputs keep the subfolders, one per image
+    assert main(['infer', '--weights', str(weights), '-r', '-o', str(out), rig]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob('*_depth.npy'))
+    assert written == ['left/frame_depth.npy', 'right/frame_depth.npy']
+    caplog.clear()
+    assert main(['infer', '--weights', str(weights), '-o', str(out),
+                 str(tmp_path / 'nothing*.png')]) == 2
+    assert 'no such file or folder, and no image or video matches it' in caplog.text

@@ -1,8 +1,10 @@
 """Predict metric depth for image files, folders, globs or videos.
 
-For each image writes <stem>_depth.npy (float32 metres), <stem>_depth.png (uint16
-millimetres, 0 = invalid), <stem>_depth_color.png (colour map with a metre scale bar) and,
-with --ply, <stem>.ply (coloured points in the camera optical frame).
+For each image writes <name>_depth.npy (float32 metres), <name>_depth.png (uint16
+millimetres, 0 = invalid), <name>_depth_color.png (colour map with a metre scale bar) and,
+with --ply, <name>.ply (coloured points in the camera optical frame). <name> is the image's
+path relative to the folder given (subfolders kept, with --recursive), or its file name for
+files and globs; two inputs with the same name are refused before the run starts.
 
 Examples:
   zoedepth infer --output out/ photos/*.jpg
@@ -29,6 +31,8 @@ logger = logging.getLogger('zoedepth.infer')
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('inputs', nargs='+', help='image files, folders, globs or videos')
     parser.add_argument('-o', '--output', type=Path, required=True, help='output folder')
+    parser.add_argument('-r', '--recursive', action='store_true',
+                        help="also read folders' subfolders (outputs keep the subfolders)")
     add_model_arguments(parser)
     camera = parser.add_argument_group('point cloud (--ply)')
     camera.add_argument('--ply', action='store_true', help='also write a coloured PLY cloud')
@@ -73,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from zoedepth_ros.io.files import iter_images
+    from zoedepth_ros.io.image_sources import plan_images, read_sources
 
+    sources = plan_images(args.inputs, args.recursive)  # names decided before any work
     writable_folder(args.output)
     estimator = build_estimator(args)
     logger.info('model %s on %s (%s, preprocess %s)', estimator.name, estimator.device,
@@ -84,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     model_ms: list[float] = []
     start = time.perf_counter()
     with logging_redirect_tqdm():
-        for stem, frame in tqdm(iter_images(args.inputs), desc='infer', unit='img',
-                                disable=None):
+        for stem, frame in tqdm(read_sources(sources), desc='infer', unit='img',
+                                total=len(sources), disable=None):
             if isinstance(frame, Exception):
                 logger.error('skipped %s: %s', stem, frame)
                 failed += 1

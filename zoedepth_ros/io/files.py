@@ -5,15 +5,13 @@ so an interrupted run never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from zoedepth_ros.errors import InputError, ZoeDepthError
+from zoedepth_ros.errors import InputError
 from zoedepth_ros.io.atomic import atomic_write
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -32,40 +30,6 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
     return cv2.cvtColor(image, code)
-
-
-def iter_images(inputs: Sequence[str]) -> Iterator[tuple[str, np.ndarray | Exception]]:
-    """(stem, RGB image or the error reading it) for every image file, image in a folder,
-    glob match and video frame of ``inputs`` (errors are yielded, not raised, so one bad file
-    never stops a batch)."""
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            paths = [path]
-        else:
-            paths = [Path(p) for p in sorted(glob.glob(item))]
-            if not paths:
-                yield path.name, InputError(f'{item}: no such file, folder or glob match')
-        for file in paths:
-            if file.suffix.lower() in VIDEO_SUFFIXES:
-                capture = cv2.VideoCapture(str(file))
-                index = 0
-                while True:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    yield f'{file.stem}_{index:06d}', cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    index += 1
-                capture.release()
-                if index == 0:
-                    yield file.stem, InputError(f'{file}: no frames could be read')
-                continue
-            try:
-                yield file.stem, read_rgb(file)
-            except ZoeDepthError as err:
-                yield file.stem, err
 
 
 def read_depth_png(path: str | os.PathLike[str], scale: float) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Distillation: a teacher model labels unlabeled frames, a student trains on its depth.
 
-Sources are image files, folders, globs and videos (``io.files.iter_images``) and recorded
+Sources are image files, folders, globs and videos (``io.image_sources.iter_images``) and recorded
 bags (``bag:PATH[,image=TOPIC]``: every colour frame of the topic). The teacher predicts each
 frame at the frame's own resolution; the head its router picks decides where the frame goes:
 ``LABELS/indoor`` or ``LABELS/outdoor``, generic RGB-D folders (``io.rgbd_folder``) split
@@ -22,7 +22,7 @@ from zoedepth_ros.data.base import held_out
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.atomic import atomic_directory
 from zoedepth_ros.io.bags import FrameTopics, read_rgbd
-from zoedepth_ros.io.files import iter_images
+from zoedepth_ros.io.image_sources import iter_images
 from zoedepth_ros.io.rgbd_folder import FolderWriter
 
 DEPTH_SCALE = {'indoor': 0.001, 'outdoor': 1.0 / 256.0}
