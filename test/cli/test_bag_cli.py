@@ -4,6 +4,7 @@ input with nothing written, and the eval config precedence."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -185,7 +186,9 @@ def test_not_a_bag_one_line(tmp_path: Path, tiny_yaml: Path, command: str,
     assert not (tmp_path / 'report').exists()
 
 
-def test_cli_eval_anchored_to_a_sparse_topic(tmp_path: Path, tiny_yaml: Path) -> None:
+def test_cli_eval_anchored_to_a_sparse_topic(tmp_path: Path, tiny_yaml: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     write_bag(tmp_path / 'bag', 'mcap', extra=sparse_image)
     out = tmp_path / 'report'
     assert main(eval_args(tmp_path / 'bag', out, tiny_yaml, '--samples', '0', '--sparse-topic',
@@ -198,6 +201,11 @@ def test_cli_eval_anchored_to_a_sparse_topic(tmp_path: Path, tiny_yaml: Path) ->
                                        'alignment_coverage', 'alignment_samples',
                                        'alignment_inliers', 'alignment_status']
     assert rows[5].endswith(',held')  # frame 4 has no samples
+    # without a terminal: progress as log lines; the anchored scores say that they are
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith('bag eval, anchored: 6/6 frames (100 %)') for m in messages)
+    assert any(m.startswith('anchored to /cam/sparse: delta1 ') for m in messages)
+    assert any(m.startswith('without anchoring: delta1 ') for m in messages)
     assert main(eval_args(tmp_path / 'bag', tmp_path / 'bad', tiny_yaml, '--sparse-topic',
                           '/cam/nothing')) == 2
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_target
+from zoedepth_ros.cli.progress import Progress
 from zoedepth_ros.errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # the commands import their modules lazily: `zoedepth --help` stays fast
@@ -287,10 +288,8 @@ def evaluate_with_progress(estimator: DepthEstimator, bag: Path, settings: BagEv
                            writer: AtomicBagWriter | None, total: int | None,
                            sample_count: int, directory: Path, done: list[int]
                            ) -> BagEvalReport:
-    """evaluate_bag with a tqdm bar and sample panels; writes the report into ``directory``."""
+    """evaluate_bag with progress and sample panels; writes the report into ``directory``."""
     import numpy as np
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from zoedepth_ros.evaluation.bags import evaluate_bag
     from zoedepth_ros.evaluation.report import SamplePanel, write_report
@@ -300,8 +299,8 @@ def evaluate_with_progress(estimator: DepthEstimator, bag: Path, settings: BagEv
     wanted = set(np.linspace(0, max(count - 1, 0), sample_count).round().astype(int).tolist()
                  if sample_count and count else [])
     samples: list[SamplePanel] = []
-    with logging_redirect_tqdm(), tqdm(total=count or None, desc='eval', unit='frame',
-                                       disable=None) as bar:
+    what = 'bag eval, anchored' if settings.sparse_topic else 'bag eval'
+    with Progress(what, count or None, 'frame') as bar:
         def on_frame(frame: RgbdFrame, outputs: FrameOutputs, record: FrameRecord) -> None:
             bar.update(1)
             done.append(frame.index)
@@ -327,11 +326,17 @@ def print_summary(report: BagEvalReport, output: Path,
     logger.info('%d frames (%d paired, %d unpaired) in %.1f s, %.2f frames/s',
                 data['frames'], data['paired'], data['unpaired'], report.seconds,
                 report.frames_per_s)
-    logger.info('delta1 %.4f  REL %.4f  RMSE %.4f m  (%d evaluated frames)', overall['a1'],
-                overall['abs_rel'], overall['rmse'], report.evaluated)
+    sparse = report.settings.get('sparse_topic')
+    label = f'anchored to {sparse}' if sparse else 'model alone'
+    logger.info('%s: delta1 %.4f  REL %.4f  RMSE %.4f m  (%d evaluated frames)', label,
+                overall['a1'], overall['abs_rel'], overall['rmse'], report.evaluated)
     for name, values in report.per_domain.items():
         logger.info('  %-8s %3d frames: delta1 %.4f  REL %.4f  RMSE %.4f m', name,
                     values['frames'], values['a1'], values['abs_rel'], values['rmse'])
+    if sparse and report.unaligned:
+        plain = report.unaligned['overall']
+        logger.info('without anchoring: delta1 %.4f  REL %.4f  RMSE %.4f m', plain['a1'],
+                    plain['abs_rel'], plain['rmse'])
     from zoedepth_ros.evaluation.report import camera_line
 
     (logger.warning if report.camera_assumed else logger.info)('%s', camera_line(report))

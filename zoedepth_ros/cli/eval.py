@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from zoedepth_ros.cli.common import (
     add_model_arguments,
@@ -25,6 +27,7 @@ from zoedepth_ros.cli.common import (
     build_estimator,
     writable_target,
 )
+from zoedepth_ros.cli.progress import Progress
 
 HELP = 'evaluate a model on a dataset (delta1-3, REL, RMSE, ...; mRI against a baseline)'
 DATASETS = ('nyu', 'kitti', 'diode', 'diode_indoor', 'diode_outdoor', 'folder')
@@ -78,9 +81,6 @@ def _config(args: argparse.Namespace):  # -> EvalConfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from zoedepth_ros.data.datasets import build_dataset
     from zoedepth_ros.evaluation.datasets import (
         evaluate_dataset,
@@ -98,15 +98,17 @@ def run(args: argparse.Namespace) -> int:
                                 preprocess='eval', flip=cfg.flip, domain=cfg.domain)
     baseline = load_baseline(args.baseline) if args.baseline else None
 
-    def progress(samples, total):
-        return tqdm(samples, total=total, unit='img', disable=None, desc='eval')
+    def progress(samples: Iterable[Any], total: int) -> Iterator[Any]:
+        with Progress('eval', total, 'image') as bar:
+            for sample in samples:
+                yield sample
+                bar.update()
 
     reports = []
-    with logging_redirect_tqdm():
-        for root, dataset in zip(args.root, datasets):
-            report = evaluate_dataset(estimator, dataset, cfg, wrap=progress)
-            report.settings['root'] = str(root)
-            reports.append(report)
+    for root, dataset in zip(args.root, datasets):
+        report = evaluate_dataset(estimator, dataset, cfg, wrap=progress)
+        report.settings['root'] = str(root)
+        reports.append(report)
     report = merge_reports(reports)
     if baseline is not None:
         with_baseline(report, baseline)

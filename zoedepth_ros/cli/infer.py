@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_folder
+from zoedepth_ros.cli.progress import Progress
 
 HELP = 'predict metric depth for images, folders, globs or videos'
 logger = logging.getLogger('zoedepth.infer')
@@ -74,9 +75,7 @@ def write_outputs(args: argparse.Namespace, stem: str, rgb: np.ndarray, depth: n
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
+    from zoedepth_ros.io.files import VIDEO_SUFFIXES
     from zoedepth_ros.io.image_sources import plan_images, read_sources
 
     sources = plan_images(args.inputs, args.recursive)  # names decided before any work
@@ -88,18 +87,19 @@ def run(args: argparse.Namespace) -> int:
     domains: Counter[str] = Counter()
     model_ms: list[float] = []
     start = time.perf_counter()
-    with logging_redirect_tqdm():
-        for stem, frame in tqdm(read_sources(sources), desc='infer', unit='img',
-                                total=len(sources), disable=None):
+    videos = any(s.path.suffix.lower() in VIDEO_SUFFIXES for s in sources)
+    with Progress('infer', None if videos else len(sources), 'image') as bar:
+        for stem, frame in read_sources(sources):
             if isinstance(frame, Exception):
                 logger.error('skipped %s: %s', stem, frame)
                 failed += 1
-                continue
-            result = estimator.predict(frame)
-            write_outputs(args, stem, frame, result.depth_m)
-            done += 1
-            domains[result.domain] += 1
-            model_ms.append(result.timings_ms['model'])
+            else:
+                result = estimator.predict(frame)
+                write_outputs(args, stem, frame, result.depth_m)
+                done += 1
+                domains[result.domain] += 1
+                model_ms.append(result.timings_ms['model'])
+            bar.update()
     elapsed = time.perf_counter() - start
     summary = ', '.join(f'{name} {count}' for name, count in sorted(domains.items()))
     logger.info('%d image(s) -> %s in %.1f s (model %.0f ms/image; %s)%s', done, args.output,

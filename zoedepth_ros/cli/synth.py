@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 
 from zoedepth_ros.cli.common import writable_target
+from zoedepth_ros.cli.progress import Progress
 from zoedepth_ros.errors import InputError
 
 HELP = 'generate synthetic RGB-D scenes (folder format or rosbag2)'
@@ -69,9 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from zoedepth_ros.synth import generate
 
     size = parse_size(args.size)
@@ -79,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f'--count must be at least 1, got {args.count}')
     writable_target(args.output, 'output')
     total = args.count * (2 if args.domain == 'both' else 1)
-    with logging_redirect_tqdm(), tqdm(total=total, unit='frame', disable=None,
-                                       desc='synth') as bar:
+    with Progress('synth', total, 'frame') as bar:
         summary = generate(args.domain, args.count, size, args.seed, args.output, args.fmt,
                            args.storage, frames_per_scene=args.frames_per_scene,
                            test_fraction=args.test_fraction, overwrite=args.overwrite,

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from zoedepth_ros.cli.common import add_threads_argument, writable_folder
+from zoedepth_ros.cli.progress import Progress
 from zoedepth_ros.errors import ConfigError
 
 HELP = 'train ZoeDepth (relative / metric / metric_nk stages, torchrun DDP, exact resume)'
@@ -81,9 +82,6 @@ def _config(args: argparse.Namespace):  # -> TrainConfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from zoedepth_ros.training.distributed import shutdown_distributed
     from zoedepth_ros.training.trainer import Trainer
 
@@ -93,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    trainer = Trainer(cfg, resume=args.resume)
+    with Progress('teacher labels', None, 'frame', enabled=cfg.stage == 'distill') as labels:
+        trainer = Trainer(cfg, resume=args.resume, label_progress=labels.update)
     main = trainer.info.is_main
     if main:
         logger.info('stage %s, %d steps (%d per epoch), global batch %d on %d process(es), '
@@ -101,17 +100,14 @@ def run(args: argparse.Namespace) -> int:
                     trainer.steps_per_epoch, cfg.batch_size, trainer.info.world_size,
                     trainer.device, cfg.output_dir)
     start, skipped = time.perf_counter(), 0
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit='step', desc='train',
-               disable=None if main else True, dynamic_ncols=True)
     try:
-        with logging_redirect_tqdm():
+        with Progress('train', trainer.total_steps, 'step', initial=trainer.step,
+                      enabled=main) as bar:
             for record in trainer.run():
                 skipped += record.skipped
+                bar.note(loss=f'{record.loss:.4f}', lr=f'{record.lr:.2e}')
                 bar.update(1)
-                bar.set_postfix(loss=f'{record.loss:.4f}', lr=f'{record.lr:.2e}',
-                                refresh=False)
     finally:
-        bar.close()
         shutdown_distributed()
     if main:
         minutes = (time.perf_counter() - start) / 60

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -97,8 +97,10 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, train_sets: Sequence[Any] | None = None,
-                 val_sets: Sequence[Any] | None = None, resume: str | None = None) -> None:
+                 val_sets: Sequence[Any] | None = None, resume: str | None = None,
+                 label_progress: Callable[[int], None] | None = None) -> None:
         self.cfg = cfg
+        self.label_progress = label_progress  # distillation: one call per labelled frame
         self.device = resolve_device(cfg.device)
         self.info: DistInfo = init_distributed(self.device.type)
         if self.device.type == 'cuda':
@@ -167,7 +169,8 @@ class Trainer:
                 section.teacher, section.teacher_config or None, device=str(self.device))
             logger.info('labelling %s with teacher %s into %s', ', '.join(section.inputs),
                         teacher.name, output)
-            labels = label_frames(teacher, section.inputs, output, section.holdout)
+            labels = label_frames(teacher, section.inputs, output, section.holdout,
+                                  self.label_progress)
             logger.info('teacher labelled %d frames (%s), %d unreadable', labels.frames,
                         ', '.join(f'{k} {v}' for k, v in labels.per_domain.items()),
                         labels.unreadable)
