@@ -112,4 +112,20 @@ def test_a_write_that_fails_mid_run_is_one_line_and_leaves_no_partial_file(tmp_p
     errors = [line for line in done.stderr.splitlines() if line.startswith('ERROR')]
     assert len(errors) == 1 and str(out) in errors[0], done.stderr
     assert 'File too large' in errors[0] or 'written' in errors[0], done.stderr  # EFBIG/short
+    assert 'the outputs of 0 image(s) before a are complete' in errors[0]
     assert not list(out.glob('a_depth*')) and not list(out.glob('.*'))  # nothing half-written
+
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='RLIMIT_FSIZE semantics of Linux')
+def test_bag_eval_says_what_a_failing_write_left(tmp_path) -> None:
+    write_bag(tmp_path / 'bag')
+    done = subprocess.run(
+        [sys.executable, '-m', 'zoedepth_ros.cli.main', 'bag', 'eval', str(tmp_path / 'bag'),
+         '-o', str(tmp_path / 'report'), '--image-topic', TOPICS.image, '--depth-topic',
+         TOPICS.depth, *TINY], cwd=REPO, capture_output=True, text=True, timeout=300,
+        preexec_fn=_limit_file_size, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith('ERROR')]
+    assert len(errors) == 1, done.stderr
+    assert 'writing the report or the output bag failed after 6 of 6 frames' in errors[0]
+    assert 'nothing was written' in errors[0] and not (tmp_path / 'report').exists()

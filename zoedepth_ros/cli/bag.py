@@ -20,7 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_target
+from zoedepth_ros.cli.common import (
+    add_model_arguments,
+    build_estimator,
+    os_error_line,
+    writable_target,
+)
 from zoedepth_ros.cli.progress import Progress
 from zoedepth_ros.errors import ConfigError, InputError
 
@@ -275,6 +280,11 @@ def run_eval(args: argparse.Namespace) -> int:
                      'unchanged)', len(done), total or '?', args.output,
                      args.out_bag or 'no output bag')
         return 130
+    except OSError as err:  # the disk filled up, a quota: say where, and what is left
+        logger.error('writing the report or the output bag failed after %d of %s frames (%s): '
+                     'nothing was written (%s and %s are unchanged)', len(done), total or '?',
+                     os_error_line(err), args.output, args.out_bag or 'no output bag')
+        return 2
     finally:
         if writer is not None:
             writer.abort()

@@ -103,7 +103,7 @@ def writable_target(path: Path | str, what: str = 'output') -> Path:
 
 def os_error_line(err: OSError) -> str:
     """One line for a failed file operation: what, where, why (no traceback)."""
-    where = f' {err.filename}' if err.filename else ''
-    if err.filename2:
-        where += f' -> {err.filename2}'
-    return f'cannot access{where}: {err.strerror or err}'
+    if not err.filename:
+        return f'cannot write: {err.strerror or err}'
+    where = f'{err.filename} -> {err.filename2}' if err.filename2 else f'{err.filename}'
+    return f'cannot access {where}: {err.strerror or err}'

@@ -22,7 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from zoedepth_ros.cli.common import add_model_arguments, build_estimator, writable_folder
+from zoedepth_ros.cli.common import (
+    add_model_arguments,
+    build_estimator,
+    os_error_line,
+    writable_folder,
+)
 from zoedepth_ros.cli.progress import Progress
 
 HELP = 'predict metric depth for images, folders, globs or videos'
@@ -95,7 +100,12 @@ def run(args: argparse.Namespace) -> int:
                 failed += 1
             else:
                 result = estimator.predict(frame)
-                write_outputs(args, stem, frame, result.depth_m)
+                try:
+                    write_outputs(args, stem, frame, result.depth_m)
+                except OSError as err:  # the disk filled up: what is written stays
+                    logger.error('%s; the outputs of %d image(s) before %s are complete in %s',
+                                 os_error_line(err), done, stem, args.output)
+                    return 2
                 done += 1
                 domains[result.domain] += 1
                 model_ms.append(result.timings_ms['model'])
