@@ -64,3 +64,13 @@ def test_evaluate_reports_per_image_metrics() -> None:
 def test_amp_on_cuda_trains() -> None:
     losses = run_epoch(tiny_model().cuda(), 4, device='cuda', amp=True)
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+def test_the_std_term_joins_the_metric_loss_when_weighted() -> None:
+    model, batch = tiny_model(), fixed_batch()
+    plain_total, plain_parts = StageLoss('metric', LossConfig())(model, batch)
+    total, parts = StageLoss('metric', LossConfig(std_weight=0.5))(model, batch)
+    assert set(plain_parts) == {'silog'} and set(parts) == {'silog', 'std_nll'}
+    expected = parts['silog'].value + 0.5 * parts['std_nll'].value
+    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    assert float(plain_total) == pytest.approx(float(parts['silog'].value), rel=1e-6)

@@ -102,3 +102,26 @@ def test_router_loss() -> None:
     skipped = router_loss(logits, torch.tensor([-1, -1, -1]))
     assert skipped.skipped and skipped.value.item() == 0.0
     assert router_loss(None, torch.tensor([0])).skipped
+
+
+def test_std_nll_teaches_the_spread_to_follow_the_error() -> None:
+    """Errors of 20 % (log): a std of 5 % is pulled up, one of 80 % down, the loss is lowest
+    at 20 %, and the depth itself gets no gradient from it (SILog owns the depth)."""
+    from zoedepth_ros.training.losses import std_nll_loss
+
+    target = torch.full((1, 1, 4, 4), 2.0)
+    pred = (target * math.exp(-0.2)).requires_grad_()
+    mask = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    values = {}
+    for share in (0.05, 0.2, 0.8):
+        std = (pred.detach() * share).requires_grad_()
+        result = std_nll_loss(pred, std, target, mask)
+        result.value.backward()
+        values[share] = float(result.value)
+        sign = float(std.grad.sum())
+        assert (sign < 0) if share < 0.2 else (sign > 0) if share > 0.2 else abs(sign) < 1e-5
+    assert values[0.2] < values[0.05] and values[0.2] < values[0.8]
+    assert values[0.2] == pytest.approx(math.log(0.2) + 0.5, rel=1e-4)
+    assert pred.grad is None or float(pred.grad.abs().sum()) == 0.0
+    nothing = std_nll_loss(pred, pred * 0.1, target, torch.zeros_like(mask))
+    assert nothing.skipped and float(nothing.value) == 0.0

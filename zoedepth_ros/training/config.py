@@ -137,6 +137,9 @@ class LossConfig:
 
     silog_beta: float = 0.15
     router_weight: float = 100.0
+    std_weight: float = 0.0
+    """Metric stages: weight of the std's Gaussian NLL (``losses.std_nll_loss``); 0 = the
+    original recipe (SILog only), where nothing trains the bin distribution's spread."""
     ssi: Literal['trimmed', 'least_squares'] = 'trimmed'
     """Relative stage: MiDaS trimmed MAE + gradient matching, or the least-squares variant."""
     ssi_trim: float = 0.2

@@ -31,6 +31,7 @@ from zoedepth_ros.training.losses import (
     silog_loss,
     ssi_least_squares_loss,
     ssi_trimmed_loss,
+    std_nll_loss,
 )
 
 
@@ -84,6 +85,11 @@ class StageLoss:
                            self.cfg.silog_beta)
         parts = {'silog': depth}
         total = depth.value
+        if self.cfg.std_weight > 0 and output.depth_std is not None:
+            spread = std_nll_loss(output.metric_depth, output.depth_std, batch['depth'],
+                                  batch['mask'])
+            parts['std_nll'] = spread
+            total = total + self.cfg.std_weight * spread.value
         if self.stage == 'metric_nk':
             router = router_loss(output.domain_logits, batch['domain'])
             parts['router'] = router

@@ -74,6 +74,35 @@ def silog_loss(pred: Tensor, target: Tensor, mask: Tensor, beta: float = 0.15) -
     return LossResult(value, False, count)
 
 
+def std_nll_loss(pred: Tensor, std: Tensor, target: Tensor, mask: Tensor,
+                 floor: float = 0.01) -> LossResult:
+    """Gaussian negative log-likelihood of the log-depth error under the predicted std: it
+    teaches the bin distribution a spread that follows the error (SILog alone constrains only
+    its mean, and the distribution may collapse to one bin or stay flat).
+
+    With r = ln(target) - ln(pred) (not differentiated: the depth is SILog's) and the relative
+    std s = max(std / pred, floor), loss = mean(ln s + r^2 / (2 s^2)) over the masked pixels.
+
+    Args:
+        pred, std: (B, 1, h, w) depth and its standard deviation in metres, upsampled to the
+            target size first.
+        target, mask: as for :func:`silog_loss`.
+        floor: smallest relative std (keeps the loss bounded where a pixel is exact).
+    """
+    pred, std = _match_size(pred, target), _match_size(std, target)
+    mask = mask.reshape(target.shape).bool()
+    count = int(mask.sum())
+    if count == 0:
+        return _zero(pred, std)
+    with torch.autocast(device_type=pred.device.type, enabled=False):
+        depth = pred[mask].float()
+        residual = (torch.log(target[mask].float() + SILOG_EPS)
+                    - torch.log(depth + SILOG_EPS)).detach()
+        relative = (std[mask].float() / depth.detach().clamp_min(SILOG_EPS)).clamp_min(floor)
+        value = (torch.log(relative) + residual ** 2 / (2 * relative ** 2)).mean()
+    return LossResult(value, False, count)
+
+
 def _flat(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(B, N) float32 views of prediction, target and mask."""
     batch = target.shape[0]
