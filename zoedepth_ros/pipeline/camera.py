@@ -25,8 +25,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from zoedepth_ros.anchoring import Anchor, HeadAligners, SampleStream, SparseSamples
-from zoedepth_ros.anchoring.samples import Transform, extrinsic_transform
+from zoedepth_ros.anchoring.samples import Transform
 from zoedepth_ros.errors import InputError, ZoeDepthError
+from zoedepth_ros.geometry import rigid_transform
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io import messages
 from zoedepth_ros.io.messages import CameraInfoFields
@@ -93,7 +94,7 @@ class CameraPipeline:
 
     def load(self, estimator: DepthEstimator) -> None:
         """Give the stream its model; a sparse-guided head selection it cannot serve fails
-        here (ConfigError)."""
+        here (InputError)."""
         if self.options.frame.anchor.head_selection == 'sparse' and not estimator.has_all_heads:
             raise InputError(f'anchor.head_selection sparse needs both heads of the model; '
                              f'{estimator.name} ({estimator.kind}) returns the routed one only')
@@ -197,7 +198,7 @@ class CameraPipeline:
         """The fixed extrinsic while enabled (a run-time parameter), else the lookup."""
         extrinsic = self.options.frame.anchor.extrinsic
         if extrinsic.enabled:
-            return extrinsic_transform(extrinsic)(xyz, source, target, stamp_ns)
+            return rigid_transform(xyz, extrinsic.translation, extrinsic.rotation)
         return None if self._lookup is None else self._lookup(xyz, source, target, stamp_ns)
 
     def reject(self, err: ZoeDepthError) -> None:

@@ -47,7 +47,9 @@ class StreamStats:
     _marks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     _inference_ms: deque[float] = field(default_factory=deque)
     _stamp_age_s: float | None = None
-    _last: FrameOutputs | None = None
+    _last: tuple[str, float, Alignment | None, str] = ('', math.nan, None, '')
+    """domain, its router probability, alignment and routed domain of the last frame (not the
+    frame itself: its arrays would stay alive until the next one)."""
 
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -56,7 +58,8 @@ class StreamStats:
     def record_output(self, outputs: FrameOutputs, stamp_age_s: float) -> None:
         """A published frame: its model time, the age of its stamp, its head and anchoring."""
         with self._lock:
-            self._last = outputs
+            self._last = (outputs.domain, outputs.domain_probs.get(outputs.domain, 1.0),
+                          outputs.alignment, outputs.routed_domain)
             self.totals['published'] += 1
             self.totals['head_overruled'] += outputs.domain != outputs.routed_domain
             self._inference_ms.append(outputs.timings_ms.get('model', math.nan))
@@ -69,10 +72,7 @@ class StreamStats:
         with self._lock:
             counts = {name: self.totals[name] - self._marks[name] for name in COUNTERS}
             self._marks = dict(self.totals)
-            last = self._last
-            return Snapshot(
-                period_s, counts, dict(self.totals), list(self._inference_ms),
-                self._stamp_age_s, '' if last is None else last.domain,
-                math.nan if last is None else last.domain_probs.get(last.domain, 1.0),
-                self.fallback_intrinsics, None if last is None else last.alignment,
-                '' if last is None else last.routed_domain)
+            domain, probability, alignment, routed = self._last
+            return Snapshot(period_s, counts, dict(self.totals), list(self._inference_ms),
+                            self._stamp_age_s, domain, probability, self.fallback_intrinsics,
+                            alignment, routed)
