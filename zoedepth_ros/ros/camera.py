@@ -94,11 +94,22 @@ class RosCamera:
     # ------------------------------------------------------------------ the pipeline's sink
 
     def listening(self, key: str) -> bool:
-        return self.publishers[key].get_subscription_count() > 0
+        return self.node.context.ok() and self.publishers[key].get_subscription_count() > 0
 
     def publish(self, encoded: dict[str, EncodedOutput], stamp_ns: int, frame_id: str) -> None:
+        """Publish one frame's outputs; a frame finished after the context was shut down (a
+        Ctrl-C lands while the worker is inside the model) has no one to go to and is dropped
+        without a word."""
+        context = self.node.context
         for key, message in output_messages(convert.make, encoded, stamp_ns, frame_id).items():
-            self.publishers[key].publish(message)
+            if not context.ok():
+                return
+            try:
+                self.publishers[key].publish(message)
+            except Exception:
+                if context.ok():
+                    raise
+                return  # shut down between the check and the publish
 
     def publish_diagnostics(self) -> None:
         estimator = self.pipeline.estimator
