@@ -15,7 +15,7 @@ from tiny_data import TINY_MODEL, TINY_MODEL_N, TinyRGBD
 from zoedepth_ros.config import from_dict
 from zoedepth_ros.errors import CheckpointError, ConfigError
 from zoedepth_ros.io.rgbd_folder import FolderWriter
-from zoedepth_ros.model.checkpoint import CORE_PREFIXES
+from zoedepth_ros.model.checkpoint import CORE_PREFIXES, save_checkpoint
 from zoedepth_ros.model.loading import load_model
 from zoedepth_ros.training.config import TrainConfig
 from zoedepth_ros.training.model_init import build_training_model
@@ -126,3 +126,46 @@ def test_disparity_data_trains_the_relative_stage_only(tmp_path: Path) -> None:
         'model': {'preset': 'zoedepth_tiny_n', 'overrides': TINY_MODEL_N}})
     with pytest.raises(ConfigError, match=r"\['rel'\] hold relative depth"):
         Trainer(metric)
+
+
+def test_reset_bin_probabilities_restarts_a_collapsed_distribution(tmp_path: Path) -> None:
+    """A model whose bin distribution collapsed onto one bin (std 0 everywhere) is loaded in
+    full (``zoedepth:``); the reset gives every pixel q = t = 0.5 in both heads and leaves the
+    other weights as they were."""
+    base = from_dict(TrainConfig, {
+        'stage': 'metric_nk', 'output_dir': str(tmp_path / 'a'),
+        'model': {'preset': 'zoedepth_tiny_nk', 'overrides': TINY_MODEL}})
+    collapsed = build_training_model(base)
+    with torch.no_grad():  # q -> 1 and the coldest temperature: all mass on the last bin
+        for head in collapsed.heads.values():
+            last = head.log_binomial.mlp[2]
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([40.0, -40.0, -40.0, 40.0]))
+    path = save_checkpoint(collapsed, tmp_path / 'collapsed.pt')
+    image = torch.rand(2, 3, 64, 96)
+    collapsed.eval()
+    with torch.no_grad():
+        before = collapsed(image)
+    assert float(before.depth_std.max()) < 1e-3  # the collapse this option exists for
+
+    reset = from_dict(TrainConfig, {
+        'stage': 'metric_nk', 'output_dir': str(tmp_path / 'b'),
+        'model': {'preset': 'zoedepth_tiny_nk', 'overrides': TINY_MODEL,
+                  'init': f'zoedepth:{path}', 'reset_bin_probabilities': True}})
+    model = build_training_model(reset).eval()
+    reset_keys = {f'heads.{name}.log_binomial.mlp.2.{part}' for name in model.heads
+                  for part in ('weight', 'bias')}
+    assert len(reset_keys) == 4
+    old, new = collapsed.state_dict(), model.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in new if k not in reset_keys)
+    for name, head in model.heads.items():
+        module = head.log_binomial
+        features = torch.randn(2, module.mlp[0].in_channels - 8, 6, 8)
+        channels = module.mlp[0].in_channels - features.shape[1]
+        probs = module(features, torch.randn(2, channels, 3, 4))
+        temperature = torch.full((1, 1, 1, 1), (module.max_temp + module.min_temp) / 2)
+        even = module.log_binomial_transform(torch.full((1, 1, 1, 1), 0.5), temperature)
+        torch.testing.assert_close(probs, even.expand_as(probs), atol=2e-3, rtol=0, msg=name)
+    with torch.no_grad():
+        after = model(image)
+    assert float(after.depth_std.min()) > 10 * float(before.depth_std.max())

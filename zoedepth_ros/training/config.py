@@ -71,6 +71,11 @@ class ModelSection:
     route_by_label: bool = False
     """``metric_nk``: train each head on its own domain's batches (the paper's "labeled" router
     variant) instead of the router's choice (the original training)."""
+    reset_bin_probabilities: bool = False
+    """After ``init``: re-initialise the last layer of every head's bin-probability MLP (weights
+    ~N(0, 1e-3), bias 0), so each pixel starts from q = t = 0.5, a spread-out distribution
+    over the bins. A model whose distribution collapsed onto one bin (softmax saturated, so no
+    gradient reaches its spread) can then learn a spread with ``loss.std_weight``."""
 
     def __post_init__(self) -> None:
         kind, _, path = self.init.partition(':')

@@ -7,7 +7,10 @@ result: its heads are dropped); ``zoedepth:`` the full model.
 
 from __future__ import annotations
 
+import torch
+
 from zoedepth_ros.config import apply_overrides
+from zoedepth_ros.model.bins import ConditionalLogBinomial
 from zoedepth_ros.model.checkpoint import (
     CORE_PREFIXES,
     load_backbone_checkpoint,
@@ -31,15 +34,31 @@ def build_training_model(cfg: TrainConfig) -> ZoeDepth:
     model_cfg = apply_overrides(resolve_model_config(section.preset), list(section.overrides))
     kind, _, path = section.init.partition(':')
     if kind == 'zoedepth':
-        return load_model(path, model_cfg).torch_model()
-    model = load_model(model_cfg, random_weights=True, seed=None).torch_model()
-    if section.batchnorm == 'train' and hasattr(model.encoder, 'freeze_batchnorm'):
-        model.encoder.freeze_batchnorm = False
-    if kind == 'midas':  # a file, or a registry name such as midas_v21_small_256
-        load_backbone_checkpoint(model, resolve_weights(path))
-    elif kind == 'relative':
-        copy_core(load_model(path).torch_model(), model, path)
+        model = load_model(path, model_cfg).torch_model()
+    else:
+        model = load_model(model_cfg, random_weights=True, seed=None).torch_model()
+        if section.batchnorm == 'train' and hasattr(model.encoder, 'freeze_batchnorm'):
+            model.encoder.freeze_batchnorm = False
+        if kind == 'midas':  # a file, or a registry name such as midas_v21_small_256
+            load_backbone_checkpoint(model, resolve_weights(path))
+        elif kind == 'relative':
+            copy_core(load_model(path).torch_model(), model, path)
+    if section.reset_bin_probabilities:
+        reset_bin_probabilities(model)
     return model
+
+
+def reset_bin_probabilities(model: ZoeDepth, std: float = 1e-3) -> int:
+    """Re-initialise the last 1x1 conv of every ConditionalLogBinomial MLP in ``model``
+    (weights ~N(0, ``std``) from the global RNG, bias 0): its four softplus outputs become
+    equal, so q = t = 0.5 at every pixel. Returns how many layers were reset."""
+    layers = [module.mlp[2] for module in model.modules()
+              if isinstance(module, ConditionalLogBinomial)]
+    with torch.no_grad():
+        for layer in layers:
+            torch.nn.init.normal_(layer.weight, std=std)
+            torch.nn.init.zeros_(layer.bias)
+    return len(layers)
 
 
 def copy_core(source: ZoeDepth, target: ZoeDepth, name: str) -> None:
