@@ -251,15 +251,25 @@ def rank_correlation(a: np.ndarray, b: np.ndarray, max_values: int = 50_000) -> 
     return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
 
 
+CONSTANT_STD_RTOL = 1e-5
+"""A std map whose range is at most this share of its largest value counts as constant."""
+
+
 def std_error_correlation(pred: Any, std: Any, gt: Any, min_depth: float, max_depth: float,
                           crop: Crop = 'none') -> float:
     """Rank correlation of the predicted std with the absolute error over the valid pixels
-    of one image (both resized to the ground truth): does the uncertainty point at errors?"""
+    of one image (both resized to the ground truth): does the uncertainty point at errors?
+
+    NaN when the std map is constant: its range within ``CONSTANT_STD_RTOL`` of its largest
+    value (resizing a constant map leaves float rounding, whose ranks would otherwise give a
+    noise correlation)."""
     gt_map = _as_map(gt, 'ground truth')
     mask = valid_mask(gt_map, min_depth, max_depth, crop)
     pred_values = clamp_prediction(resize_prediction(pred, gt_map.shape)[mask], min_depth,
                                    max_depth)
     spread = resize_prediction(std, gt_map.shape)[mask]
+    if spread.size == 0 or np.ptp(spread) <= CONSTANT_STD_RTOL * float(np.abs(spread).max()):
+        return math.nan
     return rank_correlation(spread, np.abs(pred_values - gt_map[mask]))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -11,12 +12,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from doubles import null_estimator
 from tiny_data import TINY_MODEL, TinyRGBD
 
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.config import apply_overrides, save_config
 from zoedepth_ros.data.datasets import GenericFolder
-from zoedepth_ros.evaluation.datasets import EvalConfig, evaluate_dataset, evaluate_samples
+from zoedepth_ros.evaluation.datasets import (
+    EvalConfig,
+    evaluate_dataset,
+    evaluate_samples,
+    merge_reports,
+)
 from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.rgbd_folder import FolderWriter
 from zoedepth_ros.metrics import DepthMetrics, std_error_correlation
@@ -169,3 +176,23 @@ def test_eval_cli_merges_several_roots_as_one_evaluation(tmp_path: Path, capsys)
     assert merged['router_accuracy'] == pytest.approx((2 * routed[0] + 3 * routed[1]) / 5)
     printed = capsys.readouterr().out
     assert 'indoor' in printed and 'outdoor' in printed and 'router' in printed
+
+
+def test_constant_std_maps_are_counted_not_hidden_in_the_mean() -> None:
+    """A model whose std is the same on every pixel has no std-error rank correlation: the
+    images are counted per domain and in the table, and the Spearman mean is NaN (null in
+    JSON), not a number made of the other images only."""
+    rng = np.random.default_rng(0)
+    samples = [{'image': torch.rand(3, 24, 32), 'domain': domain,
+                'depth': torch.from_numpy(rng.uniform(1.0, 5.0, (1, 24, 32)).astype(np.float32))}
+               for domain in ('indoor', 'indoor', 'outdoor')]
+    report = evaluate_samples(null_estimator(preset='zoedepth_tiny_nk', depth_m=2.0), samples,
+                              1e-3, 80.0, dataset='flat')
+    assert report.std_constant == 3 and math.isnan(report.std_spearman)
+    assert {name: v['std_constant'] for name, v in report.per_domain.items()} == {
+        'indoor': 2, 'outdoor': 1}
+    assert '3 image(s) with a constant std map' in report.table()
+    assert '(2 constant)' in report.table()
+    merged = merge_reports([report, report])
+    assert merged.std_constant == 6 and merged.per_domain['indoor']['std_constant'] == 4
+    assert merged.per_domain['indoor']['images'] == 4

@@ -68,6 +68,10 @@ class EvalConfig:
                               f'{self.max_depth}')
 
 
+COUNT_KEYS = ('images', 'std_constant')
+"""Per-domain entries that add up when reports merge (the others are image-weighted means)."""
+
+
 @dataclass
 class EvalReport:
     """Results of one evaluation.
@@ -81,9 +85,11 @@ class EvalReport:
         router_accuracy: share of labelled images routed to their own domain (NK only).
         routed: images per chosen domain.
         std_spearman: mean over images of the rank correlation between the predicted std
-            and the absolute error (does the uncertainty point at the errors?).
+            and the absolute error (does the uncertainty point at the errors?); images with
+            a constant std map have no rank correlation and are left out of the mean.
+        std_constant: images whose std map is constant over the valid pixels.
         per_domain: per labelled domain ('indoor'/'outdoor'): images, a1, abs_rel, rmse,
-            router_accuracy (NK only) and std_spearman.
+            router_accuracy (NK only), std_spearman and std_constant.
         seconds: wall time.
         settings: crop, depth range, flip and the rest of the resolved configuration.
         mri_theta: mean relative improvement over a baseline, when one was given.
@@ -97,6 +103,7 @@ class EvalReport:
     router_accuracy: float | None = None
     routed: dict[str, int] = field(default_factory=dict)
     std_spearman: float = math.nan
+    std_constant: int = 0
     per_domain: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
@@ -114,12 +121,15 @@ class EvalReport:
         if self.router_accuracy is not None:
             extra += f', router accuracy {self.router_accuracy:.4f}'
         extra += f', std-error Spearman {self.std_spearman:.3f}'
+        if self.std_constant:
+            extra += f' ({self.std_constant} image(s) with a constant std map)'
         if self.mri_theta is not None:
             extra += f', mRI_theta {100 * self.mri_theta:+.2f}%'
         rows = [f'  {name:8s} {v["images"]:5.0f} images: delta1 {v["a1"]:.4f}  REL '
                 f'{v["abs_rel"]:.4f}  RMSE {v["rmse"]:.4f}  std-error Spearman '
-                f'{v["std_spearman"]:.3f}' + (f'  router {v["router_accuracy"]:.4f}'
-                                             if 'router_accuracy' in v else '')
+                f'{v["std_spearman"]:.3f}' + (f' ({v["std_constant"]:.0f} constant)'
+                                             if v.get('std_constant') else '')
+                + (f'  router {v["router_accuracy"]:.4f}' if 'router_accuracy' in v else '')
                 for name, v in self.per_domain.items()]
         return '\n'.join([f'{self.model} on {self.dataset}: {extra}', header, values, *rows])
 
@@ -166,7 +176,8 @@ class _DomainScores:
         values = self.metrics.compute()
         out = {'images': float(self.metrics.count), 'a1': values['a1'],
                'abs_rel': values['abs_rel'], 'rmse': values['rmse'],
-               'std_spearman': _mean(self.spearman)}
+               'std_spearman': _mean(self.spearman),
+               'std_constant': float(sum(not math.isfinite(v) for v in self.spearman))}
         if has_router and self.router[1]:
             out['router_accuracy'] = self.router[0] / self.router[1]
         return out
@@ -229,7 +240,7 @@ def evaluate_samples(estimator: DepthEstimator, samples: Iterable[Mapping[str, A
         model=getattr(estimator, 'name', ''), dataset=dataset, samples=overall.metrics.count,
         skipped=overall.metrics.skipped, metrics=overall.metrics.compute(),
         router_accuracy=summary.get('router_accuracy'), routed=routed,
-        std_spearman=summary['std_spearman'],
+        std_spearman=summary['std_spearman'], std_constant=int(summary['std_constant']),
         per_domain={name: domains[name].summary(has_router) for name in sorted(domains)},
         seconds=time.perf_counter() - start,
         settings={'min_depth': min_depth, 'max_depth': max_depth, 'crop': crop,
@@ -290,10 +301,10 @@ def merge_reports(reports: list[EvalReport]) -> EvalReport:
     per_domain: dict[str, dict[str, float]] = {}
     for name in sorted({d for r in reports for d in r.per_domain}):
         parts = [r.per_domain[name] for r in reports if name in r.per_domain]
-        images = sum(p['images'] for p in parts)
-        per_domain[name] = {'images': images, **{
+        per_domain[name] = {key: sum(p.get(key, 0.0) for p in parts) for key in COUNT_KEYS}
+        per_domain[name].update({
             key: _weighted([(p[key], p['images']) for p in parts if key in p])
-            for key in parts[0] if key != 'images'}}
+            for key in parts[0] if key not in COUNT_KEYS})
     routers = [(v['router_accuracy'], v['images']) for v in per_domain.values()
                if 'router_accuracy' in v]
     routed = {k: sum(r.routed.get(k, 0) for r in reports) for k in first.routed}
@@ -302,6 +313,7 @@ def merge_reports(reports: list[EvalReport]) -> EvalReport:
         skipped=sum(r.skipped for r in reports), metrics=metrics,
         router_accuracy=_weighted(routers) if routers else None, routed=routed,
         std_spearman=_weighted([(r.std_spearman, r.samples) for r in reports]),
+        std_constant=sum(r.std_constant for r in reports),
         per_domain=per_domain, seconds=sum(r.seconds for r in reports),
         settings={**first.settings, 'datasets': [
             {'name': r.dataset, **{k: r.settings.get(k) for k in ('min_depth', 'max_depth',
