@@ -50,16 +50,18 @@ demo: setup
 	$(PY) -m zoedepth_ros.cli.demo --output $(OUT)
 
 # The bundled demo model, reproduced: synthetic scenes (seed 0 to train, seed 1 held out), the
-# relative stage, the metric NK stage, float16 bundle, held-out evaluation (about 2.5 hours on
-# 2 CPU cores; the recipes are config/train/demo_relative.yaml and demo_nk.yaml).
+# relative stage, the metric NK stage, the std stage, float16 bundle, held-out evaluation (about
+# 2.7 hours on 2 CPU cores; the recipes are config/train/demo_relative.yaml, demo_nk.yaml and
+# demo_std.yaml).
 SYNTH := $(PY) -m zoedepth_ros.cli.main synth --domain both --size 160x120 --workers 2
 demo-model: setup
 	test -d outputs/synth_train || $(SYNTH) --count 3000 --seed 0 --output outputs/synth_train
 	test -d outputs/synth_heldout || $(SYNTH) --count 300 --seed 1 --output outputs/synth_heldout
 	$(PY) -m zoedepth_ros.cli.main train --config config/train/demo_relative.yaml
 	$(PY) -m zoedepth_ros.cli.main train --config config/train/demo_nk.yaml
+	$(PY) -m zoedepth_ros.cli.main train --config config/train/demo_std.yaml
 	$(PY) -m zoedepth_ros.cli.main export --checkpoint zoedepth_ros/assets/models/zoedepth_demo_nk.pt \
-		--half --model outputs/runs/demo_nk/best.pt
+		--half --model outputs/runs/demo_std/best.pt
 	$(PY) -m zoedepth_ros.cli.main eval --model zoedepth_ros/assets/models/zoedepth_demo_nk.pt \
 		--dataset folder --split all --no-flip --root outputs/synth_heldout/indoor \
 		--root outputs/synth_heldout/outdoor -o outputs/demo_model_heldout.json
@@ -81,11 +83,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# One dated report of this machine: benchmarks/reports/<machine>/<date>.md and .json (about
+# 30 minutes on 2 cores; benchmarks/README.md says what each step measures).
 bench: setup
 	$(PY) -m pip install -q -r benchmarks/requirements-bench.txt  # benchmark-only
-	$(PY) benchmarks/bench_inference.py
-	$(PY) benchmarks/bench_pointcloud.py
-	$(PY) benchmarks/bench_node.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) $(VENV_JAZZY) build *.egg-info outputs

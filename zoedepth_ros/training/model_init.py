@@ -7,6 +7,8 @@ result: its heads are dropped); ``zoedepth:`` the full model.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from zoedepth_ros.config import apply_overrides
@@ -52,12 +54,13 @@ def reset_bin_probabilities(model: ZoeDepth, std: float = 1e-3) -> int:
     """Re-initialise the last 1x1 conv of every ConditionalLogBinomial MLP in ``model``
     (weights ~N(0, ``std``) from the global RNG, bias 0): its four softplus outputs become
     equal, so q = t = 0.5 at every pixel. Returns how many layers were reset."""
-    layers = [module.mlp[2] for module in model.modules()
+    layers = [cast(torch.nn.Conv2d, module.mlp[2]) for module in model.modules()
               if isinstance(module, ConditionalLogBinomial)]
     with torch.no_grad():
         for layer in layers:
             torch.nn.init.normal_(layer.weight, std=std)
-            torch.nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                torch.nn.init.zeros_(layer.bias)
     return len(layers)
 
 
