@@ -14,8 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r'<!-- figures: (\S+) -->(.*?)<!-- end figures -->', re.S)
-DECIMAL = re.compile(r'(?<![\d.])\d+\.\d+(?![\d.])')
-"""A decimal number that is not part of a dotted version (2.14.1) or a longer number."""
+DECIMAL = re.compile(r'(?<![\d.v])\d+\.\d+(?![\d.])')
+"""A decimal number that is not a version (2.14.1, v2.1) or part of a longer number."""
 MEASURED = re.compile(r'delta1|\bREL\b|Spearman|frames/s|\bms\b|CPU-seconds|measured',
                       re.I)
 
@@ -56,7 +56,7 @@ def test_every_readme_figure_is_in_the_report_it_cites() -> None:
 def test_an_untraced_figure_is_found(tmp_path: Path) -> None:
     (tmp_path / 'report.md').write_text('| tiny | 1.19 s | 1.46x |\n')
     good = ('## Performance\n<!-- figures: report.md -->\ntiny 1.19 s, 1.46x faster\n'
-            '<!-- end figures -->\n## Next\nDefaults: 0.5 m, torch 2.14.1.\n')
+            '<!-- end figures -->\n## Next\nDefaults: 0.5 m, torch 2.14.1, MiDaS v2.1.\n')
     assert figure_problems(good, tmp_path) == []
     changed = good.replace('1.19 s', '1.18 s')
     assert figure_problems(changed, tmp_path) == ['report.md does not contain 1.18']
