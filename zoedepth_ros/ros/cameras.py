@@ -4,15 +4,14 @@ Without the ``cameras`` parameter the node has one camera in its own namespace (
 ``camera_info``, ``depth/image``, ...). ``cameras: [front, rear]`` gives each named camera the
 same topics under its name (``front/image``, ``front/depth/image``, ...), its own counters in
 /diagnostics, and ``<camera>.<parameter>`` overrides of what differs between cameras
-(:data:`CAMERA_OVERRIDES`: frame id, field of view, range, input transport, pairing, the
-anchoring extrinsic; set at start-up). One model serves every camera: when it is free it takes
-the newest waiting frame of each camera as one batch
+(:data:`~zoedepth_ros.ros.camera_list.CAMERA_OVERRIDES`: frame id, field of view, range, input
+transport, pairing, the anchoring extrinsic; set at start-up). One model serves every
+camera: when it is free it takes the newest waiting frame of each camera as one batch
 (:class:`~zoedepth_ros.pipeline.camera.CameraGroup`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from zoedepth_ros.model.weights import progress_reporter
 from zoedepth_ros.pipeline.camera import CameraGroup
 from zoedepth_ros.pipeline.options import StreamOptions
 from zoedepth_ros.ros.camera import RosCamera
+from zoedepth_ros.ros.camera_list import CAMERA_OVERRIDES, check_camera_names
 from zoedepth_ros.ros.config import (
     NodeConfig,
     config_from_parameters,
@@ -34,26 +34,6 @@ from zoedepth_ros.ros.config import (
 )
 from zoedepth_ros.ros.parameters import declare_node_parameters, descriptor, on_set_parameters
 from zoedepth_ros.ros.transforms import tf2_lookup
-
-CAMERA_OVERRIDES = ('frame_id', 'fov_deg', 'min_range', 'max_range', 'input_transport',
-                    'sync_mode', 'sync_slop_s', 'anchor.extrinsic.enabled', 'anchor.extrinsic.x',
-                    'anchor.extrinsic.y', 'anchor.extrinsic.z', 'anchor.extrinsic.qx',
-                    'anchor.extrinsic.qy', 'anchor.extrinsic.qz', 'anchor.extrinsic.qw')
-"""Node parameters a camera can override as ``<camera>.<parameter>`` (read-only)."""
-
-_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
-
-
-def check_camera_names(names: list[str]) -> tuple[str, ...]:
-    """The camera names, each a valid ROS name token, none twice (ConfigError otherwise)."""
-    for name in names:
-        if not _NAME.match(name):
-            raise ConfigError(f'cameras: {name!r} is not a valid camera name (a letter, then '
-                              'letters, digits or underscores)')
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ConfigError(f'cameras: {", ".join(twice)} named more than once')
-    return tuple(names)
 
 
 def camera_stream(config: NodeConfig, camera: str, overrides: Mapping[str, Any]
@@ -74,12 +54,12 @@ def declare_cameras(node: Node) -> dict[str, dict[str, Any]]:
     Returns:
         {camera name: {parameter: override}}; empty for the one-camera node.
     """
-    node.declare_parameter('cameras', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+    given = node.declare_parameter('cameras', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
         name='cameras', read_only=True, description='Names of the cameras one model serves, '
         'each with its topics under its name (front/image, front/depth/image, ...) and '
         '<camera>.<parameter> overrides; unset = one camera in the node namespace.'))
-    value = node.get_parameter('cameras').value
-    names = check_camera_names(list(value or []))
+    # (a parameter declared by type only and not given reads as NOT_SET: get_parameter raises)
+    names = check_camera_names(list(given.value or []))
     specs = {spec.name: spec for spec in parameter_specs()}
     cameras: dict[str, dict[str, Any]] = {}
     for camera in names:
