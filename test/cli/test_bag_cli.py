@@ -68,7 +68,7 @@ def test_cli_info_and_eval_outputs(tmp_path: Path, tiny_yaml: Path,
 def test_ctrl_c_leaves_nothing(tmp_path: Path, tiny_yaml: Path, monkeypatch: pytest.MonkeyPatch,
                                caplog: pytest.LogCaptureFixture) -> None:
     write_bag(tmp_path / 'bag')
-    monkeypatch.setattr('zoedepth_ros.cli.bag.build_estimator',
+    monkeypatch.setattr('zoedepth_ros.cli.bag_eval.build_estimator',
                         lambda args: null_estimator(interrupt_at=3))
     code = main(eval_args(tmp_path / 'bag', tmp_path / 'report', tiny_yaml, '--out-bag',
                           str(tmp_path / 'pred')))

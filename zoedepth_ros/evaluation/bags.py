@@ -264,7 +264,8 @@ FrameCallback = Callable[[RgbdFrame, FrameOutputs, FrameRecord], None]
 
 def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalSettings,
                  out_bag: AtomicBagWriter | None = None,
-                 on_frame: FrameCallback | None = None) -> BagEvalReport:
+                 on_frame: FrameCallback | None = None,
+                 copy_input: bool = True) -> BagEvalReport:
     """Predict every colour frame of a bag, score the paired ones, optionally write outputs.
 
     Args:
@@ -274,6 +275,8 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
         out_bag: open writer receiving the original messages and the predictions; the caller
             commits it (or aborts it on error) after this returns.
         on_frame: per-frame callback.
+        copy_input: copy every original message into ``out_bag`` (off for the second and
+            later cameras of one bag: the first copied them).
 
     Raises:
         BagError: see :func:`zoedepth_ros.io.bags.read_rgbd`; also when no colour frame
@@ -289,7 +292,7 @@ def evaluate_bag(estimator: DepthEstimator, path: Path | str, settings: BagEvalS
     report.camera = {'camera_info_topic': source.topic, 'source': source.reason,
                      'fov_deg': options.fov_deg, 'assumed_fov_frames': 0}
     scorer, raw_scorer = _Scorer(settings), _Scorer(settings)
-    copy = None if out_bag is None else copier(out_bag, settings.namespace)
+    copy = None if out_bag is None or not copy_input else copier(out_bag, settings.namespace)
     track = (None if settings.sparse_topic is None else
              read_sparse(path, settings.sparse_topic, options.anchor.extrinsic))
     aligners = HeadAligners(options.anchor)

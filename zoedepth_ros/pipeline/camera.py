@@ -3,23 +3,23 @@
 :class:`CameraPipeline` owns what happens between the subscriptions and the publishers: it
 decodes each input once (image or compressed image, camera_info, sparse depth or points),
 pairs images with camera_info (newest, or nearest in stamp within a slop), keeps only the
-newest frame while the model is busy (a frame replaced while waiting counts as dropped), runs
-one worker thread through :func:`~zoedepth_ros.pipeline.predict.predict_frame` with the
-stream's sparse samples, counts everything (:class:`~zoedepth_ros.pipeline.stats.StreamStats`)
-and hands each frame's encoded outputs to a :class:`Sink`. Messages are read by their fields,
-so rclpy messages and rosbags dataclasses both serve.
+newest frame while the model is busy (a frame replaced while waiting counts as dropped), makes
+each frame's job for :func:`~zoedepth_ros.pipeline.predict.predict_frames` with the stream's
+sparse samples, counts everything (:class:`~zoedepth_ros.pipeline.stats.StreamStats`) and
+hands each frame's encoded outputs to a :class:`Sink`. A
+:class:`~zoedepth_ros.pipeline.worker.BatchWorker` runs the model: the stream's own, or one
+shared by a camera group (several cameras, one model). Messages are read by their fields, so
+rclpy messages and rosbags dataclasses both serve.
 
 States: built (inputs ignored) -> :meth:`load` (a model) -> :meth:`start` (serving) ->
 :meth:`stop` -> :meth:`start` ... -> :meth:`unload`. The lifecycle node maps its transitions
-onto them; the plain node loads and starts at once.
-"""
+onto them; the plain node loads and starts at once."""
 
 from __future__ import annotations
 
 import threading
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,9 +33,10 @@ from zoedepth_ros.io import messages
 from zoedepth_ros.io.messages import CameraInfoFields
 from zoedepth_ros.pipeline.options import StreamOptions
 from zoedepth_ros.pipeline.outputs import OUTPUTS, EncodedOutput, FrameOutputs, FrameRequest
-from zoedepth_ros.pipeline.predict import frame_camera_info, predict_frame
+from zoedepth_ros.pipeline.predict import FrameJob, frame_camera_info, predict_frames
 from zoedepth_ros.pipeline.stats import StreamStats
 from zoedepth_ros.pipeline.sync import Frame, LatestSlot, StampMatcher
+from zoedepth_ros.pipeline.worker import BatchWorker, Log
 from zoedepth_ros.pointcloud import cloud_xyz
 
 
@@ -47,15 +48,6 @@ class Sink(Protocol):
 
     def publish(self, encoded: dict[str, EncodedOutput], stamp_ns: int, frame_id: str) -> None:
         """One frame's encoded outputs, with its input's stamp and the output frame id."""
-
-
-class Log(Protocol):
-    """The logger methods used (rclpy's logger has them)."""
-
-    def info(self, message: str, *, throttle_duration_sec: float = ...) -> object: ...
-    def warning(self, message: str, *, throttle_duration_sec: float = ...) -> object: ...
-    def error(self, message: str, *, throttle_duration_sec: float = ...) -> object: ...
-    def debug(self, message: str, *, throttle_duration_sec: float = ...) -> object: ...
 
 
 class CameraPipeline:
@@ -87,19 +79,19 @@ class CameraPipeline:
         self._last_stamp: int | None = None
         self._warned: set[str] = set()
         self._slot: LatestSlot[Frame] = LatestSlot()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._wake: threading.Event | None = None
+        self._worker: BatchWorker | None = None
 
     # ------------------------------------------------------------------ states
 
-    def load(self, estimator: DepthEstimator) -> None:
-        """Give the stream its model; a sparse-guided head selection it cannot serve fails
-        here (InputError)."""
+    def load(self, estimator: DepthEstimator, announce: bool = True) -> None:
+        """Give the stream its model (``announce``: log the model's warning); a sparse-guided
+        head selection it cannot serve fails here (InputError)."""
         if self.options.frame.anchor.head_selection == 'sparse' and not estimator.has_all_heads:
             raise InputError(f'anchor.head_selection sparse needs both heads of the model; '
                              f'{estimator.name} ({estimator.kind}) returns the routed one only')
         self.estimator = estimator
-        if estimator.warning:
+        if estimator.warning and announce:
             self.log.warning(estimator.warning)
 
     def unload(self) -> None:
@@ -109,28 +101,31 @@ class CameraPipeline:
 
     @property
     def serving(self) -> bool:
-        return self._worker is not None
+        """Whether a worker takes this stream's frames (its own, or a camera group's)."""
+        return self._wake is not None
 
     def start(self) -> None:
-        """Serve inputs from now on (one worker thread)."""
+        """Serve inputs from now on, with a worker thread of its own (a camera group starts
+        one worker for all its streams instead)."""
         if self.estimator is None:
             raise InputError('the stream has no model: load() one first')
         if self._worker is None:
-            self._slot, self._stop = LatestSlot(), threading.Event()
-            self._worker = threading.Thread(target=self._work, name='depth_worker',
-                                            daemon=True)
+            self._worker = BatchWorker([self], self.estimator, self.log)
             self._worker.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Stop serving; a frame still in the model after ``timeout_s`` is abandoned."""
         worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        self._stop.set()
-        self._slot.close()
-        worker.join(timeout=timeout_s)
-        if worker.is_alive():
-            self.log.warning('the worker is still in a frame: not waiting for it')
+        if worker is not None:
+            worker.stop(timeout_s)
+
+    def attach(self, wake: threading.Event) -> None:
+        """Accept frames from now on, setting ``wake`` for the worker when one waits."""
+        self._slot = LatestSlot()
+        self._wake = wake
+
+    def detach(self) -> None:
+        self._wake = None
 
     def configure(self, options: StreamOptions) -> None:
         """Apply run-time changes (the anchoring smoothing keeps its state)."""
@@ -238,48 +233,49 @@ class CameraPipeline:
     def _hand_over(self, frame: Frame) -> None:
         if self._slot.put(frame):
             self.stats.count('dropped')
+        wake = self._wake
+        if wake is not None:
+            wake.set()
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
             self.log.warning(message)
 
-    # ------------------------------------------------------------------ worker
+    # ------------------------------------------------------------------ frames
 
-    def _work(self) -> None:
-        stop, slot = self._stop, self._slot
-        while not stop.is_set():
-            frame = slot.take(0.2)
-            if frame is None:
-                continue
-            try:
-                self.process(frame)
-            except ZoeDepthError as err:
-                self.reject(err)
-            except Exception as err:  # noqa: BLE001 - the worker must outlive one bad frame
-                if stop.is_set():
-                    return
-                self.log.error(f'processing a frame failed: {err!r}\n{traceback.format_exc()}',
-                               throttle_duration_sec=2.0)
+    def take(self) -> Frame | None:
+        """The newest waiting frame (removed from the slot), or None."""
+        return self._slot.take_nowait()
 
-    def process(self, frame: Frame) -> FrameOutputs | None:
-        """Run one frame through the model and hand its outputs to the sink (None when it
-        has no intrinsics yet)."""
-        estimator = self.estimator
-        if estimator is None:
+    def prepare(self, frame: Frame) -> FrameJob | None:
+        """The frame's job for the model: intrinsics, what to compute, the sparse samples
+        (None while there are no intrinsics)."""
+        if self.estimator is None:
             raise InputError('the stream has no model')
         options = self.options.frame
         height, width = frame.rgb.shape[:2]
         info = self._camera_info(frame, width, height)
         if info is None:
             return None
-        request = FrameRequest.of(options, self.sink.listening)
-        outputs = predict_frame(estimator, frame.rgb, info, options, request,
-                                self._anchor(frame, info))
-        self.sink.publish(outputs.encoded(options), frame.stamp_ns, frame.frame_id)
+        return FrameJob(frame.rgb, info, options, FrameRequest.of(options, self.sink.listening),
+                        self._anchor(frame, info))
+
+    def finish(self, frame: Frame, outputs: FrameOutputs) -> None:
+        """Publish the frame's outputs and count them."""
+        self.sink.publish(outputs.encoded(self.options.frame), frame.stamp_ns, frame.frame_id)
         age_s = (self.clock_ns() - frame.stamp_ns) * 1e-9
         self.stats.record_output(outputs, age_s)
         self.log.debug(f'frame {frame.stamp_ns}: {outputs.timings_ms}, age {age_s:.3f} s')
+
+    def process(self, frame: Frame) -> FrameOutputs | None:
+        """Run one frame through the model and hand its outputs to the sink (None when it
+        has no intrinsics yet); the worker does the same for a batch of streams."""
+        job = self.prepare(frame)
+        if job is None or self.estimator is None:
+            return None
+        outputs = predict_frames(self.estimator, [job])[0]
+        self.finish(frame, outputs)
         return outputs
 
     def _camera_info(self, frame: Frame, width: int, height: int) -> CameraInfoFields | None:
@@ -309,3 +305,41 @@ class CameraPipeline:
                             f'camera optical frame {frame.frame_id!r}, and no transform is '
                             'known (set anchor.extrinsic.* or run tf2): clouds not used')
         return Anchor(self.aligners, samples, frame.stamp_ns * 1e-9)
+
+
+class CameraGroup:
+    """Several camera streams, one model, one :class:`BatchWorker`: when the model is free,
+    the newest waiting frame of every camera goes through it as one batch.
+
+    The same states as one :class:`CameraPipeline` (load -> start -> stop -> unload).
+    """
+
+    def __init__(self, pipelines: Sequence[CameraPipeline], log: Log) -> None:
+        if not pipelines:
+            raise InputError('a camera group needs at least one camera')
+        self.pipelines, self.log = list(pipelines), log
+        self.estimator: DepthEstimator | None = None
+        self.worker: BatchWorker | None = None
+
+    def load(self, estimator: DepthEstimator) -> None:
+        for index, pipeline in enumerate(self.pipelines):
+            pipeline.load(estimator, announce=index == 0)
+        self.estimator = estimator
+
+    def start(self) -> None:
+        if self.estimator is None:
+            raise InputError('the camera group has no model: load() one first')
+        if self.worker is None:
+            self.worker = BatchWorker(self.pipelines, self.estimator, self.log)
+            self.worker.start()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.stop(timeout_s)
+
+    def unload(self) -> None:
+        self.stop()
+        for pipeline in self.pipelines:
+            pipeline.unload()
+        self.estimator = None

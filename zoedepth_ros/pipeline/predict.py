@@ -13,6 +13,8 @@ import ctypes
 import math
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,7 +28,12 @@ from zoedepth_ros.anchoring import (
 )
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.inference import DepthEstimator, domain_probabilities, phase_timings
+from zoedepth_ros.inference import (
+    DepthEstimator,
+    DepthTensors,
+    domain_probabilities,
+    phase_timings,
+)
 from zoedepth_ros.io import messages
 from zoedepth_ros.io.messages import CameraInfoFields
 from zoedepth_ros.model.config import FOCAL_REFERENCE
@@ -92,7 +99,24 @@ def focal_factor(camera: PinholeCamera, domain: str,
     return (camera.fx / camera.width) / reference[0 if domain == 'indoor' else 1]
 
 
-@torch.inference_mode()
+@dataclass
+class FrameJob:
+    """One frame's inputs to :func:`predict_frames` (the arguments of :func:`predict_frame`)."""
+
+    rgb: np.ndarray
+    camera_info: CameraInfoFields
+    options: FrameOptions = field(default_factory=FrameOptions)
+    request: FrameRequest = field(default_factory=FrameRequest)
+    anchor: Anchor | None = None
+
+    @property
+    def selects(self) -> bool:
+        """Whether sparse-guided head selection applies (it needs every head's depth)."""
+        anchor = self.anchor
+        return (anchor is not None and anchor.samples is not None and len(anchor.samples) > 0
+                and self.options.anchor.head_selection == 'sparse')
+
+
 def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: CameraInfoFields,
                   options: FrameOptions = FrameOptions(), request: FrameRequest = FrameRequest(),
                   anchor: Anchor | None = None) -> FrameOutputs:
@@ -109,21 +133,49 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
             ``options.anchor.head_selection`` 'sparse' and samples, every head runs and the
             one whose fit explains the samples better serves the frame.
     """
-    start = time.perf_counter()
-    image = estimator.upload([rgb])
-    tensor = estimator.to_float(image)
-    estimator.synchronize()
-    prepared = time.perf_counter()
-    select = (anchor is not None and anchor.samples is not None and len(anchor.samples) > 0
-              and options.anchor.head_selection == 'sparse')
-    out = estimator.predict_tensor(tensor, std=request.std or options.max_rel_std > 0,
-                                   all_heads=select)
-    estimator.synchronize()
-    inferred = time.perf_counter()
-    routed = domain_name(int(out.domain_index[0]))
-    heads = {routed: (out.depth[0, 0], None if out.std is None else out.std[0, 0])}
+    return predict_frames(estimator, [FrameJob(rgb, camera_info, options, request, anchor)])[0]
+
+
+@torch.inference_mode()
+def predict_frames(estimator: DepthEstimator, jobs: Sequence[FrameJob]) -> list[FrameOutputs]:
+    """Several frames (of several cameras) through one model: frames of equal image size go
+    through the network as one batch, each with its own camera, options and anchoring
+    (:func:`predict_frame` for each, with the network's work shared). Routing is per image.
+    The timings of a frame are those of its batch. Returns the outputs in the jobs' order."""
+    results: list[FrameOutputs | None] = [None] * len(jobs)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(job.rgb.shape, []).append(index)
+    for indices in groups.values():
+        start = time.perf_counter()
+        image = estimator.upload([jobs[i].rgb for i in indices])
+        tensor = estimator.to_float(image)
+        estimator.synchronize()
+        prepared = time.perf_counter()
+        std = any(jobs[i].request.std or jobs[i].options.max_rel_std > 0 for i in indices)
+        out = estimator.predict_tensor(tensor, std=std,
+                                       all_heads=any(jobs[i].selects for i in indices))
+        estimator.synchronize()
+        timings = phase_timings(start, prepared, time.perf_counter())
+        for row, index in enumerate(indices):
+            results[index] = _finish(out, row, image[row], jobs[index], timings)
+    return [result for result in results if result is not None]
+
+
+def _finish(out: DepthTensors, row: int, image: torch.Tensor, job: FrameJob,
+            timings: dict[str, float]) -> FrameOutputs:
+    """Row ``row`` of a batch's predictions -> the frame's outputs (focal correction, head
+    selection, anchoring, gates, cloud), on the estimator's device until the copies home."""
+    options, request, anchor, camera_info = job.options, job.request, job.anchor, job.camera_info
+    select = job.selects
+    # A frame that asked for no std gets none, although its batch computed one for another
+    # frame: the anchoring weighs samples by the std when there is one.
+    wants_std = request.std or options.max_rel_std > 0
+    routed = domain_name(int(out.domain_index[row]))
+    heads = {routed: (out.depth[row, 0],
+                      out.std[row, 0] if wants_std and out.std is not None else None)}
     if select and out.heads is not None:
-        heads = {name: (depth[0, 0], None if std is None else std[0, 0])
+        heads = {name: (depth[row, 0], std[row, 0] if wants_std and std is not None else None)
                  for name, (depth, std) in out.heads.items()}
     factor = {name: 1.0 for name in heads}
     if options.focal.enabled:
@@ -146,12 +198,12 @@ def predict_frame(estimator: DepthEstimator, rgb: np.ndarray, camera_info: Camer
     ungated = gate_depth(raw).cpu().numpy() if request.keep_ungated else None
     cloud = None
     if request.cloud:
-        cloud = pack_point_cloud(depth, camera_info.camera, options.cloud, image[0])
+        cloud = pack_point_cloud(depth, camera_info.camera, options.cloud, image)
     kept = std.cpu().numpy() if request.std and std is not None else None
     return FrameOutputs(depth.cpu().numpy(), kept, cloud, camera_info, domain,
-                        domain_probabilities(out.domain_probs[0].cpu().numpy()),
-                        phase_timings(start, prepared, inferred), alignment, unaligned,
-                        factor[domain], ungated, routed, request.preview)
+                        domain_probabilities(out.domain_probs[row].cpu().numpy()),
+                        dict(timings), alignment, unaligned, factor[domain], ungated, routed,
+                        request.preview)
 
 
 def keep_freed_memory() -> bool:

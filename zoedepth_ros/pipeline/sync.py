@@ -54,6 +54,12 @@ class LatestSlot(Generic[T]):
             item, self._item = self._item, None
             return item
 
+    def take_nowait(self) -> T | None:
+        """Remove and return the waiting item, or None."""
+        with self._condition:
+            item, self._item = self._item, None
+            return item
+
     def close(self) -> None:
         """Wake a waiting ``take`` for shutdown."""
         with self._condition:

@@ -215,3 +215,4 @@ def updated_config(cfg: NodeConfig, changes: Mapping[str, Any]) -> NodeConfig:
         if specs[name].read_only:
             raise ConfigError(f'{name} is read-only; restart the node to change it')
     return config_from_parameters({**parameter_values(cfg), **changes})
+

@@ -4,9 +4,11 @@ Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``, and (metri
 optional) ``sparse_depth`` and ``sparse_points``; publishes, with the input's stamp and optical
 frame, the outputs of ``pipeline.outputs.OUTPUTS`` (``depth/image``, ``depth/camera_info``,
 ``points``, ``depth/std``, ``depth/preview``, ``domain``, ``depth/alignment``) and
-``/diagnostics``. The work is done by :class:`~zoedepth_ros.pipeline.camera.CameraPipeline`
-(newest frame wins: a waiting frame that gets replaced counts as dropped); this node declares
-the parameters, loads the model and starts serving. Run:
+``/diagnostics``. With the ``cameras`` parameter it serves several cameras, each under its
+name, from one batched model (:mod:`zoedepth_ros.ros.cameras`). The work is done by
+:class:`~zoedepth_ros.pipeline.camera.CameraPipeline` (newest frame wins: a waiting frame
+that gets replaced counts as dropped); this node declares the parameters, loads the model
+and starts serving. Run:
 ``depth_node --ros-args --params-file config/depth.yaml -r image:=/camera/image_raw
 -r camera_info:=/camera/camera_info``.
 """
@@ -18,9 +20,8 @@ from typing import Any
 
 from rclpy.node import Node
 
-from zoedepth_ros.ros.camera import RosCamera
+from zoedepth_ros.ros.cameras import RosCameras
 from zoedepth_ros.ros.entry import run_node
-from zoedepth_ros.ros.parameters import declare_node_parameters
 
 
 class DepthNode(Node):
@@ -28,12 +29,12 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('depth_node', **kwargs)
-        self.camera = RosCamera(self, declare_node_parameters(self))
-        self.camera.load()
-        self.camera.start()
+        self.cameras = RosCameras(self)
+        self.cameras.load()
+        self.cameras.start()
 
     def destroy_node(self) -> None:
-        self.camera.pipeline.stop()
+        self.cameras.stop()
         super().destroy_node()
 
 

@@ -4,7 +4,8 @@ Parameters, publishers and subscriptions are created at construction (inputs are
 active); ``configure`` loads the model (a bad checkpoint or model name fails the transition
 and leaves the node unconfigured instead of crashing), ``activate`` starts serving frames,
 ``deactivate`` stops it, ``cleanup`` releases the model. Topics and behaviour are those of
-``depth_node``: both are a :class:`~zoedepth_ros.ros.camera.RosCamera` on a node.
+``depth_node`` (one camera or several): both are :class:`~zoedepth_ros.ros.cameras.RosCameras`
+on a node.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from zoedepth_ros.errors import ZoeDepthError
-from zoedepth_ros.ros.camera import RosCamera
+from zoedepth_ros.ros.cameras import RosCameras
 from zoedepth_ros.ros.entry import run_node
-from zoedepth_ros.ros.parameters import declare_node_parameters
 
 
 class LifecycleDepthNode(LifecycleNode):
@@ -25,34 +25,34 @@ class LifecycleDepthNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('depth_node', **kwargs)
-        self.camera = RosCamera(self, declare_node_parameters(self))
+        self.cameras = RosCameras(self)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self.camera.load()
+            self.cameras.load()
         except ZoeDepthError as err:
             self.get_logger().error(f'configure failed: {err}')
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.camera.start()
+        self.cameras.start()
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.camera.pipeline.stop()
+        self.cameras.stop()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.camera.pipeline.unload()
+        self.cameras.unload()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.camera.pipeline.unload()
+        self.cameras.unload()
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        self.camera.pipeline.stop()
+        self.cameras.stop()
         super().destroy_node()
 
 
