@@ -54,10 +54,12 @@ def declare_cameras(node: Node) -> dict[str, dict[str, Any]]:
     Returns:
         {camera name: {parameter: override}}; empty for the one-camera node.
     """
-    given = node.declare_parameter('cameras', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+    described = ParameterDescriptor(
         name='cameras', read_only=True, description='Names of the cameras one model serves, '
         'each with its topics under its name (front/image, front/depth/image, ...) and '
-        '<camera>.<parameter> overrides; unset = one camera in the node namespace.'))
+        '<camera>.<parameter> overrides; unset = one camera in the node namespace.')
+    given: Parameter = node.declare_parameter('cameras', Parameter.Type.STRING_ARRAY,
+                                              described)
     # (a parameter declared by type only and not given reads as NOT_SET: get_parameter raises)
     names = check_camera_names(list(given.value or []))
     specs = {spec.name: spec for spec in parameter_specs()}
@@ -69,7 +71,7 @@ def declare_cameras(node: Node) -> dict[str, dict[str, Any]]:
             declared = descriptor(spec)
             declared.name, declared.read_only = f'{camera}.{name}', True
             declared.description = f"{camera}: {spec.description} (default: the node's {name})"
-            parameter = node.declare_parameter(f'{camera}.{name}',
+            parameter: Parameter = node.declare_parameter(f'{camera}.{name}',
                                                Parameter.Type.from_parameter_value(spec.default),
                                                declared)
             if parameter.type_ != Parameter.Type.NOT_SET:
