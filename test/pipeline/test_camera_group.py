@@ -78,26 +78,34 @@ def test_frames_of_two_sizes_make_two_batches() -> None:
 
 
 class Recording(NullModel):
-    """NullModel that takes ``delay_s`` per call and records each call's batch size."""
+    """NullModel that takes ``delay_s`` per call and records each call's batch size and the
+    most calls in flight at once."""
 
     def __init__(self, delay_s: float) -> None:
         super().__init__(depth_m=2.0)
         self.delay_s = delay_s
         self.batches: list[int] = []
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
 
     def forward(self, image: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        self.batches.append(int(image.shape[0]))
+        with self._lock:
+            self.batches.append(int(image.shape[0]))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         time.sleep(self.delay_s)
-        return super().forward(image, *args, **kwargs)
+        with self._lock:
+            self.in_flight -= 1
+            return super().forward(image, *args, **kwargs)
 
 
 def group_of(names: list[str], estimator: DepthEstimator, sinks: dict[str, Sink],
-             **stream: Any) -> tuple[CameraGroup, dict[str, CameraPipeline]]:
+             workers: int = 1, **stream: Any) -> tuple[CameraGroup, dict[str, CameraPipeline]]:
     log = Log()
     pipelines = {name: CameraPipeline(StreamOptions(**stream), sinks[name], log,
                                       (f'{name}/image', f'{name}/camera_info'))
                  for name in names}
-    group = CameraGroup(list(pipelines.values()), log)
+    group = CameraGroup(list(pipelines.values()), log, workers)
     group.load(estimator)
     return group, pipelines
 
@@ -208,3 +216,29 @@ def test_a_group_needs_cameras_and_a_model() -> None:
     group.unload()
     with pytest.raises(InputError, match='no model'):
         group.start()
+
+
+def test_two_workers_share_the_cameras_each_camera_in_order() -> None:
+    """Four cameras, two model threads: each batch holds at most two cameras, two batches run
+    at once, and every camera's outputs keep their stamps' order (one worker per camera at a
+    time)."""
+    model = Recording(delay_s=0.1)
+    estimator = DepthEstimator(model, device='cpu', name='slow')
+    names = ['a', 'b', 'c', 'd']
+    sinks = {name: Sink() for name in names}
+    group, pipelines = group_of(names, estimator, sinks, workers=2)
+    group.start()
+    for tick in range(15):
+        for name in names:
+            pipelines[name].on_image(image(1_000 + tick))
+        time.sleep(0.05)
+    for name in names:
+        sinks[name].wait(3)
+    time.sleep(0.3)
+    group.stop()
+    assert max(model.batches) <= 2 and model.most_in_flight == 2
+    for name in names:
+        stamps = [frame[0] for frame in sinks[name].frames]
+        assert stamps == sorted(set(stamps)) and len(stamps) >= 3, (name, stamps)
+        totals = pipelines[name].stats.totals
+        assert totals['published'] + totals['dropped'] == totals['received'] == 15

@@ -1,6 +1,7 @@
 """The package through the real ROS 2 command line, after ``colcon build`` and sourcing.
 
-``ros2 launch`` with a params file and a command-line override, the lifecycle launch driven
+``ros2 launch`` with a params file and a command-line override, the multi-camera launch files
+(one node serving two cameras, plain and managed), the lifecycle launch driven
 by ``ros2 lifecycle set``, ``ros2 run`` with ``ros2 param set`` / ``ros2 topic hz``, the
 default model offline, and Ctrl-C / SIGTERM stops of twenty launches each. The frames come
 from a test-side rclpy node over DDS in the test's own ROS domain.
@@ -22,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from node_harness import (
     Probe,
     make_image,
@@ -162,6 +164,60 @@ def test_lifecycle_launch_serves_only_while_active(ros2: Ros2, probe: Probe,
         wait_until(lambda: len(received) > count, what='depth after reactivation')
     finally:
         feeder.close()
+    assert ros2.stop_all() == [0]
+    assert_clean_exit(output.read_text())
+
+
+def _cameras_file(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({'cameras': [
+        {'name': 'left', 'image': '/rig/left/image_raw', 'camera_info': '/rig/left/info',
+         'frame_id': 'left_optical_frame'},
+        {'name': 'right', 'image': '/rig/right/image_raw', 'camera_info': '/rig/right/info'}]}))
+    return path
+
+
+def test_multi_camera_launch_serves_every_camera_from_one_node(ros2: Ros2, probe: Probe,
+                                                              tmp_path: Path) -> None:
+    params = params_file(tmp_path / 'mine.yaml', DEMO)
+    output = tmp_path / 'launch.log'
+    ros2.start('launch', 'zoedepth_ros', 'multi_camera.launch.py', f'params_file:={params}',
+               f'cameras_file:={_cameras_file(tmp_path / "cams.yaml")}', 'namespace:=/multi',
+               output=output)
+    for camera, frame_id in (('left', 'left_optical_frame'), ('right', 'camera_optical_frame')):
+        probe.subscribe(Image, f'/multi/{camera}/depth/image')
+        header = stamp_header(3 if camera == 'left' else 4)
+        depth = serve(probe, make_image(scene(), header), make_info(header),
+                      probe.publisher(Image, f'/rig/{camera}/image_raw'),
+                      probe.publisher(CameraInfo, f'/rig/{camera}/info'),
+                      f'/multi/{camera}/depth/image')
+        assert depth.header.frame_id == frame_id
+        assert depth.header.stamp.sec == header.stamp.sec
+        values = depth_m(depth)
+        assert 1.0 < np.nanmedian(values) < 60.0  # the demo model on a street
+    ros2.wait_for_node('/multi/depth_node')
+    nodes = ros2.run('node', 'list', '--no-daemon', '--spin-time', '2.0').stdout.split()
+    assert [name for name in nodes if name.startswith('/multi/')] == ['/multi/depth_node']
+    assert ros2.stop_all() == [0]
+    assert_clean_exit(output.read_text())
+
+
+def test_multi_camera_lifecycle_launch_serves_once_active(ros2: Ros2, probe: Probe,
+                                                          tmp_path: Path) -> None:
+    params = params_file(tmp_path / 'mine.yaml', DEMO)
+    output = tmp_path / 'launch.log'
+    ros2.start('launch', 'zoedepth_ros', 'multi_camera_lifecycle.launch.py',
+               f'params_file:={params}', f'cameras_file:={_cameras_file(tmp_path / "c.yaml")}',
+               'namespace:=/mlc', output=output)
+    ros2.wait_for_node('/mlc/depth_node', lifecycle=True)
+    for name in ('configure', 'activate'):
+        done = ros2.run('lifecycle', 'set', '--no-daemon', '/mlc/depth_node', name)
+        assert 'Transitioning successful' in done.stdout, done.stdout + done.stderr
+    for camera in ('left', 'right'):
+        probe.subscribe(Image, f'/mlc/{camera}/depth/image')
+        header = stamp_header(5)
+        serve(probe, make_image(scene(), header), make_info(header),
+              probe.publisher(Image, f'/rig/{camera}/image_raw'),
+              probe.publisher(CameraInfo, f'/rig/{camera}/info'), f'/mlc/{camera}/depth/image')
     assert ros2.stop_all() == [0]
     assert_clean_exit(output.read_text())
 

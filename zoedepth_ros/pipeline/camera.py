@@ -309,15 +309,16 @@ class CameraPipeline:
 
 class CameraGroup:
     """Several camera streams, one model, one :class:`BatchWorker`: when the model is free,
-    the newest waiting frame of every camera goes through it as one batch.
+    the newest waiting frame of every camera goes through it as one batch (with ``workers``
+    threads, each takes its share of the cameras: see BatchWorker).
 
     The same states as one :class:`CameraPipeline` (load -> start -> stop -> unload).
     """
 
-    def __init__(self, pipelines: Sequence[CameraPipeline], log: Log) -> None:
+    def __init__(self, pipelines: Sequence[CameraPipeline], log: Log, workers: int = 1) -> None:
         if not pipelines:
             raise InputError('a camera group needs at least one camera')
-        self.pipelines, self.log = list(pipelines), log
+        self.pipelines, self.log, self.workers = list(pipelines), log, workers
         self.estimator: DepthEstimator | None = None
         self.worker: BatchWorker | None = None
 
@@ -330,7 +331,7 @@ class CameraGroup:
         if self.estimator is None:
             raise InputError('the camera group has no model: load() one first')
         if self.worker is None:
-            self.worker = BatchWorker(self.pipelines, self.estimator, self.log)
+            self.worker = BatchWorker(self.pipelines, self.estimator, self.log, self.workers)
             self.worker.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:

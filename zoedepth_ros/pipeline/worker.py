@@ -12,6 +12,7 @@ frame each camera gets served is at most one batch old when the batch starts.
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Protocol
@@ -57,46 +58,86 @@ class Stream(Protocol):
 
 
 class BatchWorker:
-    """The thread that serves ``streams`` with ``estimator`` (see the module docstring).
+    """The thread(s) that serve ``streams`` with ``estimator`` (see the module docstring).
 
     Args:
         streams: the camera streams, in a fixed order (the batch order).
         estimator: the one model.
         log: where a failing batch is reported.
+        workers: threads running the model. One (the default) takes the newest frame of every
+            camera as one batch: what a GPU wants. On a CPU, where a batch costs as much as
+            its frames one by one, several threads (each with ``threads`` torch threads, e.g.
+            one per core with ``threads`` 1) run cameras in parallel: each takes at most its
+            share (cameras / workers, rounded up) of the cameras, and a camera is served by
+            one worker at a time, so its outputs stay in order and its anchoring state has
+            one writer.
     """
 
-    def __init__(self, streams: Sequence[Stream], estimator: DepthEstimator, log: Log) -> None:
+    def __init__(self, streams: Sequence[Stream], estimator: DepthEstimator, log: Log,
+                 workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f'workers must be at least 1, got {workers}')
         self.streams, self.estimator, self.log = list(streams), estimator, log
+        self.workers = workers
+        self.max_batch = -(-len(self.streams) // workers)
         self.batches = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy: set[int] = set()
+        self._next = 0
+        self._threads: list[threading.Thread] = []
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return bool(self._threads)
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             return
         self._wake, self._stop = threading.Event(), threading.Event()
+        self._busy, self._next = set(), 0
         for stream in self.streams:
             stream.attach(self._wake)
-        self._thread = threading.Thread(target=self._work, name='depth_worker', daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._work, name=f'depth_worker_{index}',
+                                          daemon=True) for index in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Stop serving; a batch still in the model after ``timeout_s`` is abandoned."""
-        thread, self._thread = self._thread, None
-        if thread is None:
+        threads, self._threads = self._threads, []
+        if not threads:
             return
         for stream in self.streams:
             stream.detach()
         self._stop.set()
         self._wake.set()
-        thread.join(timeout=timeout_s)
-        if thread.is_alive():
+        deadline = time.monotonic() + timeout_s
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
             self.log.warning('the worker is still in a frame: not waiting for it')
+
+    def _claim(self) -> list[tuple[int, Stream, Frame]]:
+        """Up to ``max_batch`` idle streams' newest frames, in turn from where the last
+        claim stopped (so that with several workers every camera gets its turn)."""
+        taken: list[tuple[int, Stream, Frame]] = []
+        with self._lock:
+            count = len(self.streams)
+            for step in range(count):
+                index = (self._next + step) % count
+                if index in self._busy:
+                    continue
+                frame = self.streams[index].take()
+                if frame is None:
+                    continue
+                self._busy.add(index)
+                taken.append((index, self.streams[index], frame))
+                if len(taken) == self.max_batch:
+                    self._next = (index + 1) % count
+                    break
+        return taken
 
     def _work(self) -> None:
         stop, wake = self._stop, self._wake
@@ -104,10 +145,17 @@ class BatchWorker:
             if not wake.wait(0.2):
                 continue
             wake.clear()
-            taken = [(stream, frame) for stream in self.streams
-                     if (frame := stream.take()) is not None]
-            if taken and not stop.is_set():
-                self.run(taken)
+            taken = self._claim()
+            if not taken:
+                continue
+            wake.set()  # frames left for another worker, or to look at again
+            try:
+                if not stop.is_set():
+                    self.run([(stream, frame) for _, stream, frame in taken])
+            finally:
+                with self._lock:
+                    self._busy.difference_update(index for index, _, _ in taken)
+                wake.set()  # frames that came while these cameras were busy
 
     def run(self, taken: list[tuple[Stream, Frame]]) -> list[FrameOutputs | None]:
         """One batch: each (stream, frame)'s outputs (None where the frame was not served)."""

@@ -94,7 +94,7 @@ class RosCameras:
         self.cameras = [RosCamera(node, self.config, stream, camera, lookup)
                         for camera, stream in streams.items()]
         self.group = CameraGroup([camera.pipeline for camera in self.cameras],
-                                 node.get_logger())
+                                 node.get_logger(), self.config.workers)
         node.add_on_set_parameters_callback(on_set_parameters(lambda: self.config,
                                                               self._set_config))
 

@@ -67,6 +67,10 @@ class NodeConfig:
     threads: int = param(0, 'Intra-op threads of torch and onnxruntime; 0 = their default (one '
                          'per core). Lower it when other processes share the cores.',
                          low=0, high=1024, read_only=True)
+    workers: int = param(1, 'Threads running the model for the cameras (cameras parameter): 1 '
+                         "runs every camera's newest frame as one batch (GPU); on a CPU, one "
+                         'per core with threads 1 runs cameras in parallel.',
+                         low=1, high=64, read_only=True)
     stream: StreamOptions = section(StreamOptions, inline=True)
     diagnostics: DiagnosticsConfig = section(DiagnosticsConfig)
 
