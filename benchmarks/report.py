@@ -6,17 +6,18 @@ Usage:
 Each step runs one benchmark script (or the demo model's held-out evaluation) in its own
 process, one after the other, with its JSON written beside the report. The report goes to
 ``benchmarks/reports/<machine>/<YYYY-MM-DD>.md`` (the tables) and ``.json`` (every step's raw
-JSON, the command lines, exit codes and load averages): one report per machine and day,
-named after the CPU model, its logical CPU count and the GPU when one is present. The
+JSON, the command lines, exit codes, load averages and commits): one report per machine and
+day (a step run again the same day replaces its section), named after the CPU model, its
+logical CPU count and the GPU when one is present. The
 README's measured figures are copied from such a report, which it names; a test checks that
 each figure appears in the report it names.
 
 A step that fails is recorded with its exit code and the end of its output; the others still
 run, and the exit code is 1. Steps and what they take on 2 shared cores: inference (our
 forward vs transformers, ~4 min), cpu (end-to-end CPU frames/s, ~4 min), pointcloud (~1
-min), node (per-frame host work, ~1 min), bag_eval (bag evaluation around a null
-model, ~1 min), anchoring (~15 min), demo_model (held-out
-evaluation of the bundled demo model, ~2 min).
+min), node (per-frame host work, ~1 min), bag_eval (bag evaluation around a null model, ~1
+min), anchoring (~15 min), multicamera (one N-camera node against N nodes, ~4 min),
+demo_model (held-out evaluation of the bundled demo model, ~2 min).
 """
 
 from __future__ import annotations
@@ -156,6 +157,26 @@ def anchoring_tables(data: dict[str, Any]) -> list[str]:
             '', *_table(header, rows)]
 
 
+def multicamera_tables(data: dict[str, Any]) -> list[str]:
+    rows = []
+    for r in data['nodes']:
+        cameras = r['per_camera'].values()
+        rows.append([r['kind'], r['cameras'], f'{r["total_rate_hz"]:.1f}',
+                     ', '.join(f'{c["rate_hz"]:.1f}' for c in cameras),
+                     f'{max(c["latency_p50_ms"] for c in cameras):.0f}',
+                     f'{max(c["latency_p95_ms"] for c in cameras):.0f}', f'{r["rss_mib"]:.0f}'])
+    header = ['node(s)', 'cameras', 'total frames/s', 'per camera frames/s',
+              'worst p50 latency ms', 'worst p95 latency ms', 'RSS MiB']
+    models = [[r['cameras'], r['device'], f'{r["batched_frames_per_s"]:.1f}',
+               f'{r["sequential_frames_per_s"]:.1f}', f'{r["batching_gain"]:.2f}x']
+              for r in data['model_only']]
+    return [f'model {data["model"]}, {data["size"][0]}x{data["size"][1]} images at '
+            f'{data["rate_hz"]:.0f} Hz per camera, {data["seconds"]:.0f} s measured', '',
+            *_table(header, rows),
+            *_table(['cameras', 'device', 'batched frames/s', 'sequential frames/s', 'gain'],
+                    models)]
+
+
 def demo_tables(data: dict[str, Any]) -> list[str]:
     rows = [[name, f'{v["images"]:.0f}', f'{v["a1"]:.3f}', f'{v["abs_rel"]:.3f}',
              f'{v["rmse"]:.3f}', f'{v.get("router_accuracy", float("nan")):.3f}',
@@ -174,6 +195,7 @@ STEPS = [
     Step('node', _script('node'), node_tables),
     Step('bag_eval', _script('bag_eval'), bag_eval_tables),
     Step('anchoring', _script('anchoring', '--frames', '40'), anchoring_tables),
+    Step('multicamera', _script('multicamera'), multicamera_tables),
     Step('demo_model', _demo_commands, demo_tables),
 ]
 
@@ -224,14 +246,18 @@ def run_step(step: Step, folder: Path) -> dict[str, Any]:
     return record
 
 
-def markdown(date: str, slug: str, commit: str, records: list[dict[str, Any]]) -> str:
+def markdown(date: str, slug: str, records: list[dict[str, Any]]) -> str:
+    commits = sorted({record.get('commit', '?') for record in records})
     lines = [f'# Benchmark report {date}, {slug}', '',
              f'- machine: {cpu_name()}, {os.cpu_count()} logical CPUs',
-             f'- commit: {commit}', f'- command: `{" ".join(sys.argv)}` (`make bench`)', '']
+             f'- commit: {", ".join(commits)}', '- command: `make bench` '
+             '(`benchmarks/report.py`; a step run again later the same day replaces its '
+             'section, with its own commit)', '']
     tables = {step.name: step.tables for step in STEPS}
     for record in records:
         lines += [f'## {record["name"]}', '',
-                  f'load average (1 min) at the start: {record["load_average_1m"]:.2f}', '']
+                  f'load average (1 min) at the start: {record["load_average_1m"]:.2f}'
+                  + (f'; commit {record["commit"]}' if len(commits) > 1 else ''), '']
         if record['exit_code'] != 0:
             lines += [f'FAILED (exit code {record["exit_code"]}):', '', '```',
                       record['output_tail'].rstrip(), '```', '']
@@ -255,16 +281,23 @@ def main() -> int:
     date = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
     slug, commit = machine_slug(), git_commit()
     target = args.output / slug / date
-    records = []
+    earlier: dict[str, dict[str, Any]] = {}
+    if target.with_suffix('.json').exists():  # the day's report: steps run now replace theirs
+        day = json.loads(target.with_suffix('.json').read_text())
+        for record in day['steps']:
+            earlier[record['name']] = {'commit': day.get('commit', 'unknown'), **record}
+    fresh = []
     with tempfile.TemporaryDirectory(prefix='bench_') as folder:
         for step in STEPS:
             if step.name in args.only and step.name not in args.skip:
-                records.append(run_step(step, Path(folder)))
+                fresh.append({**run_step(step, Path(folder)), 'commit': commit})
+    merged = {**earlier, **{record['name']: record for record in fresh}}
+    records = [merged[step.name] for step in STEPS if step.name in merged]
     report = {'date': date, 'machine': slug, 'cpu': cpu_name(), 'cpus': os.cpu_count(),
-              'commit': commit, 'steps': records}
+              'steps': records}
     write_json(target.with_suffix('.json'), report)
-    write_text(target.with_suffix('.md'), markdown(date, slug, commit, records))
-    failed = [r['name'] for r in records if r['exit_code'] != 0]
+    write_text(target.with_suffix('.md'), markdown(date, slug, records))
+    failed = [r['name'] for r in fresh if r['exit_code'] != 0]
     print(f'[bench] wrote {target}.md and .json' + (f'; FAILED: {", ".join(failed)}'
                                                       if failed else ''))
     return 1 if failed else 0
