@@ -161,3 +161,36 @@ def test_routed_head_only_matches_both_heads_selected() -> None:
     assert torch.allclose(routed.metric_depth, torch.where(pick, kitti.metric_depth,
                                                            nyu.metric_depth), atol=1e-6)
     assert F.softmax(routed.domain_logits, 1).argmax(1).tolist() == routed.domain_index.tolist()
+
+
+def test_a_batch_routed_to_both_heads_runs_each_head_on_its_own_images() -> None:
+    """Indoor and outdoor images in one batch (two cameras): each head runs on the images
+    routed to it only, and every image gets what it gets alone."""
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    from zoedepth_ros.model.loading import load_model
+
+    samples = Path(__file__).resolve().parents[2] / 'zoedepth_ros' / 'assets' / 'samples'
+    files = [samples / 'indoor' / 'rgb' / 'indoor_000000.png',
+             samples / 'outdoor' / 'rgb' / 'outdoor_000000.png',
+             samples / 'indoor' / 'rgb' / 'indoor_000001.png']
+    rgb = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
+    image = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0
+    model = load_model('zoedepth_demo_nk').torch_model().eval()
+    calls: dict[str, list[int]] = {'nyu': [], 'kitti': []}
+    for name, head in model.heads.items():
+        head.register_forward_pre_hook(
+            lambda module, args, name=name: calls[name].append(int(args[0].shape[0])))
+    with torch.inference_mode():
+        batched = model(image)
+        assert batched.domain_index.tolist() == [0, 1, 0]
+        assert calls == {'nyu': [2], 'kitti': [1]}
+        for index in range(3):
+            alone = model(image[index:index + 1])
+            torch.testing.assert_close(batched.metric_depth[index], alone.metric_depth[0],
+                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(batched.depth_std[index], alone.depth_std[0],
+                                       rtol=1e-4, atol=1e-5)

@@ -4,6 +4,7 @@ router."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -184,6 +185,28 @@ class ZoeDepth(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             return self._metric(x, decoded, domain, routing, with_std, all_heads)
 
+    def _routed_heads(self, index: torch.Tensor, names: tuple[str, ...],
+                      bottleneck: torch.Tensor, seed_embedding: torch.Tensor,
+                      embeddings: list[torch.Tensor], features: torch.Tensor) -> HeadOutput:
+        """Each head in ``names`` on the images routed to it (``index`` into DOMAINS),
+        the results put back in batch order."""
+        parts = []
+        for name in names:
+            rows = (index == DOMAINS.index(name)).nonzero().flatten()
+            pick = partial(torch.index_select, dim=0, index=rows)
+            parts.append((rows, self.heads[name](pick(bottleneck), pick(seed_embedding),
+                                                 [pick(e) for e in embeddings],
+                                                 pick(features))))
+
+        def gather(field: str) -> torch.Tensor:
+            first = getattr(parts[0][1], field)
+            whole = first.new_empty((index.shape[0], *first.shape[1:]))
+            for rows, output in parts:
+                whole.index_copy_(0, rows, getattr(output, field))
+            return whole
+
+        return HeadOutput(gather('depth'), gather('bin_centers'), gather('probs'))
+
     def _metric(self, x: torch.Tensor, decoded: DecoderOutput, domain: str | None,
                 routing: str, with_std: bool = True, all_heads: bool = False) -> DepthOutput:
         decoded = DecoderOutput(decoded.relative_depth.float(), decoded.head_features.float(),
@@ -211,6 +234,15 @@ class ZoeDepth(nn.Module):
             assert logits is not None
             index = route(logits, routing)
             names = names if all_heads else _heads_needed(index, names)
+        if len(names) > 1 and not all_heads and not _static_graph():
+            # A batch routed to both heads (cameras that see different scenes): each head
+            # runs on its own images only, not on the whole batch.
+            assert index is not None
+            chosen = self._routed_heads(index, names, bottleneck, seed_embedding, embeddings,
+                                        features)
+            std = chosen.std if with_std else None
+            return DepthOutput(chosen.depth, std, decoded.relative_depth, chosen.bin_centers,
+                               chosen.probs, logits, index, decoded, None)
         outputs = [self.heads[name](bottleneck, seed_embedding, embeddings, features)
                    for name in names]
         if len(names) == 1:
@@ -227,6 +259,13 @@ class ZoeDepth(nn.Module):
                            dict(zip(names, outputs)) if all_heads else None)
 
 
+def _static_graph() -> bool:
+    """Whether a traced, compiled or exported graph is being built (no data-dependent
+    control flow there)."""
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export())
+
+
 def _heads_needed(index: torch.Tensor, names: tuple[str, ...]) -> tuple[str, ...]:
     """The heads the routed batch uses: only those in eager mode, all of them when traced.
 
@@ -234,8 +273,7 @@ def _heads_needed(index: torch.Tensor, names: tuple[str, ...]) -> tuple[str, ...
     at batch 1 is a third to half of the non-trunk time. Traced/compiled/exported graphs
     keep both heads and select per sample with ``torch.where`` (static graph, routing inside).
     """
-    if (torch.jit.is_tracing() or torch.compiler.is_compiling()
-            or torch.onnx.is_in_onnx_export()):
+    if _static_graph():
         return names
     used = set(index.unique().tolist())
     return tuple(name for name in names if DOMAINS.index(name) in used)
