@@ -159,14 +159,21 @@ def anchoring_tables(data: dict[str, Any]) -> list[str]:
 
 def multicamera_tables(data: dict[str, Any]) -> list[str]:
     rows = []
+    single = next((r['rss_mib'] for r in data['nodes']
+                   if r['kind'] == 'one_node' and r['cameras'] == 1), float('nan'))
+    separate = {r['cameras']: r['total_rate_hz'] for r in data['nodes'] if r['kind'] == 'n_nodes'}
     for r in data['nodes']:
         cameras = r['per_camera'].values()
+        versus = separate.get(r['cameras'])
         rows.append([r['kind'], r['cameras'], f'{r["total_rate_hz"]:.1f}',
                      ', '.join(f'{c["rate_hz"]:.1f}' for c in cameras),
+                     f'{r["total_rate_hz"] / versus:.2f}x' if versus else '',
                      f'{max(c["latency_p50_ms"] for c in cameras):.0f}',
-                     f'{max(c["latency_p95_ms"] for c in cameras):.0f}', f'{r["rss_mib"]:.0f}'])
+                     f'{max(c["latency_p95_ms"] for c in cameras):.0f}', f'{r["rss_mib"]:.0f}',
+                     f'{r["rss_mib"] / single:.2f}x'])
     header = ['node(s)', 'cameras', 'total frames/s', 'per camera frames/s',
-              'worst p50 latency ms', 'worst p95 latency ms', 'RSS MiB']
+              'rate / N nodes', 'worst p50 latency ms', 'worst p95 latency ms', 'RSS MiB',
+              'RSS / one 1-camera node']
     models = [[r['cameras'], r['device'], f'{r["batched_frames_per_s"]:.1f}',
                f'{r["sequential_frames_per_s"]:.1f}', f'{r["batching_gain"]:.2f}x']
               for r in data['model_only']]
@@ -275,6 +282,8 @@ def main() -> int:
     names = [step.name for step in STEPS]
     parser.add_argument('--only', nargs='+', choices=names, default=names)
     parser.add_argument('--skip', nargs='+', choices=names, default=[])
+    parser.add_argument('--render', action='store_true',
+                        help="only write the day's report again from its JSON (new tables)")
     parser.add_argument('--output', type=Path, default=REPORTS,
                         help='reports folder (default benchmarks/reports)')
     args = parser.parse_args()
@@ -289,7 +298,7 @@ def main() -> int:
     fresh = []
     with tempfile.TemporaryDirectory(prefix='bench_') as folder:
         for step in STEPS:
-            if step.name in args.only and step.name not in args.skip:
+            if step.name in args.only and step.name not in args.skip and not args.render:
                 fresh.append({**run_step(step, Path(folder)), 'commit': commit})
     merged = {**earlier, **{record['name']: record for record in fresh}}
     records = [merged[step.name] for step in STEPS if step.name in merged]
