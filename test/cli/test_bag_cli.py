@@ -23,7 +23,7 @@ from bag_fixtures import (
 from doubles import null_estimator
 from rosbags.rosbag2 import Reader
 
-from zoedepth_ros.cli import bag as bag_cli
+from zoedepth_ros.cli import bag_eval as bag_eval_cli
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.config import save_config
 from zoedepth_ros.model.config import get_config
@@ -126,7 +126,7 @@ def test_eval_config_file_and_flag_precedence(tmp_path: Path, tiny_yaml: Path) -
     parser = build_parser()
     args = parser.parse_args(eval_args(tmp_path / 'bag', tmp_path / 'out', tiny_yaml,
                                        '--eval-config', str(config)))
-    settings = bag_cli.eval_settings(args)  # --max-depth 10 on the command line wins
+    settings = bag_eval_cli.eval_settings(args)  # --max-depth 10 on the command line wins
     assert (settings.crop, settings.min_depth, settings.max_depth) == ('eigen', 0.5, 10.0)
     assert args.flip and settings.edges == (0.5, 1.25, 2.5, 5.0, 10.0)
 

@@ -36,11 +36,11 @@ def test_specs_cover_every_field_with_types_and_descriptions() -> None:
     specs = {spec.name: spec for spec in parameter_specs()}
     values = parameter_values(NodeConfig())
     assert list(specs) == list(values)
-    # NodeConfig's 11 model fields, the stream's 5, diagnostics (1) and the per-frame options:
-    # 8 plain, cloud (4), anchor (11 + extrinsic 8; the internal fit settings are not
-    # parameters), focal (3)
-    assert len(dataclasses.fields(NodeConfig)) == 13
-    assert len(specs) == 11 + 5 + 1 + 8 + 4 + 19 + 3
+    # NodeConfig's 12 model fields (workers the last), the stream's 5, diagnostics (1) and the
+    # per-frame options: 8 plain, cloud (4), anchor (11 + extrinsic 8; the internal fit
+    # settings are not parameters), focal (3)
+    assert len(dataclasses.fields(NodeConfig)) == 14
+    assert len(specs) == 12 + 5 + 1 + 8 + 4 + 19 + 3
     assert 'anchor.huber' not in specs and specs['anchor.head_selection'].read_only
     assert specs['min_range'].path == ('stream', 'frame', 'min_range')
     assert specs['cloud.stride'].type is int and specs['cloud.stride'].default == 2
