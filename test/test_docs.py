@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from zoedepth_ros.config import flatten
 from zoedepth_ros.pipeline.outputs import OUTPUTS, Output
-from zoedepth_ros.ros.config import ParameterSpec, flatten, parameter_specs
+from zoedepth_ros.ros.config import ParameterSpec, parameter_specs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -185,3 +186,14 @@ def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
 def save_config(cfg: Any, path: str | os.PathLike[str]) -> None:
     """Write the resolved configuration as YAML (atomically)."""
     write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ``{dotted name: value}`` of nested mappings (a params file's sections)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update({f'{key}.{name}': item for name, item in flatten(value).items()})
+        else:
+            flat[key] = value
+    return flat

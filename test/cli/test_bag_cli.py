@@ -165,8 +165,9 @@ def test_cli_info_and_eval_with_unparseable_topics(tmp_path: Path, tiny_yaml: Pa
 def test_not_a_bag_one_line(tmp_path: Path, tiny_yaml: Path, command: str,
                             capsys: pytest.CaptureFixture[str],
                             caplog: pytest.LogCaptureFixture) -> None:
-    """What ``zoedepth synth --format bag --domain both`` writes (a folder of two bags) and a
-    plain file: one ERROR line saying what was expected, exit code 2, no traceback."""
+    """What ``zoedepth synth --format bag --domain both`` writes (a folder of two bags: for
+    ``eval`` a corpus, see test_bag_corpus.py) and a plain file: one ERROR line saying what
+    was expected, exit code 2, no traceback."""
     write_bag(tmp_path / 'synth' / 'indoor')
     write_bag(tmp_path / 'synth' / 'outdoor', 'mcap')
     (tmp_path / 'notes.txt').write_text('not a bag')
@@ -174,6 +175,9 @@ def test_not_a_bag_one_line(tmp_path: Path, tiny_yaml: Path, command: str,
                          'holds the bags indoor, outdoor: pass one of them',
                 'notes.txt': f'{tmp_path / "notes.txt"} is not a rosbag2 bag; expected a '
                              'rosbag2 directory with metadata.yaml'}
+    if command == 'eval':  # a text file is a list of bags there
+        expected = {'notes.txt': f'{tmp_path / "notes.txt"}, line 1: not a bag: no such bag, '
+                                 'folder, list file or glob match'}
     for name, text in expected.items():
         args = (['bag', 'info', str(tmp_path / name)] if command == 'info' else
                 eval_args(tmp_path / name, tmp_path / 'report', tiny_yaml))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from zoedepth_ros.config import flatten
 from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.pipeline.options import FrameOptions, StreamOptions
 from zoedepth_ros.pointcloud import CloudOptions
@@ -20,16 +21,6 @@ from zoedepth_ros.ros.config import (
 )
 
 DEPTH_YAML = Path(__file__).resolve().parents[2] / 'config' / 'depth.yaml'
-
-
-def _flatten(data: dict, prefix: str = '') -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f'{prefix}{key}.'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
 
 
 def test_specs_cover_every_field_with_types_and_descriptions() -> None:
@@ -56,7 +47,7 @@ def test_specs_cover_every_field_with_types_and_descriptions() -> None:
 def test_shipped_yaml_declares_every_parameter_with_its_default_and_type() -> None:
     document = yaml.safe_load(DEPTH_YAML.read_text())
     assert list(document) == ['/**']
-    params = _flatten(document['/**']['ros__parameters'])
+    params = flatten(document['/**']['ros__parameters'])
     specs = {spec.name: spec for spec in parameter_specs()}
     assert sorted(params) == sorted(specs)
     for name, value in params.items():

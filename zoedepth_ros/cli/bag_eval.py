@@ -13,6 +13,7 @@ from zoedepth_ros.cli.common import (
     add_model_arguments,
     build_estimator,
     os_error_line,
+    writable_folder,
     writable_target,
 )
 from zoedepth_ros.cli.progress import Progress
@@ -30,7 +31,9 @@ logger = logging.getLogger('zoedepth.bag')
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('bag', type=Path)
+    parser.add_argument('bag', nargs='+',
+                        help='a bag; or a corpus: several bags, folders of bags, globs or a '
+                             'text file listing bags (one report over all, resumable)')
     parser.add_argument('-o', '--output', type=Path, required=True, help='report folder')
     topics = parser.add_argument_group('topics')
     topics.add_argument('--image-topic', default='/camera/image_raw')
@@ -87,7 +90,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fx/width of the heads' training cameras (default NYU 0.8107, "
                              'KITTI 0.5934)')
     out = parser.add_argument_group('output bag')
-    out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions')
+    out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions (a '
+                     'corpus: a folder with one output bag per input bag)')
     out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
     out.add_argument('--out-version', type=int, default=9, choices=[8, 9],
                      help='rosbag2 metadata version (8: Humble tools, 9: Jazzy and later)')
@@ -169,11 +173,15 @@ def _read_plan(path: Path, topics: FrameTopics
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate, then move the report folder (and output bag) into place together."""
     from zoedepth_ros.evaluation.cameras import camera_settings, check_cameras, parse_camera
+    from zoedepth_ros.evaluation.corpus import is_bag
     from zoedepth_ros.io.atomic import atomic_directory
     from zoedepth_ros.io.bag_writer import AtomicBagWriter
 
     settings = eval_settings(args)
     cameras = check_cameras([parse_camera(text) for text in args.camera or []])
+    if len(args.bag) > 1 or not is_bag(Path(args.bag[0])) and Path(args.bag[0]).exists():
+        return _run_corpus(args, settings, bool(cameras))
+    args.bag = Path(args.bag[0])
     if not args.bag.exists():
         raise InputError(f'bag {args.bag} not found')
     writable_target(args.output, 'report folder')
@@ -237,6 +245,20 @@ def run_eval(args: argparse.Namespace) -> int:
     if estimator.warning:
         logger.warning('%s', estimator.warning)
     return 0
+
+
+def _run_corpus(args: argparse.Namespace, settings: BagEvalSettings, cameras: bool) -> int:
+    """Several bags, folders of bags, globs or a list file: one resumable corpus report."""
+    from zoedepth_ros.cli.bag_corpus import run_corpus
+    from zoedepth_ros.evaluation.corpus import expand_corpus
+
+    if cameras:
+        raise InputError('--camera evaluates the cameras of one bag; give one bag with it')
+    bags = expand_corpus(args.bag)
+    writable_folder(args.output, 'report folder')
+    if args.out_bag is not None:
+        writable_folder(args.out_bag, 'output bags folder')
+    return run_corpus(args, bags, settings, lambda parsed: build_estimator(parsed))
 
 
 def _write_pooled(reports: dict[str, BagEvalReport], folder: Path, bag: Path, model: str,

@@ -158,17 +158,6 @@ def parameter_specs() -> tuple[ParameterSpec, ...]:
     return _SPECS
 
 
-def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat ``{dotted name: value}`` of nested mappings (a params file's sections)."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat.update({f'{key}.{name}': item for name, item in flatten(value).items()})
-        else:
-            flat[key] = value
-    return flat
-
-
 def parameter_values(cfg: NodeConfig) -> dict[str, Any]:
     """Flat ``{parameter name: value}`` of a config."""
     values = {}

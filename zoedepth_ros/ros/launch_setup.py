@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from zoedepth_ros.config import flatten
 from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.ros.camera_list import CAMERA_OVERRIDES, check_camera_names
 
@@ -113,16 +114,6 @@ CAMERA_TOPICS = ('image', 'camera_info', 'sparse_depth', 'sparse_points')
 """Input topics a camera entry remaps (image and camera_info are required)."""
 
 
-def _flat(entry: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in entry.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f'{prefix}{key}.'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
-
-
 def read_cameras(text: str, source: str) -> list[dict[str, Any]]:
     """The camera entries of a cameras YAML: each with ``name``, its input topics and its
     overrides (nested or dotted keys: ``anchor: {extrinsic: {x: 0.1}}`` or
@@ -144,7 +135,7 @@ def read_cameras(text: str, source: str) -> list[dict[str, Any]]:
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ConfigError(f'{source}: camera {index + 1} is not a mapping')
-        flat = _flat(entry)
+        flat = flatten(entry)
         where = f'{source}: camera {flat.get("name", index + 1)}'
         unknown = sorted(set(flat) - allowed)
         if unknown:

@@ -1,0 +1,190 @@
+"""``zoedepth bag eval`` on a corpus: several bags, folders of bags, globs or a list file.
+
+The output folder holds one folder per bag under ``bags/`` (its full report, written as the bag
+completes, atomically) keyed by the bag's identity, the model and the settings
+(:func:`~zoedepth_ros.evaluation.corpus.result_key`), and the corpus report (report.md,
+metrics.json) written at the end. A rerun with the same output folder evaluates only the bags
+without a stored result for the same key: an interrupted run resumes, a changed bag or other
+settings are evaluated again, and the merged report equals an uninterrupted run's. A bag that
+cannot be read is listed with its reason and the run goes on. ``--out-bag`` becomes a folder
+with one output bag per input bag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoedepth_ros.cli.progress import Progress
+from zoedepth_ros.errors import ZoeDepthError
+
+if TYPE_CHECKING:
+    from zoedepth_ros.evaluation.bags import BagEvalSettings
+    from zoedepth_ros.inference import DepthEstimator
+
+logger = logging.getLogger('zoedepth.bag')
+RESULT = 'result.json'
+
+
+def stored_results(output: Path) -> dict[str, dict[str, Any]]:
+    """key -> stored result (result.json) of every completed bag under ``output/bags``."""
+    import json
+
+    results = {}
+    for path in sorted((output / 'bags').glob(f'*/{RESULT}')):
+        data = json.loads(path.read_text())
+        results[data['key']] = data
+    return results
+
+
+def bag_folder_name(bag: Path, key: str) -> str:
+    return f'{bag.name}-{key[:8]}'
+
+
+def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEvalSettings,
+                 output: Path, out_bags: Path | None, args: argparse.Namespace,
+                 bar: Progress) -> dict[str, Any]:
+    """Evaluate one bag into ``output/bags/<name>-<key>/`` (atomically); its result."""
+    from zoedepth_ros.evaluation.bags import evaluate_bag
+    from zoedepth_ros.evaluation.report import write_report
+    from zoedepth_ros.io.atomic import atomic_directory, write_json
+    from zoedepth_ros.io.bag_writer import AtomicBagWriter
+
+    folder = output / 'bags' / bag_folder_name(bag, key)
+    start = time.perf_counter()
+    writer = None
+    if out_bags is not None:
+        writer = AtomicBagWriter(out_bags / bag.name, args.out_storage, args.out_version,
+                                 overwrite=True)
+    try:
+        with atomic_directory(folder, overwrite=True) as staging:
+            staging.mkdir()
+            report = evaluate_bag(estimator, bag, settings, writer,
+                                  lambda *_: bar.update(1))
+            write_report(report, staging, [])
+            result = {'key': key, 'bag': str(bag), 'frames': len(report.frames),
+                      'evaluated': report.evaluated, 'seconds': time.perf_counter() - start,
+                      'metrics': report.to_dict()}
+            write_json(staging / RESULT, result)
+        if writer is not None:
+            writer.commit()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+    return result
+
+
+def corpus_markdown(rows: list[dict[str, Any]], failed: list[dict[str, str]],
+                    pooled: dict[str, Any], model: str, anchored: bool) -> str:
+    keys = ('a1', 'abs_rel', 'rmse')
+    label = ' (anchored)' if anchored else ''
+    lines = [f'# Depth evaluation of {len(rows) + len(failed)} bags', '', f'Model: {model}.', '',
+             f'## All bags{label}', '', '| | frames | delta1 | REL | RMSE |',
+             '|---|---:|---:|---:|---:|']
+    for name, row in [('overall', pooled['overall']), *pooled['per_domain'].items()]:
+        lines.append(f'| {name} | {row["frames"]} | '
+                     + ' | '.join(f'{row[k]:.4f}' for k in keys) + ' |')
+    lines += ['', '| depth range m | frames | delta1 | REL | RMSE |', '|---|---:|---:|---:|---:|']
+    for row in pooled['per_range']:
+        lines.append(f'| {row["low_m"]:g}-{row["high_m"]:g} | {row["frames"]} | '
+                     + ' | '.join(f'{row[k]:.4f}' for k in keys) + ' |')
+    lines += ['', f'## Per bag{label}', '',
+              '| bag | frames | evaluated | delta1 | REL | RMSE | router mix | seconds |',
+              '|---|---:|---:|---:|---:|---:|---|---:|']
+    for row in rows:
+        mix = ', '.join(f'{d} {n}' for d, n in sorted(row['domains'].items()))
+        lines.append(f'| [{row["name"]}]({row["folder"]}/report.md) | {row["frames"]} | '
+                     f'{row["evaluated"]} | ' + ' | '.join(f'{row[k]:.4f}' for k in keys)
+                     + f' | {mix} | {row["seconds"]:.1f} |')
+    worst = sorted((r for r in rows if not math.isnan(r['abs_rel'])),
+                   key=lambda r: -r['abs_rel'])[:5]
+    lines += ['', '## Worst bags (REL)', '']
+    lines += [f'{index + 1}. {row["name"]}: REL {row["abs_rel"]:.4f}'
+              for index, row in enumerate(worst)]
+    if failed:
+        lines += ['', '## Bags that could not be evaluated', '']
+        lines += [f'- {item["bag"]}: {item["reason"]}' for item in failed]
+    return '\n'.join(lines) + '\n'
+
+
+def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
+               estimator_factory: Any) -> int:
+    """Evaluate the bags not yet stored, then write the corpus report (see module doc)."""
+    from zoedepth_ros.evaluation.bags import _settings_dict
+    from zoedepth_ros.evaluation.corpus import model_identity, pooled_corpus, result_key
+    from zoedepth_ros.io.atomic import write_json, write_text
+    from zoedepth_ros.io.bag_reader import open_bag
+
+    output: Path = args.output
+    output.mkdir(parents=True, exist_ok=True)
+    model = {**model_identity(args.model, args.model),
+             **{name: str(getattr(args, name, '')) for name in (
+                 'config', 'random_weights', 'precision', 'preprocess', 'flip', 'domain',
+                 'device')}}
+    settings_dict = _settings_dict(settings)
+    keys = {bag: result_key(bag, model, settings_dict) for bag in bags}
+    done = stored_results(output)
+    todo = [bag for bag in bags if keys[bag] not in done]
+    logger.info('%d bag(s): %d stored from an earlier run, %d to evaluate', len(bags),
+                len(bags) - len(todo), len(todo))
+    frames = 0
+    failed: list[dict[str, str]] = []
+    readable = []
+    for bag in todo:  # a bag that cannot be opened is listed before any model loads
+        try:
+            with open_bag(bag) as reader:
+                frames += sum(c.msgcount for c in reader.connections
+                              if c.topic == settings.topics.image)
+            readable.append(bag)
+        except ZoeDepthError as err:
+            failed.append({'bag': str(bag), 'reason': str(err)})
+            logger.warning('%s: %s (skipped; the run goes on)', bag, err)
+    todo = readable
+    estimator = estimator_factory(args) if todo else None
+    out_bags = args.out_bag
+    with Progress('bag eval corpus', frames or None, 'frame') as bar:
+        for bag in todo:
+            assert estimator is not None  # built when there is a bag to evaluate
+            try:
+                done[keys[bag]] = evaluate_one(estimator, bag, keys[bag], settings, output,
+                                               out_bags, args, bar)
+            except ZoeDepthError as err:
+                failed.append({'bag': str(bag), 'reason': str(err)})
+                logger.warning('%s: %s (skipped; the run goes on)', bag, err)
+    rows, results = [], {}
+    for bag in bags:
+        result = done.get(keys[bag])
+        if result is None:
+            continue
+        metrics = result['metrics']
+        results[str(bag)] = metrics
+        mix: dict[str, int] = {}
+        for name, values in metrics['per_domain'].items():
+            mix[name] = values['frames']
+        rows.append({'name': bag.name, 'bag': str(bag), 'folder':
+                     f'bags/{bag_folder_name(bag, keys[bag])}', 'frames': result['frames'],
+                     'evaluated': result['evaluated'], 'seconds': result['seconds'],
+                     'domains': mix, **{k: metrics['overall'][k] for k in ('a1', 'abs_rel',
+                                                                            'rmse')}})
+    if not results:
+        logger.error('no bag could be evaluated: %s', '; '.join(
+            f'{item["bag"]}: {item["reason"]}' for item in failed))
+        return 2
+    pooled = pooled_corpus(results)
+    anchored = settings.sparse_topic is not None
+    name = getattr(estimator, 'name', model['name'])
+    write_json(output / 'metrics.json', {'bags': rows, 'failed': failed, **pooled})
+    write_text(output / 'report.md', corpus_markdown(rows, failed, pooled, name, anchored))
+    overall = pooled['overall']
+    logger.info('%d bag(s), %d evaluated frames%s: delta1 %.4f  REL %.4f  RMSE %.4f m',
+                len(rows), overall['frames'], ', anchored' if anchored else '', overall['a1'],
+                overall['abs_rel'], overall['rmse'])
+    if failed:
+        logger.warning('%d bag(s) could not be evaluated (listed in the report)', len(failed))
+    logger.info('report: %s', output / 'report.md')
+    return 0
