@@ -152,6 +152,10 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
     from zoedepth_ros.training.distributed import init_distributed, shutdown_distributed
 
     world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world > 1 and args.device == 'auto':
+        import torch
+
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     cuda = str(args.device).startswith('cuda')
     if world > 1:
         if cuda:
