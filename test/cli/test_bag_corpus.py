@@ -4,6 +4,7 @@ missing or changed and gives the same report."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -147,3 +148,27 @@ def test_pooling_takes_bags_in_sorted_order() -> None:
     other = {'a': metrics(0.3, 1), 'b': metrics(0.1, 3)}
     assert pooled_corpus(one) == pooled_corpus(other)
     assert pooled_corpus(one)['overall']['abs_rel'] == pytest.approx(0.15)
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_single_process_results(tmp_path: Path) -> None:
+    """--workers 2: two ranks over gloo (torch.distributed's launcher, as torchrun) share the
+    bags; every bag's metrics and the merged report are identical to one process's."""
+    corpus(tmp_path)
+    common = ['--model', 'zoedepth_demo_nk', '--device', 'cpu', '--threads', '1']
+    single, split = tmp_path / 'single', tmp_path / 'split'
+    assert main(args([tmp_path / 'fleet'], single, *common)) == 0
+    assert main(args([tmp_path / 'fleet'], split, *common, '--workers', '2')) == 0
+    assert scores(split) == scores(single)
+    timing = {'seconds', 'frames_per_s'}
+    for stored in sorted((single / 'bags').glob('run_*')):
+        twin = split / 'bags' / stored.name
+        one, other = (json.loads((folder / 'metrics.json').read_text())
+                      for folder in (stored, twin))
+        assert {k: v for k, v in one.items() if k not in timing} == {
+            k: v for k, v in other.items() if k not in timing}
+        rows = [list(csv.DictReader((folder / 'per_frame.csv').open())) for folder in
+                (stored, twin)]
+        for row in rows[0] + rows[1]:
+            row.pop('model_ms')
+        assert rows[0] == rows[1] and len(rows[0]) >= 2

@@ -13,6 +13,7 @@ with one output bag per input bag.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import time
@@ -32,8 +33,6 @@ RESULT = 'result.json'
 
 def stored_results(output: Path) -> dict[str, dict[str, Any]]:
     """key -> stored result (result.json) of every completed bag under ``output/bags``."""
-    import json
-
     results = {}
     for path in sorted((output / 'bags').glob(f'*/{RESULT}')):
         data = json.loads(path.read_text())
@@ -112,11 +111,74 @@ def corpus_markdown(rows: list[dict[str, Any]], failed: list[dict[str, str]],
     return '\n'.join(lines) + '\n'
 
 
+def launch_workers(args: argparse.Namespace) -> int:
+    """``--workers N`` on one machine: the same command in N processes started by
+    torch.distributed's launcher (what torchrun runs), standalone rendezvous on this host."""
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    command, skip = [], False
+    for item in args._argv:  # the command line again, without --workers
+        if skip:
+            skip = False
+        elif item == '--workers':
+            skip = True
+        elif not item.startswith('--workers='):
+            command.append(item)
+    launcher = get_args_parser().parse_args(
+        ['--standalone', '--nproc-per-node', str(args.workers), '--module',
+         'zoedepth_ros.cli.main', *command])
+    logger.info('%d worker processes (torch.distributed, standalone on this host)', args.workers)
+    torchrun(launcher)
+    return 0
+
+
+def failure_file(output: Path, bag: Path, key: str) -> Path:
+    return output / 'bags' / f'failed-{bag_folder_name(bag, key)}.json'
+
+
 def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
                estimator_factory: Any) -> int:
-    """Evaluate the bags not yet stored, then write the corpus report (see module doc)."""
+    """Evaluate the bags not yet stored, then write the corpus report (see module doc).
+
+    Under torchrun (or ``--workers N``) each rank takes its share of the bags (balanced by
+    size), on its own device (LOCAL_RANK) and its share of the cores; rank 0 merges the stored
+    results once every rank is done. A rank that dies costs only its unfinished bag: the next
+    run evaluates what is missing."""
+    import os
+
+    if getattr(args, 'workers', 1) > 1 and 'WORLD_SIZE' not in os.environ:
+        return launch_workers(args)
+    from zoedepth_ros.training.distributed import init_distributed, shutdown_distributed
+
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world > 1 and args.device == 'auto':
+        import torch
+
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    cuda = str(args.device).startswith('cuda')
+    if world > 1:
+        if cuda:
+            args.device = f'cuda:{os.environ.get("LOCAL_RANK", "0")}'
+        elif not args.threads:
+            args.threads = max(1, (os.cpu_count() or 1) // int(
+                os.environ.get('LOCAL_WORLD_SIZE', str(world))))
+    info = init_distributed('cuda' if cuda else 'cpu')
+    try:
+        return _run(args, bags, settings, estimator_factory, info.rank, info.world_size)
+    finally:
+        shutdown_distributed()
+
+
+def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
+         estimator_factory: Any, rank: int, world: int) -> int:
     from zoedepth_ros.evaluation.bags import _settings_dict
-    from zoedepth_ros.evaluation.corpus import model_identity, pooled_corpus, result_key
+    from zoedepth_ros.evaluation.corpus import (
+        balance,
+        model_identity,
+        pooled_corpus,
+        result_key,
+    )
     from zoedepth_ros.io.atomic import write_json, write_text
     from zoedepth_ros.io.bag_reader import open_bag
 
@@ -124,14 +186,16 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
     output.mkdir(parents=True, exist_ok=True)
     model = {**model_identity(args.model, args.model),
              **{name: str(getattr(args, name, '')) for name in (
-                 'config', 'random_weights', 'precision', 'preprocess', 'flip', 'domain',
-                 'device')}}
+                 'config', 'random_weights', 'precision', 'preprocess', 'flip', 'domain')},
+             'device': str(args.device).split(':')[0]}  # a rank's GPU index is not a result
     settings_dict = _settings_dict(settings)
     keys = {bag: result_key(bag, model, settings_dict) for bag in bags}
     done = stored_results(output)
     todo = [bag for bag in bags if keys[bag] not in done]
-    logger.info('%d bag(s): %d stored from an earlier run, %d to evaluate', len(bags),
-                len(bags) - len(todo), len(todo))
+    if rank == 0:
+        logger.info('%d bag(s): %d stored from an earlier run, %d to evaluate', len(bags),
+                    len(bags) - len(todo), len(todo))
+    todo = balance(todo, world)[rank]
     frames = 0
     failed: list[dict[str, str]] = []
     readable = []
@@ -142,20 +206,35 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
                               if c.topic == settings.topics.image)
             readable.append(bag)
         except ZoeDepthError as err:
-            failed.append({'bag': str(bag), 'reason': str(err)})
+            failed.append({'bag': str(bag), 'reason': str(err), 'key': keys[bag]})
             logger.warning('%s: %s (skipped; the run goes on)', bag, err)
     todo = readable
     estimator = estimator_factory(args) if todo else None
     out_bags = args.out_bag
-    with Progress('bag eval corpus', frames or None, 'frame') as bar:
+    label = f'bag eval corpus, rank {rank}' if world > 1 else 'bag eval corpus'
+    with Progress(label, frames or None, 'frame') as bar:
         for bag in todo:
             assert estimator is not None  # built when there is a bag to evaluate
             try:
                 done[keys[bag]] = evaluate_one(estimator, bag, keys[bag], settings, output,
                                                out_bags, args, bar)
             except ZoeDepthError as err:
-                failed.append({'bag': str(bag), 'reason': str(err)})
+                failed.append({'bag': str(bag), 'reason': str(err), 'key': keys[bag]})
                 logger.warning('%s: %s (skipped; the run goes on)', bag, err)
+    for item in failed:  # for rank 0's report (this run's; a later success supersedes it)
+        write_json(failure_file(output, Path(item['bag']), item['key']), item)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank != 0:
+            return 0
+        done = stored_results(output)
+    failed = []
+    for bag in bags:
+        path = failure_file(output, bag, keys[bag])
+        if keys[bag] not in done and path.is_file():
+            failed.append({k: v for k, v in json.loads(path.read_text()).items() if k != 'key'})
     rows, results = [], {}
     for bag in bags:
         result = done.get(keys[bag])

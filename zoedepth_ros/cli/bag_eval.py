@@ -90,6 +90,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fx/width of the heads' training cameras (default NYU 0.8107, "
                              'KITTI 0.5934)')
     out = parser.add_argument_group('output bag')
+    out.add_argument('--workers', type=int, default=1, metavar='N',
+                     help='a corpus: N local processes (torch.distributed, gloo on CPU, one '
+                          'GPU each on CUDA) share the bags; under torchrun the ranks do')
     out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions (a '
                      'corpus: a folder with one output bag per input bag)')
     out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
