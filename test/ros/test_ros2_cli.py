@@ -194,9 +194,11 @@ def test_multi_camera_launch_serves_every_camera_from_one_node(ros2: Ros2, probe
         assert depth.header.stamp.sec == header.stamp.sec
         values = depth_m(depth)
         assert 1.0 < np.nanmedian(values) < 60.0  # the demo model on a street
-    ros2.wait_for_node('/multi/depth_node')
-    nodes = ros2.run('node', 'list', '--no-daemon', '--spin-time', '2.0').stdout.split()
-    assert [name for name in nodes if name.startswith('/multi/')] == ['/multi/depth_node']
+    def listed() -> list[str] | None:  # a --no-daemon call can miss nodes: asked again
+        names = ros2.run('node', 'list', '--no-daemon', '--spin-time', '2.0').stdout.split()
+        return [name for name in names if name.startswith('/multi/')] or None
+
+    assert wait_until(listed, what='the /multi nodes') == ['/multi/depth_node']
     assert ros2.stop_all() == [0]
     assert_clean_exit(output.read_text())
 
