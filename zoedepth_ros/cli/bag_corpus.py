@@ -32,10 +32,12 @@ RESULT = 'result.json'
 
 
 def stored_results(output: Path) -> dict[str, dict[str, Any]]:
-    """key -> stored result (result.json) of every completed bag under ``output/bags``."""
+    """key -> stored result (result.json, with the bag's metrics.json as 'metrics') of every
+    completed bag under ``output/bags``."""
     results = {}
     for path in sorted((output / 'bags').glob(f'*/{RESULT}')):
         data = json.loads(path.read_text())
+        data['metrics'] = json.loads((path.parent / 'metrics.json').read_text())
         results[data['key']] = data
     return results
 
@@ -66,16 +68,16 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
                                   lambda *_: bar.update(1))
             write_report(report, staging, [])
             result = {'key': key, 'bag': str(bag), 'frames': len(report.frames),
-                      'evaluated': report.evaluated, 'seconds': time.perf_counter() - start,
-                      'metrics': report.to_dict()}
-            write_json(staging / RESULT, result)
+                      'evaluated': report.evaluated, 'seconds': time.perf_counter() - start}
+            write_json(staging / RESULT, result)  # last: it marks the bag complete
         if writer is not None:
             writer.commit()
             writer = None
     finally:
         if writer is not None:
             writer.abort()
-    return result
+    # as a later run reads it back: the same numbers whichever run evaluated the bag
+    return {**result, 'metrics': json.loads((folder / 'metrics.json').read_text())}
 
 
 def corpus_markdown(rows: list[dict[str, Any]], failed: list[dict[str, str]],

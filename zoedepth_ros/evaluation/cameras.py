@@ -18,6 +18,7 @@ from typing import Any
 
 from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.evaluation.bags import BagEvalReport, BagEvalSettings
+from zoedepth_ros.evaluation.corpus import pooled_corpus
 from zoedepth_ros.metrics import METRIC_KEYS
 
 _NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
@@ -85,15 +86,6 @@ def evaluate_cameras(evaluate: Callable[[str, BagEvalSettings, bool], BagEvalRep
             for index, camera in enumerate(check_cameras(cameras))}
 
 
-def _pooled(parts: list[tuple[Mapping[str, Any], int]]) -> dict[str, Any]:
-    total = sum(count for _, count in parts)
-    pooled: dict[str, Any] = {'frames': total}
-    for key in METRIC_KEYS:
-        pooled[key] = (sum(values[key] * count for values, count in parts if count) / total
-                       if total else float('nan'))
-    return pooled
-
-
 def pooled_tables(reports: Mapping[str, BagEvalReport]) -> dict[str, Any]:
     """'per_camera' (frames, metrics, router mix, time), the pooled 'overall' and
     'per_domain': per-frame metrics averaged over every camera's evaluated frames."""
@@ -106,12 +98,9 @@ def pooled_tables(reports: Mapping[str, BagEvalReport]) -> dict[str, Any]:
                             **{key: report.overall[key] for key in METRIC_KEYS},
                             'domains': mix, 'seconds': report.seconds,
                             'camera_info': report.camera.get('camera_info_topic')}
-    overall = _pooled([(r.overall, r.evaluated) for r in reports.values()])
-    domains = sorted({d for r in reports.values() for d in r.per_domain})
-    per_domain = {domain: _pooled([(r.per_domain[domain], r.per_domain[domain]['frames'])
-                                   for r in reports.values() if domain in r.per_domain])
-                  for domain in domains}
-    return {'per_camera': per_camera, 'overall': overall, 'per_domain': per_domain}
+    pooled = pooled_corpus({name: report.to_dict() for name, report in reports.items()})
+    return {'per_camera': per_camera, 'overall': pooled['overall'],
+            'per_domain': pooled['per_domain']}
 
 
 def cameras_markdown(bag: str, model: str, tables: Mapping[str, Any], anchored: bool) -> str:
