@@ -95,6 +95,7 @@ class Probe:
         self.executor.add_node(self.node)
         self.received: dict[str, list[tuple[float, Any]]] = {}
         self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -127,6 +128,35 @@ class Probe:
         with self._lock:
             matches = [m for _, m in self.received.get(topic, []) if predicate(m)]
         return matches[-1] if matches else None
+
+    def call(self, kind: type, service: str, request: Any, resend_s: float | None = 5.0,
+             timeout_s: float = WAIT_S) -> Any:
+        """The response of ``service`` to ``request``; None when none came (``resend_s=None``).
+
+        ``wait_for_service`` returns once the client sees the server, but the server may not
+        have matched the client's response reader yet; a response sent in that window is lost
+        (a DDS discovery race). An idempotent request is therefore sent again every
+        ``resend_s`` seconds until an answer comes; a request that is not idempotent is sent
+        once (``resend_s=None``) and a lost answer gives None for the caller to resolve. The
+        client is kept, so a later call finds its response path matched.
+        """
+        client = self._clients.get(service)
+        if client is None:
+            client = self._clients[service] = self.node.create_client(kind, service)
+        assert client.wait_for_service(timeout_sec=timeout_s), f'no service {service}'
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            future = client.call_async(request)
+            try:
+                wait_until(future.done, timeout_s=min(resend_s or timeout_s,
+                                                      deadline - time.monotonic()),
+                           what=f'{service} response')
+            except AssertionError:
+                if resend_s is None:
+                    return None
+                continue
+            return future.result()
+        raise AssertionError(f'timed out after {timeout_s} s waiting for {service} response')
 
     def close(self) -> None:
         self.node.destroy_node()
@@ -218,12 +248,7 @@ def wait_counter(probe: Probe, node_name: str, key: str, above: int) -> int:
 
 
 def set_parameters(probe: Probe, node: str, values: dict[str, Any]) -> list[Any]:
-    client = probe.node.create_client(SetParameters, f'{node}/set_parameters')
-    assert client.wait_for_service(timeout_sec=WAIT_S)
     request = SetParameters.Request(parameters=[
         ParameterMsg(name=name, value=Parameter(name, value=value).get_parameter_value())
         for name, value in values.items()])
-    future = client.call_async(request)
-    wait_until(future.done, what='set_parameters response')
-    probe.node.destroy_client(client)
-    return future.result().results
+    return probe.call(SetParameters, f'{node}/set_parameters', request).results

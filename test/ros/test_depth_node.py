@@ -180,12 +180,9 @@ def test_every_yaml_key_is_a_declared_parameter_with_a_descriptor(node_a: NodePr
 
     names = flatten(document)
     assert 'anchor.extrinsic.qw' in names
-    client = probe.node.create_client(DescribeParameters, '/a/depth_node/describe_parameters')
-    assert client.wait_for_service(timeout_sec=WAIT_S)
-    future = client.call_async(DescribeParameters.Request(names=names))
-    wait_until(future.done, what='describe_parameters response')
-    probe.node.destroy_client(client)
-    described = {d.name: d for d in future.result().descriptors}
+    response = probe.call(DescribeParameters, '/a/depth_node/describe_parameters',
+                          DescribeParameters.Request(names=names))
+    described = {d.name: d for d in response.descriptors}
     assert sorted(described) == sorted(names) and all(d.description for d in described.values())
     assert described['model'].read_only and described['device'].read_only
     assert not described['max_range'].read_only

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from node_harness import REPO, WAIT_S, NodeProcess, Probe, wait_until
+from node_harness import REPO, NodeProcess, Probe
 from rcl_interfaces.srv import GetParameters
 
 from zoedepth_ros.config import save_config
@@ -85,12 +85,8 @@ def test_arguments_are_documented_and_override_nothing_by_default() -> None:
 
 
 def _parameter(probe: Probe, node: str, name: str) -> Any:
-    client = probe.node.create_client(GetParameters, f'{node}/get_parameters')
-    assert client.wait_for_service(timeout_sec=WAIT_S)
-    future = client.call_async(GetParameters.Request(names=[name]))
-    wait_until(future.done, what='get_parameters response')
-    probe.node.destroy_client(client)
-    value = future.result().values[0]
+    value = probe.call(GetParameters, f'{node}/get_parameters',
+                       GetParameters.Request(names=[name])).values[0]
     return value.string_value or value.bool_value
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from lifecycle_msgs.msg import Transition
@@ -20,23 +20,37 @@ from node_harness import (
 )
 from sensor_msgs.msg import CameraInfo, Image
 
-
-def call(probe: Probe, kind: type, name: str, request: Any) -> Any:
-    client = probe.node.create_client(kind, name)
-    assert client.wait_for_service(timeout_sec=WAIT_S), name
-    future = client.call_async(request)
-    wait_until(future.done, what=f'{name} response')
-    probe.node.destroy_client(client)
-    return future.result()
-
-
-def transition(probe: Probe, transition_id: int) -> bool:
-    request = ChangeState.Request(transition=Transition(id=transition_id))
-    return call(probe, ChangeState, '/l/depth_node/change_state', request).success
+GOAL = {Transition.TRANSITION_CONFIGURE: 'inactive', Transition.TRANSITION_ACTIVATE: 'active',
+        Transition.TRANSITION_DEACTIVATE: 'inactive'}
+MOVING = {'configuring', 'cleaningup', 'shuttingdown', 'activating', 'deactivating',
+          'errorprocessing'}
 
 
 def state(probe: Probe) -> str:
-    return call(probe, GetState, '/l/depth_node/get_state', GetState.Request()).current_state.label
+    return probe.call(GetState, '/l/depth_node/get_state',
+                      GetState.Request()).current_state.label
+
+
+def transition(probe: Probe, transition_id: int) -> bool:
+    """Ask for a transition; when its answer is lost, the node's state says how it went.
+
+    A transition is not idempotent, so it is not simply sent again: a lost answer is resolved
+    by asking the state once the node has settled. The goal state means it succeeded; the
+    state before means it failed or never arrived, and both may be asked again with the same
+    result.
+    """
+    request = ChangeState.Request(transition=Transition(id=transition_id))
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        response = probe.call(ChangeState, '/l/depth_node/change_state', request,
+                              resend_s=None, timeout_s=15.0)
+        if response is not None:
+            return bool(response.success)
+        settled = wait_until(lambda: (label := state(probe)) not in MOVING and label,
+                             what='a settled lifecycle state')
+        if settled == GOAL[transition_id]:
+            return True
+    raise AssertionError(f'no answer to transition {transition_id}')
 
 
 def test_bad_checkpoint_fails_configure_and_the_node_stays_up(tmp_path: Path,
