@@ -95,6 +95,35 @@ def test_a_signal_while_the_executable_starts_is_a_clean_stop(sig: signal.Signal
     assert 'Traceback' not in output, output
 
 
+INTERRUPTED_EXTENSION = """
+import os, signal, sys
+from zoedepth_ros.ros.executables import depth_node
+
+class InterruptedExtension:
+    \"\"\"The signal lands while a C extension initialises, as pybind11 reports it.\"\"\"
+    def find_spec(self, name, path, target=None):
+        if name == 'zoedepth_ros.ros.depth_node':
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.sigtimedwait([], 0)  # a call returning lets the handler run
+            except KeyboardInterrupt as err:
+                raise ImportError('initialization failed') from err
+        return None
+
+sys.meta_path.insert(0, InterruptedExtension())
+sys.exit(depth_node())
+"""
+
+
+def test_a_signal_inside_a_c_extension_initialisation_is_a_clean_stop() -> None:
+    """pybind11 turns the KeyboardInterrupt into ImportError('initialization failed')."""
+    result = subprocess.run([sys.executable, '-c', INTERRUPTED_EXTENSION], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert 'stopped by SIGTERM while starting: finished cleanly' in result.stderr
+    assert 'Traceback' not in result.stderr, result.stderr
+
+
 def _catches_sigterm(pid: int) -> bool:
     status = Path(f'/proc/{pid}/status').read_text()
     caught = int(next(line for line in status.splitlines() if line.startswith('SigCgt:'))

@@ -19,7 +19,15 @@ def _installed() -> StopSignals:
     return signals
 
 
-def _stopped_while_starting(signals: StopSignals) -> int:
+def _stopped_while_starting(signals: StopSignals, err: BaseException) -> int:
+    """Exit code 0 for a stop signal that interrupted the import; anything else re-raises.
+
+    The handler raises ``KeyboardInterrupt``, but one raised inside a C extension's module
+    initialisation (rclpy's, torch's) reaches the importer as an ``ImportError``
+    ('initialization failed'): the signal count, not the exception's type, tells.
+    """
+    if signals.count == 0:
+        raise err
     sys.stderr.write(f'[depth_node]: stopped by {signals.first} while starting: finished '
                      'cleanly\n')
     signals.release()
@@ -32,8 +40,8 @@ def depth_node() -> int:
     try:
         from zoedepth_ros.ros.depth_node import DepthNode
         from zoedepth_ros.ros.entry import run_node
-    except KeyboardInterrupt:
-        return _stopped_while_starting(signals)
+    except (KeyboardInterrupt, ImportError) as err:
+        return _stopped_while_starting(signals, err)
     return run_node(DepthNode, signals=signals)
 
 
@@ -43,6 +51,6 @@ def depth_lifecycle_node() -> int:
     try:
         from zoedepth_ros.ros.entry import run_node
         from zoedepth_ros.ros.lifecycle_node import LifecycleDepthNode
-    except KeyboardInterrupt:
-        return _stopped_while_starting(signals)
+    except (KeyboardInterrupt, ImportError) as err:
+        return _stopped_while_starting(signals, err)
     return run_node(LifecycleDepthNode, signals=signals)
