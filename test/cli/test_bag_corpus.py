@@ -7,6 +7,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,8 @@ from zoedepth_ros.cli.main import main
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.evaluation.corpus import balance, expand_corpus, pooled_corpus
 from zoedepth_ros.metrics import METRIC_KEYS
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def corpus(root: Path) -> list[Path]:
@@ -150,25 +157,75 @@ def test_pooling_takes_bags_in_sorted_order() -> None:
     assert pooled_corpus(one)['overall']['abs_rel'] == pytest.approx(0.15)
 
 
+def rank_processes(pid: int) -> dict[int, int]:
+    """LOCAL_RANK -> process id of the worker processes below ``pid`` (Linux /proc)."""
+    found: dict[int, int] = {}
+    for entry in Path('/proc').iterdir():
+        try:
+            environ = (entry / 'environ').read_bytes().split(b'\0')
+            ancestry = (entry / 'stat').read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(ancestry[1]) in (pid, *found.values()):
+            for item in environ:
+                if item.startswith(b'LOCAL_RANK='):
+                    found[int(item.split(b'=')[1])] = int(entry.name)
+    return found
+
+
 @pytest.mark.slow
-def test_two_worker_processes_give_the_single_process_results(tmp_path: Path) -> None:
+def test_two_workers_killed_and_resumed_give_the_single_process_results(tmp_path: Path) -> None:
     """--workers 2: two ranks over gloo (torch.distributed's launcher, as torchrun) share the
-    bags; every bag's metrics and the merged report are identical to one process's."""
+    bags. One rank is killed (SIGKILL) once the first bag is stored; the run ends with one
+    line, the next run evaluates only what is missing, and every bag's metrics and the merged
+    report are identical to one process's."""
     corpus(tmp_path)
     common = ['--model', 'zoedepth_demo_nk', '--device', 'cpu', '--threads', '1']
     single, split = tmp_path / 'single', tmp_path / 'split'
     assert main(args([tmp_path / 'fleet'], single, *common)) == 0
-    assert main(args([tmp_path / 'fleet'], split, *common, '--workers', '2')) == 0
+    command = [sys.executable, '-m', 'zoedepth_ros.cli.main',
+               *args([tmp_path / 'fleet'], split, *common, '--workers', '2')]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((split / 'bags').glob('*/result.json')) and process.poll() is None:
+            assert time.monotonic() < deadline, 'no bag stored within 300 s'
+            time.sleep(0.01)
+        ranks = rank_processes(process.pid)
+        for pid in ranks.values():  # hold both ranks still while one is chosen
+            os.kill(pid, signal.SIGSTOP)
+        stored = len(list((split / 'bags').glob('*/result.json')))
+        # rank 0 has two of the three bags (balanced by size): at most one is stored
+        assert sorted(ranks) == [0, 1] and stored == 1, (ranks, stored)
+        os.kill(ranks[0], signal.SIGKILL)
+        os.kill(ranks[1], signal.SIGCONT)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 1, output
+    assert 'Traceback' not in output and 'worker 0 ended by SIGKILL' in output, output
+    assert 'another rank ended before the merge' in output, output  # rank 1, one line
+    assert 'run the same command again to evaluate what is missing' in output, output
+    half_written = list((split / 'bags').glob('.*.partial-*'))
+    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list((split / 'bags').glob('.*.partial-*'))  # what the killed rank left
+    assert ('removed what an interrupted run left half-written' in resumed.stderr) == bool(
+        half_written)
+    done = int(re.search(r'4 bag\(s\): (\d) stored from an earlier run',
+                         resumed.stderr).group(1))
+    assert 1 <= done <= 2, resumed.stderr  # the killed rank's second bag was evaluated again
     assert scores(split) == scores(single)
     timing = {'seconds', 'frames_per_s'}
-    for stored in sorted((single / 'bags').glob('run_*')):
-        twin = split / 'bags' / stored.name
+    for stored_bag in sorted((single / 'bags').glob('run_*')):
+        twin = split / 'bags' / stored_bag.name
         one, other = (json.loads((folder / 'metrics.json').read_text())
-                      for folder in (stored, twin))
+                      for folder in (stored_bag, twin))
         assert {k: v for k, v in one.items() if k not in timing} == {
             k: v for k, v in other.items() if k not in timing}
         rows = [list(csv.DictReader((folder / 'per_frame.csv').open())) for folder in
-                (stored, twin)]
+                (stored_bag, twin)]
         for row in rows[0] + rows[1]:
             row.pop('model_ms')
         assert rows[0] == rows[1] and len(rows[0]) >= 2

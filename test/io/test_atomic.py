@@ -13,6 +13,7 @@ from zoedepth_ros.io.atomic import (
     atomic_path,
     atomic_write,
     current_umask,
+    remove_stale_staging,
     write_text,
 )
 
@@ -68,3 +69,20 @@ def test_files_and_directories_follow_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(file.stat().st_mode) == 0o640  # 0666 & ~027, not mkstemp's 0600
     assert stat.S_IMODE((tmp_path / 'out').stat().st_mode) == 0o750
     assert stat.S_IMODE((tmp_path / 'out' / 'b.txt').stat().st_mode) == 0o640
+
+
+def test_a_killed_writers_staging_is_removed_by_the_next_owner(tmp_path: Path) -> None:
+    target = tmp_path / 'run[1]-ab'
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as staging:
+        staging.mkdir()
+        (staging / 'half.json').write_text('{')
+        holder = staging.parent
+        raise KeyboardInterrupt
+    assert not holder.exists()  # the block's own cleanup ran
+    killed = tmp_path / '.run[1]-ab.partial-x1y2' / 'run[1]-ab'  # a SIGKILL skips it
+    killed.mkdir(parents=True)
+    (killed / 'half.json').write_text('{')
+    other = tmp_path / '.run1-ab.partial-zz'  # another bag's: not touched
+    other.mkdir()
+    assert remove_stale_staging(target) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.run1-ab.partial-zz']

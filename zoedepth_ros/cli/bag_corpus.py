@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,10 +53,15 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
     """Evaluate one bag into ``output/bags/<name>-<key>/`` (atomically); its result."""
     from zoedepth_ros.evaluation.bags import evaluate_bag
     from zoedepth_ros.evaluation.report import write_report
-    from zoedepth_ros.io.atomic import atomic_directory, write_json
+    from zoedepth_ros.io.atomic import atomic_directory, remove_stale_staging, write_json
     from zoedepth_ros.io.bag_writer import AtomicBagWriter
 
     folder = output / 'bags' / bag_folder_name(bag, key)
+    # this rank alone owns the bag: what a killed run was writing for it goes
+    stale = remove_stale_staging(folder) + (
+        remove_stale_staging(out_bags / bag.name) if out_bags is not None else 0)
+    if stale:
+        logger.info('%s: removed what an interrupted run left half-written', bag.name)
     start = time.perf_counter()
     writer = None
     if out_bags is not None:
@@ -116,6 +122,7 @@ def corpus_markdown(rows: list[dict[str, Any]], failed: list[dict[str, str]],
 def launch_workers(args: argparse.Namespace) -> int:
     """``--workers N`` on one machine: the same command in N processes started by
     torch.distributed's launcher (what torchrun runs), standalone rendezvous on this host."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser
     from torch.distributed.run import run as torchrun
 
@@ -130,8 +137,21 @@ def launch_workers(args: argparse.Namespace) -> int:
     launcher = get_args_parser().parse_args(
         ['--standalone', '--nproc-per-node', str(args.workers), '--module',
          'zoedepth_ros.cli.main', *command])
+    # each worker's intra-op threads: --threads, else its share of the cores (said here, so
+    # the launcher does not warn that it picked 1)
+    os.environ.setdefault('OMP_NUM_THREADS', str(args.threads or max(
+        1, (os.cpu_count() or 1) // args.workers)))
     logger.info('%d worker processes (torch.distributed, standalone on this host)', args.workers)
-    torchrun(launcher)
+    try:
+        torchrun(launcher)
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        how = (f'ended by {failure.signal_name()}' if failure.exitcode < 0
+               else f'failed (exit code {failure.exitcode})')
+        logger.error('worker %d %s; the other workers were stopped. The bags finished so far '
+                     'are stored in %s: run the same command again to evaluate what is '
+                     'missing', rank, how, args.output)
+        return 1
     return 0
 
 
@@ -147,8 +167,6 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
     size), on its own device (LOCAL_RANK) and its share of the cores; rank 0 merges the stored
     results once every rank is done. A rank that dies costs only its unfinished bag: the next
     run evaluates what is missing."""
-    import os
-
     if getattr(args, 'workers', 1) > 1 and 'WORLD_SIZE' not in os.environ:
         return launch_workers(args)
     from zoedepth_ros.training.distributed import init_distributed, shutdown_distributed
@@ -228,7 +246,13 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
     if world > 1:
         import torch.distributed as dist
 
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError:  # a rank ended (killed, lost node) before the merge
+            logger.error('rank %d: another rank ended before the merge (its connection '
+                         'closed). The bags of rank %d are stored in %s: run the same command '
+                         'again to evaluate what is missing', rank, rank, output)
+            return 1
         if rank != 0:
             return 0
         done = stored_results(output)

@@ -11,6 +11,7 @@ the package may use it.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import math
 import os
@@ -107,6 +108,19 @@ def atomic_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
         os.replace(staging, path)
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+def remove_stale_staging(path: str | os.PathLike[str]) -> int:
+    """Remove what an interrupted :func:`atomic_directory` for ``path`` left beside it (a
+    process killed before its cleanup ran); the count removed.
+
+    Only for a caller that owns ``path`` alone (no other process may be writing it now).
+    """
+    path = Path(path)
+    stale = list(path.parent.glob(f'.{glob.escape(path.name)}.partial-*'))
+    for holder in stale:
+        shutil.rmtree(holder, ignore_errors=True)
+    return len(stale)
 
 
 def strict_json(data: object, indent: int | None = 2) -> str:
