@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bag_fixtures import TOPICS, truncate, write_bag
 from doubles import null_estimator
@@ -88,6 +89,19 @@ def test_a_corpus_gives_a_row_per_bag_pooled_tables_and_the_broken_bag_listed(
     text = (out / 'report.md').read_text()
     assert '## Per bag' in text and '## Worst bags (REL)' in text and 'broken' in text
     assert '| overall | 9 |' in text
+    # the plots over the corpus pool every bag's pixels
+    pixels = report['pixel_stats']
+    counts = np.array([s['pixel_stats']['pixels_by_depth'] for s in singles], dtype=float)
+    assert pixels['pixels_by_depth'] == counts.sum(axis=0).tolist() and counts.sum() > 0
+    rel = np.array([s['pixel_stats']['abs_rel_by_depth'] for s in singles], dtype=float)
+    busy = int(np.argmax(counts.sum(axis=0)))
+    assert pixels['abs_rel_by_depth'][busy] == pytest.approx(
+        np.nansum(rel[:, busy] * counts[:, busy]) / counts[:, busy].sum(), rel=1e-12)
+    assert pixels['error_histogram'] == np.sum(
+        [s['pixel_stats']['error_histogram'] for s in singles], axis=0).tolist()
+    for name in ('error_vs_depth', 'error_histogram', 'per_bag'):
+        assert (out / 'plots' / f'{name}.png').stat().st_size > 5000
+        assert f'(plots/{name}.png)' in text
 
 
 def test_an_interrupted_corpus_resumes_with_what_is_missing_and_the_same_report(

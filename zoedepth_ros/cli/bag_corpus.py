@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -84,39 +83,6 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
             writer.abort()
     # as a later run reads it back: the same numbers whichever run evaluated the bag
     return {**result, 'metrics': json.loads((folder / 'metrics.json').read_text())}
-
-
-def corpus_markdown(rows: list[dict[str, Any]], failed: list[dict[str, str]],
-                    pooled: dict[str, Any], model: str, anchored: bool) -> str:
-    keys = ('a1', 'abs_rel', 'rmse')
-    label = ' (anchored)' if anchored else ''
-    lines = [f'# Depth evaluation of {len(rows) + len(failed)} bags', '', f'Model: {model}.', '',
-             f'## All bags{label}', '', '| | frames | delta1 | REL | RMSE |',
-             '|---|---:|---:|---:|---:|']
-    for name, row in [('overall', pooled['overall']), *pooled['per_domain'].items()]:
-        lines.append(f'| {name} | {row["frames"]} | '
-                     + ' | '.join(f'{row[k]:.4f}' for k in keys) + ' |')
-    lines += ['', '| depth range m | frames | delta1 | REL | RMSE |', '|---|---:|---:|---:|---:|']
-    for row in pooled['per_range']:
-        lines.append(f'| {row["low_m"]:g}-{row["high_m"]:g} | {row["frames"]} | '
-                     + ' | '.join(f'{row[k]:.4f}' for k in keys) + ' |')
-    lines += ['', f'## Per bag{label}', '',
-              '| bag | frames | evaluated | delta1 | REL | RMSE | router mix | seconds |',
-              '|---|---:|---:|---:|---:|---:|---|---:|']
-    for row in rows:
-        mix = ', '.join(f'{d} {n}' for d, n in sorted(row['domains'].items()))
-        lines.append(f'| [{row["name"]}]({row["folder"]}/report.md) | {row["frames"]} | '
-                     f'{row["evaluated"]} | ' + ' | '.join(f'{row[k]:.4f}' for k in keys)
-                     + f' | {mix} | {row["seconds"]:.1f} |')
-    worst = sorted((r for r in rows if not math.isnan(r['abs_rel'])),
-                   key=lambda r: -r['abs_rel'])[:5]
-    lines += ['', '## Worst bags (REL)', '']
-    lines += [f'{index + 1}. {row["name"]}: REL {row["abs_rel"]:.4f}'
-              for index, row in enumerate(worst)]
-    if failed:
-        lines += ['', '## Bags that could not be evaluated', '']
-        lines += [f'- {item["bag"]}: {item["reason"]}' for item in failed]
-    return '\n'.join(lines) + '\n'
 
 
 def launch_workers(args: argparse.Namespace) -> int:
@@ -197,9 +163,11 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
         balance,
         model_identity,
         pooled_corpus,
+        pooled_pixel_stats,
         result_key,
     )
-    from zoedepth_ros.io.atomic import write_json, write_text
+    from zoedepth_ros.evaluation.corpus_report import write_corpus_report
+    from zoedepth_ros.io.atomic import write_json
     from zoedepth_ros.io.bag_reader import open_bag
 
     output: Path = args.output
@@ -283,8 +251,8 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
     pooled = pooled_corpus(results)
     anchored = settings.sparse_topic is not None
     name = getattr(estimator, 'name', model['name'])
-    write_json(output / 'metrics.json', {'bags': rows, 'failed': failed, **pooled})
-    write_text(output / 'report.md', corpus_markdown(rows, failed, pooled, name, anchored))
+    write_corpus_report(output, rows, failed, pooled, pooled_pixel_stats(results), name,
+                        anchored)
     overall = pooled['overall']
     logger.info('%d bag(s), %d evaluated frames%s: delta1 %.4f  REL %.4f  RMSE %.4f m',
                 len(rows), overall['frames'], ', anchored' if anchored else '', overall['a1'],

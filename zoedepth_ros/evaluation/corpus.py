@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from zoedepth_ros.errors import InputError
 from zoedepth_ros.metrics import METRIC_KEYS
 
@@ -148,3 +150,28 @@ def pooled_corpus(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                  if len(r['per_range']) > index]
         ranges.append({'low_m': first['low_m'], 'high_m': first['high_m'], **_pool(parts)})
     return {'overall': overall, 'per_domain': per_domain, 'per_range': ranges}
+
+
+def pooled_pixel_stats(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The per-bag ``pixel_stats`` pooled over the corpus: pixel counts and histograms summed,
+    per-bin errors weighted by their pixels. None when no bag has them or their bins differ
+    (bags evaluated with other depth limits)."""
+    stats = [results[name]['pixel_stats'] for name in sorted(results)
+             if results[name].get('pixel_stats')]
+    if not stats or any(s['depth_edges_m'] != stats[0]['depth_edges_m'] or
+                        s['error_edges'] != stats[0]['error_edges'] for s in stats):
+        return None
+    pixels = np.sum([np.asarray(s['pixels_by_depth'], dtype=float) for s in stats], axis=0)
+
+    def weighted(key: str) -> list[float]:
+        total = np.sum([np.nan_to_num(np.asarray(s[key], dtype=float)) *
+                        np.asarray(s['pixels_by_depth'], dtype=float) for s in stats], axis=0)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(pixels > 0, total / pixels, np.nan).tolist()
+
+    histogram = np.sum([np.asarray(s['error_histogram'], dtype=float) for s in stats], axis=0)
+    return {'depth_edges_m': stats[0]['depth_edges_m'],
+            'abs_rel_by_depth': weighted('abs_rel_by_depth'),
+            'abs_err_m_by_depth': weighted('abs_err_m_by_depth'),
+            'pixels_by_depth': pixels.tolist(), 'error_edges': stats[0]['error_edges'],
+            'error_histogram': histogram.tolist()}

@@ -52,9 +52,10 @@ def write_report(report: BagEvalReport, directory: Path, samples: list[SamplePan
     (directory / 'plots').mkdir(parents=True, exist_ok=True)
     write_json(directory / 'metrics.json', report.to_dict())
     write_text(directory / 'per_frame.csv', per_frame_csv(report))
-    _plot_error_vs_depth(report, directory / PLOTS['error_vs_depth'])
+    plot_error_vs_depth(report.pixel_stats, f'Relative error vs depth ({report.model})',
+                        directory / PLOTS['error_vs_depth'])
     _plot_over_time(report, directory / PLOTS['over_time'])
-    _plot_histogram(report, directory / PLOTS['histogram'])
+    plot_histogram(report.pixel_stats, directory / PLOTS['histogram'])
     _plot_domain(report, directory / PLOTS['domain'])
     if report.unaligned:
         _plot_alignment(report, directory / ALIGNMENT_PLOT)
@@ -219,21 +220,22 @@ def _times(report: BagEvalReport) -> np.ndarray:
     return (stamps - stamps.min()) * 1e-9 if len(stamps) else stamps.astype(float)
 
 
-def _plot_error_vs_depth(report: BagEvalReport, path: Path) -> None:
+def plot_error_vs_depth(stats: Mapping[str, Any], title: str, path: Path) -> None:
+    """REL per ground-truth depth bin, over the pixel count per bin (``pixel_stats``)."""
     import matplotlib.pyplot as plt
 
-    stats = report.pixel_stats
     edges = np.array(stats['depth_edges_m'])
     centers = np.sqrt(edges[:-1] * edges[1:])
+    rel = np.array(stats['abs_rel_by_depth'], dtype=float)  # None (empty bin) -> nan
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
-    axis.plot(centers, stats['abs_rel_by_depth'], 'o-', label='mean |d - gt| / gt')
+    axis.plot(centers, rel, 'o-', label='mean |d - gt| / gt')
     axis.set_xscale('log')
     axis.set_xlabel('ground-truth depth (m)')
     axis.set_ylabel('REL')
     twin = axis.twinx()
     twin.bar(centers, stats['pixels_by_depth'], width=np.diff(edges), alpha=0.2, color='grey')
     twin.set_ylabel('pixels')
-    axis.set_title(f'Relative error vs depth ({report.model})')
+    axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -258,11 +260,12 @@ def _plot_over_time(report: BagEvalReport, path: Path) -> None:
     plt.close(figure)
 
 
-def _plot_histogram(report: BagEvalReport, path: Path) -> None:
+def plot_histogram(stats: Mapping[str, Any], path: Path) -> None:
+    """Share of valid pixels per signed relative error bin (``pixel_stats``)."""
     import matplotlib.pyplot as plt
 
-    edges = np.array(report.pixel_stats['error_edges'])
-    counts = np.array(report.pixel_stats['error_histogram'], dtype=float)
+    edges = np.array(stats['error_edges'])
+    counts = np.array(stats['error_histogram'], dtype=float)
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
     axis.bar(edges[:-1], counts / max(counts.sum(), 1.0), width=np.diff(edges), align='edge')
     axis.set_xlabel('(prediction - gt) / gt  (clipped to [-1, 1])')
