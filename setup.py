@@ -49,7 +49,7 @@ setup(
     python_requires='>=3.10',
     entry_points={
         'console_scripts': [
-            'zoedepth = zoedepth_ros.cli.main:main',
+            'zoedepth = zoedepth_ros.cli.main:console_main',
             'depth_node = zoedepth_ros.ros.executables:depth_node',
             'depth_lifecycle_node = zoedepth_ros.ros.executables:depth_lifecycle_node',
         ],

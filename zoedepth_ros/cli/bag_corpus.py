@@ -113,7 +113,7 @@ def launch_workers(args: argparse.Namespace) -> int:
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
         how = (f'ended by {failure.signal_name()}' if failure.exitcode < 0
-               else f'failed (exit code {failure.exitcode})')
+               else f'failed (exit code {failure.exitcode}; its error is above)')
         logger.error('worker %d %s; the other workers were stopped. The bags finished so far '
                      'are stored in %s: run the same command again to evaluate what is '
                      'missing', rank, how, args.output)
@@ -133,8 +133,6 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
     size), on its own device (LOCAL_RANK) and its share of the cores; rank 0 merges the stored
     results once every rank is done. A rank that dies costs only its unfinished bag: the next
     run evaluates what is missing."""
-    if getattr(args, 'workers', 1) > 1 and 'WORLD_SIZE' not in os.environ:
-        return launch_workers(args)
     from zoedepth_ros.training.distributed import init_distributed, shutdown_distributed
 
     world = int(os.environ.get('WORLD_SIZE', '1'))

@@ -175,15 +175,16 @@ def _read_plan(path: Path, topics: FrameTopics
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate, then move the report folder (and output bag) into place together."""
-    from zoedepth_ros.evaluation.cameras import camera_settings, check_cameras, parse_camera
     from zoedepth_ros.evaluation.corpus import is_bag
+
+    if len(args.bag) > 1 or not is_bag(Path(args.bag[0])) and Path(args.bag[0]).exists():
+        return _run_corpus(args)
+    from zoedepth_ros.evaluation.cameras import camera_settings, check_cameras, parse_camera
     from zoedepth_ros.io.atomic import atomic_directory
     from zoedepth_ros.io.bag_writer import AtomicBagWriter
 
     settings = eval_settings(args)
     cameras = check_cameras([parse_camera(text) for text in args.camera or []])
-    if len(args.bag) > 1 or not is_bag(Path(args.bag[0])) and Path(args.bag[0]).exists():
-        return _run_corpus(args, settings, bool(cameras))
     args.bag = Path(args.bag[0])
     if not args.bag.exists():
         raise InputError(f'bag {args.bag} not found')
@@ -250,18 +251,26 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_corpus(args: argparse.Namespace, settings: BagEvalSettings, cameras: bool) -> int:
-    """Several bags, folders of bags, globs or a list file: one resumable corpus report."""
-    from zoedepth_ros.cli.bag_corpus import run_corpus
+def _run_corpus(args: argparse.Namespace) -> int:
+    """Several bags, folders of bags, globs or a list file: one resumable corpus report.
+
+    With ``--workers N`` this process only checks the corpus and the output folders and
+    starts the workers (it does not load the model stack: each second here is serial time);
+    each worker then reads the settings like a single process."""
+    import os
+
+    from zoedepth_ros.cli.bag_corpus import launch_workers, run_corpus
     from zoedepth_ros.evaluation.corpus import expand_corpus
 
-    if cameras:
+    if args.camera:
         raise InputError('--camera evaluates the cameras of one bag; give one bag with it')
     bags = expand_corpus(args.bag)
     writable_folder(args.output, 'report folder')
     if args.out_bag is not None:
         writable_folder(args.out_bag, 'output bags folder')
-    return run_corpus(args, bags, settings, lambda parsed: build_estimator(parsed))
+    if args.workers > 1 and 'WORLD_SIZE' not in os.environ:
+        return launch_workers(args)
+    return run_corpus(args, bags, eval_settings(args), lambda parsed: build_estimator(parsed))
 
 
 def _write_pooled(reports: dict[str, BagEvalReport], folder: Path, bag: Path, model: str,

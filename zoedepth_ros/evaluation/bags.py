@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +39,6 @@ from zoedepth_ros.errors import BagError, ConfigError
 from zoedepth_ros.evaluation.replay import copier, write_outputs
 from zoedepth_ros.evaluation.sparse import read_sparse
 from zoedepth_ros.geometry import PinholeCamera
-from zoedepth_ros.inference import DepthEstimator
 from zoedepth_ros.io.bag_reader import open_bag
 from zoedepth_ros.io.bag_writer import AtomicBagWriter
 from zoedepth_ros.io.bags import FrameTopics, RgbdFrame, camera_info_source, read_rgbd
@@ -54,6 +53,9 @@ from zoedepth_ros.metrics import (
 from zoedepth_ros.pipeline.options import FrameOptions
 from zoedepth_ros.pipeline.outputs import FrameOutputs, FrameRequest
 from zoedepth_ros.pipeline.predict import frame_camera_info, predict_frame
+
+if TYPE_CHECKING:
+    from zoedepth_ros.inference import DepthEstimator
 
 ERROR_BINS = np.linspace(-1.0, 1.0, 81)
 """Edges of the signed relative error (pred - gt) / gt histogram; outliers go to the ends."""
