@@ -171,6 +171,17 @@ def test_pooling_takes_bags_in_sorted_order() -> None:
     assert pooled_corpus(one)['overall']['abs_rel'] == pytest.approx(0.15)
 
 
+def test_a_settings_error_in_the_workers_is_one_line_each_and_exit_code_2(
+        tmp_path: Path) -> None:
+    corpus(tmp_path)
+    done = subprocess.run([sys.executable, '-m', 'zoedepth_ros.cli.main', *args(
+        [tmp_path / 'fleet'], tmp_path / 'out', '--min-depth', '50', '--workers', '2')],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count('need 0 <= min_depth < max_depth, got 50.0, 10.0') == 2
+    assert 'stopped on the error above' in done.stderr and 'Traceback' not in done.stderr
+
+
 def rank_processes(pid: int) -> dict[int, int]:
     """LOCAL_RANK -> process id of the worker processes below ``pid`` (Linux /proc)."""
     found: dict[int, int] = {}

@@ -112,12 +112,16 @@ def launch_workers(args: argparse.Namespace) -> int:
         torchrun(launcher)
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
-        how = (f'ended by {failure.signal_name()}' if failure.exitcode < 0
-               else f'failed (exit code {failure.exitcode}; its error is above)')
-        logger.error('worker %d %s; the other workers were stopped. The bags finished so far '
-                     'are stored in %s: run the same command again to evaluate what is '
-                     'missing', rank, how, args.output)
-        return 1
+        if failure.exitcode == 2:  # an input or settings error, logged by the worker
+            logger.error('worker %d stopped on the error above; the bags finished before it '
+                         'are kept in %s', rank, args.output)
+        else:
+            how = (f'ended by {failure.signal_name()}' if failure.exitcode < 0
+                   else f'failed (exit code {failure.exitcode})')
+            logger.error('worker %d %s; the other workers were stopped. The bags finished so '
+                         'far are stored in %s: run the same command again to evaluate what is '
+                         'missing', rank, how, args.output)
+        return 2 if failure.exitcode == 2 else 1
     return 0
 
 
