@@ -17,7 +17,8 @@ run, and the exit code is 1. Steps and what they take on 2 shared cores: inferen
 forward vs transformers, ~4 min), cpu (end-to-end CPU frames/s, ~4 min), pointcloud (~1
 min), node (per-frame host work, ~1 min), bag_eval (bag evaluation around a null model, ~1
 min), anchoring (~15 min), multicamera (one N-camera node against N nodes, ~4 min),
-demo_model (held-out evaluation of the bundled demo model, ~2 min).
+corpus (8 bags: 1 and 2 workers, 2 threads, killed and resumed, ~6 min), demo_model
+(held-out evaluation of the bundled demo model, ~2 min).
 """
 
 from __future__ import annotations
@@ -184,6 +185,24 @@ def multicamera_tables(data: dict[str, Any]) -> list[str]:
                     models)]
 
 
+def corpus_tables(data: dict[str, Any]) -> list[str]:
+    single = data['results'][0]['seconds']
+    rows = []
+    for r in data['results']:
+        note = ''
+        if 'bags_stored' in r:
+            note = f'{r["bags_stored"]} of {data["bags"]} bags stored when killed'
+        elif 'same_report' in r:
+            note = (f'evaluated {r["bags_evaluated"]} bags; report equal to the uninterrupted '
+                    f'run: {r["same_report"]}')
+        speed = '' if 'killed' in r['case'] or 'resumed' in r['case'] else (
+            f'{single / r["seconds"]:.2f}x')
+        rows.append([r['case'], f'{r["seconds"]:.1f}', speed, r['exit_code'], note])
+    return [f'model {data["model"]}, {data["bags"]} synthetic bags of {data["frames_per_bag"]} '
+            'frames at 160x120, `zoedepth bag eval` from start to exit', '',
+            *_table(['case', 'seconds', 'speed-up over 1 worker', 'exit code', ''], rows)]
+
+
 def demo_tables(data: dict[str, Any]) -> list[str]:
     rows = [[name, f'{v["images"]:.0f}', f'{v["a1"]:.3f}', f'{v["abs_rel"]:.3f}',
              f'{v["rmse"]:.3f}', f'{v.get("router_accuracy", float("nan")):.3f}',
@@ -203,6 +222,7 @@ STEPS = [
     Step('bag_eval', _script('bag_eval'), bag_eval_tables),
     Step('anchoring', _script('anchoring', '--frames', '40'), anchoring_tables),
     Step('multicamera', _script('multicamera'), multicamera_tables),
+    Step('corpus', _script('corpus'), corpus_tables),
     Step('demo_model', _demo_commands, demo_tables),
 ]
 
