@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
+from zoedepth_ros.cli.corpus_progress import CorpusProgress
 from zoedepth_ros.cli.progress import Progress, duration
 
 
@@ -48,3 +50,28 @@ def test_unknown_totals_resumed_runs_notes_and_silence(caplog) -> None:
 def test_durations_read_like_a_person_writes_them() -> None:
     assert [duration(s) for s in (4.4, 65, 7620, float('inf'))] == [
         '4 s', '1 min 05 s', '2 h 07 min', '?']
+
+
+def test_rank_0_shows_the_sum_over_every_rank_of_a_corpus(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two ranks of one run in one process: each rank's count goes through its file."""
+    caplog.set_level(logging.INFO, logger='zoedepth.progress')
+    zero = CorpusProgress(tmp_path, 0, 2, 4, every_s=0.0, terminal=False)
+    one = CorpusProgress(tmp_path, 1, 2, 3, every_s=0.0, terminal=False)
+    assert zero.counts() == (0, 7)
+    zero.update(2)
+    one.update(3)  # within PUBLISH_S of its last write: not written yet
+    assert zero.counts() == (2, 7)
+    one.finish()
+    assert zero.counts() == (5, 7)
+    one.close()
+    assert caplog.text == ''  # rank 1 says nothing
+    zero.update(2)
+    zero.close()
+    assert caplog.text.count('bag eval corpus: 7/7 frames (100 %)') == 1
+    assert not (tmp_path / '.progress').exists()  # rank 0 removed the counts
+    alone = CorpusProgress(tmp_path, 0, 1, 3, every_s=0.0, terminal=False)
+    alone.update(3)
+    alone.close()
+    assert 'bag eval corpus: 3/3 frames (100 %)' in caplog.text
+    assert not (tmp_path / '.progress').exists()  # one process writes no files

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoedepth_ros.cli.progress import Progress
+from zoedepth_ros.cli.corpus_progress import CorpusProgress
 from zoedepth_ros.errors import ZoeDepthError
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def bag_folder_name(bag: Path, key: str) -> str:
 
 def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEvalSettings,
                  output: Path, out_bags: Path | None, args: argparse.Namespace,
-                 bar: Progress) -> dict[str, Any]:
+                 progress: CorpusProgress) -> dict[str, Any]:
     """Evaluate one bag into ``output/bags/<name>-<key>/`` (atomically); its result."""
     from zoedepth_ros.evaluation.bags import evaluate_bag
     from zoedepth_ros.evaluation.report import write_report
@@ -70,7 +70,7 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
         with atomic_directory(folder, overwrite=True) as staging:
             staging.mkdir()
             report = evaluate_bag(estimator, bag, settings, writer,
-                                  lambda *_: bar.update(1))
+                                  lambda *_: progress.update(1))
             write_report(report, staging, [])
             result = {'key': key, 'bag': str(bag), 'frames': len(report.frames),
                       'evaluated': report.evaluated, 'seconds': time.perf_counter() - start}
@@ -127,6 +127,20 @@ def launch_workers(args: argparse.Namespace) -> int:
 
 def failure_file(output: Path, bag: Path, key: str) -> Path:
     return output / 'bags' / f'failed-{bag_folder_name(bag, key)}.json'
+
+
+def wait_for_ranks(rank: int, output: Path) -> bool:
+    """Wait until every rank has evaluated its share; False when one ended before (logged)."""
+    import torch.distributed as dist
+
+    try:
+        dist.barrier()
+    except RuntimeError:  # a rank ended (killed, lost node) before the merge
+        logger.error('rank %d: another rank ended before the merge (its connection closed). '
+                     'The bags of rank %d are stored in %s: run the same command again to '
+                     'evaluate what is missing', rank, rank, output)
+        return False
+    return True
 
 
 def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
@@ -200,31 +214,23 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
             logger.warning('%s: %s (skipped; the run goes on)', bag, err)
     todo = readable
     estimator = estimator_factory(args) if todo else None
-    out_bags = args.out_bag
-    label = f'bag eval corpus, rank {rank}' if world > 1 else 'bag eval corpus'
-    with Progress(label, frames or None, 'frame') as bar:
+    with CorpusProgress(output, rank, world, frames) as progress:
         for bag in todo:
             assert estimator is not None  # built when there is a bag to evaluate
             try:
                 done[keys[bag]] = evaluate_one(estimator, bag, keys[bag], settings, output,
-                                               out_bags, args, bar)
+                                               args.out_bag, args, progress)
             except ZoeDepthError as err:
                 failed.append({'bag': str(bag), 'reason': str(err), 'key': keys[bag]})
                 logger.warning('%s: %s (skipped; the run goes on)', bag, err)
-    for item in failed:  # for rank 0's report (this run's; a later success supersedes it)
-        write_json(failure_file(output, Path(item['bag']), item['key']), item)
-    if world > 1:
-        import torch.distributed as dist
-
-        try:
-            dist.barrier()
-        except RuntimeError:  # a rank ended (killed, lost node) before the merge
-            logger.error('rank %d: another rank ended before the merge (its connection '
-                         'closed). The bags of rank %d are stored in %s: run the same command '
-                         'again to evaluate what is missing', rank, rank, output)
+        progress.finish()
+        for item in failed:  # for rank 0's report (this run's; a later success supersedes it)
+            write_json(failure_file(output, Path(item['bag']), item['key']), item)
+        if world > 1 and not wait_for_ranks(rank, output):
             return 1
-        if rank != 0:
-            return 0
+    if rank != 0:
+        return 0
+    if world > 1:
         done = stored_results(output)
     failed = []
     for bag in bags:

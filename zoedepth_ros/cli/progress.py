@@ -56,6 +56,7 @@ class Progress:
         self._initial = initial
         self._start = self._last = time.monotonic()
         self._postfix = ''
+        self._logged: int | None = None  # the count of the last line logged
         self._stack = ExitStack()
         self._bar: Any = None
         use_bar = sys.stderr.isatty() if terminal is None else terminal
@@ -81,6 +82,15 @@ class Progress:
         elif self.enabled and time.monotonic() - self._last >= self.every_s:
             self._log()
 
+    def set(self, done: int, total: int | None) -> None:
+        """Absolute counts, for a count kept elsewhere (a corpus summed over processes)."""
+        self.done, self.total = done, total
+        if self._bar is not None:
+            self._bar.total, self._bar.n = total, done
+            self._bar.refresh()
+        elif self.enabled and time.monotonic() - self._last >= self.every_s:
+            self._log()
+
     def note(self, **values: str) -> None:
         """Values shown beside the count (loss, lr...)."""
         self._postfix = ', '.join(f'{name} {value}' for name, value in values.items())
@@ -88,7 +98,8 @@ class Progress:
             self._bar.set_postfix(values, refresh=False)
 
     def close(self, finished: bool = True) -> None:
-        if self._bar is None and self.enabled and finished and self.done > self._initial:
+        if (self._bar is None and self.enabled and finished and self.done > self._initial
+                and self.done != self._logged):
             self._log()
         self._stack.close()
         self._bar = None
@@ -108,5 +119,5 @@ class Progress:
         return f'{text}, {self._postfix}' if self._postfix else text
 
     def _log(self) -> None:
-        self._last = time.monotonic()
+        self._last, self._logged = time.monotonic(), self.done
         logger.info('%s', self.line())
