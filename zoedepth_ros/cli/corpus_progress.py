@@ -16,9 +16,8 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
-from zoedepth_ros.cli.progress import EVERY_S, Progress
+from zoedepth_ros.cli.progress import EVERY_S, ClosedOnExit, Progress
 from zoedepth_ros.io.atomic import write_json
 
 PUBLISH_S = 2.0
@@ -35,7 +34,7 @@ def run_folder(output: Path) -> Path:
     return output / '.progress' / f'{run}-{restart}'
 
 
-class CorpusProgress:
+class CorpusProgress(ClosedOnExit):
     """``update`` per frame of this rank; ``finish`` when its share is done; ``close`` at the
     end (on rank 0 after the other ranks are done: it then shows the final sum).
 
@@ -64,13 +63,6 @@ class CorpusProgress:
                 self._thread = threading.Thread(target=self._report, name='corpus-progress',
                                                 daemon=True)
                 self._thread.start()
-
-    def __enter__(self) -> CorpusProgress:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close(finished=kind is None)
 
     def update(self, count: int = 1) -> None:
         self.done += count

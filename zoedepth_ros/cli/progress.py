@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger('zoedepth.progress')
 
@@ -35,7 +35,25 @@ def duration(seconds: float) -> str:
     return f'{hours} h {minutes:02d} min'
 
 
-class Progress:
+Closed = TypeVar('Closed', bound='ClosedOnExit')
+
+
+class ClosedOnExit:
+    """``with`` support for a progress display: ``close(finished=...)`` on leaving the block,
+    finished unless an exception (Ctrl-C included) left it."""
+
+    def __enter__(self: Closed) -> Closed:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close(finished=kind is None)
+
+    def close(self, finished: bool = True) -> None:
+        raise NotImplementedError
+
+
+class Progress(ClosedOnExit):
     """``with Progress('eval', total, 'frame') as bar: ... bar.update()``.
 
     Args:
@@ -67,13 +85,6 @@ class Progress:
             self._stack.enter_context(logging_redirect_tqdm())
             self._bar = self._stack.enter_context(tqdm(
                 total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True))
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close(finished=kind is None)
 
     def update(self, count: int = 1) -> None:
         self.done += count
