@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from bag_fixtures import TOPICS, truncate, write_bag
 from doubles import null_estimator
+from rosbags.rosbag2 import Reader
 
 from zoedepth_ros.cli.main import main
 from zoedepth_ros.errors import InputError
@@ -139,6 +140,30 @@ def test_an_interrupted_corpus_resumes_with_what_is_missing_and_the_same_report(
     caplog.clear()
     assert main(args(inputs, out, '--min-depth', '0.5')) == 0
     assert '4 bag(s): 0 stored from an earlier run, 4 to evaluate' in caplog.text
+
+
+def test_out_bag_gets_an_output_bag_per_input_bag_at_its_relative_path(
+        tmp_path: Path, null_model: list[int], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level('INFO')
+    corpus(tmp_path)
+    write_bag(tmp_path / 'fleet' / 'day2' / 'run_a', 'mcap', offsets=[0.0, 2.0])  # a twin name
+    out, pred = tmp_path / 'report', tmp_path / 'pred'
+    assert main(args([tmp_path / 'fleet'], out, '--out-bag', str(pred))) == 0
+    counts = {}
+    for meta in sorted(pred.rglob('metadata.yaml')):
+        with Reader(meta.parent) as reader:
+            counts[str(meta.parent.relative_to(pred))] = {
+                c.topic: c.msgcount for c in reader.connections}
+    assert sorted(counts) == ['day1/run_a', 'day1/run_b', 'day2/run_a', 'day2/run_c']
+    assert [counts[name]['/zoedepth/depth/image'] for name in sorted(counts)] == [5, 4, 2, 3]
+    assert all(c['/zoedepth/depth/image'] == c[TOPICS.image] for c in counts.values())
+    caplog.clear()  # stored results, output bags in place: nothing to evaluate but the broken
+    assert main(args([tmp_path / 'fleet'], out, '--out-bag', str(pred))) == 0
+    assert '5 bag(s): 4 stored from an earlier run, 1 to evaluate' in caplog.text
+    caplog.clear()  # stored results without the output bags asked for now: evaluated again
+    assert main(args([tmp_path / 'fleet'], out, '--out-bag', str(tmp_path / 'pred2'))) == 0
+    assert '5 bag(s): 0 stored from an earlier run, 5 to evaluate' in caplog.text
+    assert len(list((tmp_path / 'pred2').rglob('metadata.yaml'))) == 4
 
 
 def test_bags_are_named_every_way_once_and_balanced_by_size(tmp_path: Path) -> None:

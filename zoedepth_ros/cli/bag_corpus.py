@@ -47,7 +47,7 @@ def bag_folder_name(bag: Path, key: str) -> str:
 
 
 def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEvalSettings,
-                 output: Path, out_bags: Path | None, args: argparse.Namespace,
+                 output: Path, out_bag: Path | None, args: argparse.Namespace,
                  progress: CorpusProgress) -> dict[str, Any]:
     """Evaluate one bag into ``output/bags/<name>-<key>/`` (atomically); its result."""
     from zoedepth_ros.evaluation.bags import evaluate_bag
@@ -58,13 +58,13 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
     folder = output / 'bags' / bag_folder_name(bag, key)
     # this rank alone owns the bag: what a killed run was writing for it goes
     stale = remove_stale_staging(folder) + (
-        remove_stale_staging(out_bags / bag.name) if out_bags is not None else 0)
+        remove_stale_staging(out_bag) if out_bag is not None else 0)
     if stale:
         logger.info('%s: removed what an interrupted run left half-written', bag.name)
     start = time.perf_counter()
     writer = None
-    if out_bags is not None:
-        writer = AtomicBagWriter(out_bags / bag.name, args.out_storage, args.out_version,
+    if out_bag is not None:
+        writer = AtomicBagWriter(out_bag, args.out_storage, args.out_version,
                                  overwrite=True)
     try:
         with atomic_directory(folder, overwrite=True) as staging:
@@ -74,10 +74,10 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
             write_report(report, staging, [])
             result = {'key': key, 'bag': str(bag), 'frames': len(report.frames),
                       'evaluated': report.evaluated, 'seconds': time.perf_counter() - start}
+            if writer is not None:  # before the result is in place: a bag stored as done
+                writer.commit()      # has its output bag
+                writer = None
             write_json(staging / RESULT, result)  # last: it marks the bag complete
-        if writer is not None:
-            writer.commit()
-            writer = None
     finally:
         if writer is not None:
             writer.abort()
@@ -129,6 +129,16 @@ def failure_file(output: Path, bag: Path, key: str) -> Path:
     return output / 'bags' / f'failed-{bag_folder_name(bag, key)}.json'
 
 
+def output_bags(bags: list[Path], folder: Path | None) -> dict[Path, Path]:
+    """Each bag's output bag in ``folder``, at the bag's path relative to the folder that holds
+    every bag of the corpus, so that two bags with one name in different folders
+    (``day1/run_a``, ``day2/run_a``) get two output bags. Empty without ``folder``."""
+    if folder is None or not bags:
+        return {}
+    root = Path(os.path.commonpath([bag.parent for bag in bags]))
+    return {bag: folder / bag.relative_to(root) for bag in bags}
+
+
 def wait_for_ranks(rank: int, output: Path) -> bool:
     """Wait until every rank has evaluated its share; False when one ended before (logged)."""
     import torch.distributed as dist
@@ -177,6 +187,7 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
     from zoedepth_ros.evaluation.bags import _settings_dict
     from zoedepth_ros.evaluation.corpus import (
         balance,
+        is_bag,
         model_identity,
         pooled_corpus,
         pooled_pixel_stats,
@@ -195,7 +206,10 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
     settings_dict = _settings_dict(settings)
     keys = {bag: result_key(bag, model, settings_dict) for bag in bags}
     done = stored_results(output)
-    todo = [bag for bag in bags if keys[bag] not in done]
+    out_bags = output_bags(bags, args.out_bag)
+    # a stored result without the output bag asked for now is evaluated again
+    todo = [bag for bag in bags if keys[bag] not in done or bag in out_bags and not is_bag(
+        out_bags[bag])]
     if rank == 0:
         logger.info('%d bag(s): %d stored from an earlier run, %d to evaluate', len(bags),
                     len(bags) - len(todo), len(todo))
@@ -219,7 +233,7 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
             assert estimator is not None  # built when there is a bag to evaluate
             try:
                 done[keys[bag]] = evaluate_one(estimator, bag, keys[bag], settings, output,
-                                               args.out_bag, args, progress)
+                                               out_bags.get(bag), args, progress)
             except ZoeDepthError as err:
                 failed.append({'bag': str(bag), 'reason': str(err), 'key': keys[bag]})
                 logger.warning('%s: %s (skipped; the run goes on)', bag, err)
