@@ -133,6 +133,9 @@ class Probe:
              timeout_s: float = WAIT_S) -> Any:
         """The response of ``service`` to ``request``; None when none came (``resend_s=None``).
 
+        The service may take ``WAIT_S`` to appear (a node starting on a loaded machine); its
+        answer then ``timeout_s``.
+
         ``wait_for_service`` returns once the client sees the server, but the server may not
         have matched the client's response reader yet; a response sent in that window is lost
         (a DDS discovery race). An idempotent request is therefore sent again every
@@ -143,7 +146,7 @@ class Probe:
         client = self._clients.get(service)
         if client is None:
             client = self._clients[service] = self.node.create_client(kind, service)
-        assert client.wait_for_service(timeout_sec=timeout_s), f'no service {service}'
+        assert client.wait_for_service(timeout_sec=WAIT_S), f'no service {service}'
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             future = client.call_async(request)
