@@ -185,15 +185,7 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
 def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
          estimator_factory: Any, rank: int, world: int) -> int:
     from zoedepth_ros.evaluation.bags import _settings_dict
-    from zoedepth_ros.evaluation.corpus import (
-        balance,
-        is_bag,
-        model_identity,
-        pooled_corpus,
-        pooled_pixel_stats,
-        result_key,
-    )
-    from zoedepth_ros.evaluation.corpus_report import write_corpus_report
+    from zoedepth_ros.evaluation.corpus import balance, is_bag, model_identity, result_key
     from zoedepth_ros.io.atomic import write_json
     from zoedepth_ros.io.bag_reader import open_bag
 
@@ -246,6 +238,16 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
         return 0
     if world > 1:
         done = stored_results(output)
+    return merge(output, bags, keys, done, getattr(estimator, 'name', model['name']),
+                 settings.sparse_topic is not None)
+
+
+def merge(output: Path, bags: list[Path], keys: dict[Path, str],
+          done: dict[str, dict[str, Any]], model: str, anchored: bool) -> int:
+    """Write the corpus report from every stored result and failure file (rank 0)."""
+    from zoedepth_ros.evaluation.corpus import pooled_corpus, pooled_pixel_stats
+    from zoedepth_ros.evaluation.corpus_report import write_corpus_report
+
     failed = []
     for bag in bags:
         path = failure_file(output, bag, keys[bag])
@@ -258,9 +260,7 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
             continue
         metrics = result['metrics']
         results[str(bag)] = metrics
-        mix: dict[str, int] = {}
-        for name, values in metrics['per_domain'].items():
-            mix[name] = values['frames']
+        mix = {name: values['frames'] for name, values in metrics['per_domain'].items()}
         rows.append({'name': bag.name, 'bag': str(bag), 'folder':
                      f'bags/{bag_folder_name(bag, keys[bag])}', 'frames': result['frames'],
                      'evaluated': result['evaluated'], 'seconds': result['seconds'],
@@ -271,9 +271,7 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
             f'{item["bag"]}: {item["reason"]}' for item in failed))
         return 2
     pooled = pooled_corpus(results)
-    anchored = settings.sparse_topic is not None
-    name = getattr(estimator, 'name', model['name'])
-    write_corpus_report(output, rows, failed, pooled, pooled_pixel_stats(results), name,
+    write_corpus_report(output, rows, failed, pooled, pooled_pixel_stats(results), model,
                         anchored)
     overall = pooled['overall']
     logger.info('%d bag(s), %d evaluated frames%s: delta1 %.4f  REL %.4f  RMSE %.4f m',
