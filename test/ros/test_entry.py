@@ -16,17 +16,25 @@ from pathlib import Path
 import pytest
 from node_harness import REPO, wait_until
 
+from zoedepth_ros.ros.entry import EXIT_REPORT_S
+
 NODE = """
-import sys, time
+import sys, threading, time
 from rclpy.node import Node
 from zoedepth_ros.ros.entry import run_node
 
 HANG_S = float(sys.argv[1])
+EXIT_HANG = sys.argv[2:] == ['exit-hang']
+
+def held_at_exit():
+    time.sleep(600)  # a thread that the interpreter's exit waits for
 
 class Slow(Node):
     def __init__(self):
         super().__init__('slow_stop')
         self.timer = self.create_timer(0.01, self.serving)
+        if EXIT_HANG:
+            threading.Thread(target=held_at_exit).start()
 
     def serving(self):
         print('serving', flush=True)
@@ -41,8 +49,8 @@ sys.exit(run_node(Slow))
 """
 
 
-def _start(hang_s: float) -> subprocess.Popen[str]:
-    process = subprocess.Popen([sys.executable, '-c', NODE, str(hang_s)], cwd=REPO,
+def _start(hang_s: float, *extra: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, '-c', NODE, str(hang_s), *extra], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     wait_until(lambda: lines.append(process.stdout.readline()) or 'serving' in lines[-1],
@@ -76,6 +84,23 @@ def test_a_third_signal_ends_a_node_that_hangs() -> None:
     assert process.returncode == 128 + signal.SIGTERM, output
     assert 'SIGTERM: signal 3 while stopping, forced exit' in output
     assert 'Traceback' not in output, output
+
+
+def test_a_hung_interpreter_exit_prints_the_threads_stacks() -> None:
+    """After the node stopped cleanly only the interpreter's exit is left; should that hang,
+    the stacks are on stderr before launch's SIGKILL (10 s), naming what holds the exit."""
+    process = _start(0.0, 'exit-hang')
+    process.send_signal(signal.SIGINT)
+    lines: list[str] = []
+    try:
+        wait_until(lambda: lines.append(process.stdout.readline()) or 'held_at_exit' in lines[-1],
+                   timeout_s=EXIT_REPORT_S + 20, what='the stacks of the hung exit')
+    finally:
+        process.kill()
+        process.communicate()
+    output = ''.join(lines)
+    assert 'stopped by SIGINT: finished cleanly' in output
+    assert f'Timeout (0:00:{EXIT_REPORT_S:02.0f})!' in output, output
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 from collections.abc import Callable
 
 import rclpy
@@ -12,6 +13,10 @@ from rclpy.node import Node
 from zoedepth_ros.errors import ZoeDepthError
 from zoedepth_ros.pipeline.predict import keep_freed_memory
 from zoedepth_ros.ros.signals import StopSignals
+
+EXIT_REPORT_S = 8.0
+"""Seconds of a hung interpreter exit before the stacks are printed (launch sends SIGTERM,
+ignored by then, after 5 s and SIGKILL after 10 s)."""
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None,
@@ -62,4 +67,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
             logger.info(f'{why}: finished cleanly')
         rclpy.try_shutdown()
         signals.release()
+        # Only the interpreter's exit is left. Should it hang, the threads' stacks go to
+        # stderr (launch's log) before launch's SIGKILL: a report to act on, not a silent kill.
+        faulthandler.dump_traceback_later(EXIT_REPORT_S, exit=False)
     return code
