@@ -246,9 +246,11 @@ def test_two_workers_killed_and_resumed_give_the_single_process_results(tmp_path
         ranks = rank_processes(process.pid)
         for pid in ranks.values():  # hold both ranks still while one is chosen
             os.kill(pid, signal.SIGSTOP)
-        stored = len(list((split / 'bags').glob('*/result.json')))
-        # rank 0 has two of the three bags (balanced by size): at most one is stored
-        assert sorted(ranks) == [0, 1] and stored == 1, (ranks, stored)
+        stored = sorted(path.parent.name for path in (split / 'bags').glob('*/result.json'))
+        # balanced by size, rank 0 has run_a then run_c, rank 1 broken then run_b: run_c, the
+        # second of rank 0's bags, is not done when the first bag of either rank is stored
+        assert sorted(ranks) == [0, 1] and 1 <= len(stored) <= 2, (ranks, stored)
+        assert not any(name.startswith('run_c-') for name in stored), stored
         os.kill(ranks[0], signal.SIGKILL)
         os.kill(ranks[1], signal.SIGCONT)
         output = process.communicate(timeout=120)[0]
