@@ -12,6 +12,7 @@ import logging
 import math
 import sys
 import time
+from abc import ABC, abstractmethod
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ def duration(seconds: float) -> str:
 Closed = TypeVar('Closed', bound='ClosedOnExit')
 
 
-class ClosedOnExit:
+class ClosedOnExit(ABC):
     """``with`` support for a progress display: ``close(finished=...)`` on leaving the block,
     finished unless an exception (Ctrl-C included) left it."""
 
@@ -49,8 +50,9 @@ class ClosedOnExit:
                  traceback: TracebackType | None) -> None:
         self.close(finished=kind is None)
 
+    @abstractmethod
     def close(self, finished: bool = True) -> None:
-        raise NotImplementedError
+        """End the display; ``finished``: the work completed (a last line is due)."""
 
 
 class Progress(ClosedOnExit):
