@@ -32,12 +32,11 @@ RESULT = 'result.json'
 
 
 def stored_results(output: Path) -> dict[str, dict[str, Any]]:
-    """key -> stored result (result.json, with the bag's metrics.json as 'metrics') of every
-    completed bag under ``output/bags``."""
+    """key -> stored result (result.json: key, bag, frames, evaluated, seconds) of every
+    completed bag under ``output/bags``; its metrics stay in its metrics.json until the merge."""
     results = {}
     for path in sorted((output / 'bags').glob(f'*/{RESULT}')):
         data = json.loads(path.read_text())
-        data['metrics'] = json.loads((path.parent / 'metrics.json').read_text())
         results[data['key']] = data
     return results
 
@@ -81,8 +80,7 @@ def evaluate_one(estimator: DepthEstimator, bag: Path, key: str, settings: BagEv
     finally:
         if writer is not None:
             writer.abort()
-    # as a later run reads it back: the same numbers whichever run evaluated the bag
-    return {**result, 'metrics': json.loads((folder / 'metrics.json').read_text())}
+    return result
 
 
 def launch_workers(args: argparse.Namespace) -> int:
@@ -258,11 +256,13 @@ def merge(output: Path, bags: list[Path], keys: dict[Path, str],
         result = done.get(keys[bag])
         if result is None:
             continue
-        metrics = result['metrics']
+        # read back from the file for every bag: the same numbers whichever run evaluated it
+        folder = bag_folder_name(bag, keys[bag])
+        metrics = json.loads((output / 'bags' / folder / 'metrics.json').read_text())
         results[str(bag)] = metrics
         mix = {name: values['frames'] for name, values in metrics['per_domain'].items()}
-        rows.append({'name': bag.name, 'bag': str(bag), 'folder':
-                     f'bags/{bag_folder_name(bag, keys[bag])}', 'frames': result['frames'],
+        rows.append({'name': bag.name, 'bag': str(bag), 'folder': f'bags/{folder}',
+                     'frames': result['frames'],
                      'evaluated': result['evaluated'], 'seconds': result['seconds'],
                      'domains': mix, **{k: metrics['overall'][k] for k in ('a1', 'abs_rel',
                                                                             'rmse')}})

@@ -89,10 +89,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     anchor.add_argument('--focal-reference', type=float, nargs=2, metavar=('INDOOR', 'OUTDOOR'),
                         help="fx/width of the heads' training cameras (default NYU 0.8107, "
                              'KITTI 0.5934)')
+    corpus = parser.add_argument_group('corpus')
+    corpus.add_argument('--workers', type=int, default=1, metavar='N',
+                        help='N local processes (torch.distributed, gloo on CPU, one GPU each '
+                             'on CUDA) share the bags; under torchrun the ranks do')
     out = parser.add_argument_group('output bag')
-    out.add_argument('--workers', type=int, default=1, metavar='N',
-                     help='a corpus: N local processes (torch.distributed, gloo on CPU, one '
-                          'GPU each on CUDA) share the bags; under torchrun the ranks do')
     out.add_argument('--out-bag', type=Path, help='also write a bag with the predictions (a '
                      'corpus: a folder with one output bag per input bag)')
     out.add_argument('--out-storage', default='mcap', choices=['mcap', 'sqlite3'])
