@@ -47,6 +47,8 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
                          P + 'pipeline', P + 'pointcloud', P + 'data', P + 'metrics') + HIGH),
     ('config', ROS + ('torch', 'numpy', 'timm', 'cv2', P + 'model', P + 'io.messages')),
     ('errors', ROS + ('torch', 'numpy', 'yaml', P)),
+    # the camera-name rule: the ros2 launch process imports it (standard library only)
+    ('names', ROS + ('torch', 'numpy', 'yaml', P)),
     # setup.py reads its EXTRAS literal; it raises the package's errors and nothing more
     ('extras', ROS + ('torch', 'numpy', 'yaml', 'cv2', P + 'model', P + 'io', P + 'config')
      + HIGH),

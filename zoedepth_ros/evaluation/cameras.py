@@ -11,7 +11,6 @@ camera (per-frame metrics, as each camera's own table).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,8 +19,8 @@ from zoedepth_ros.errors import ConfigError
 from zoedepth_ros.evaluation.bags import BagEvalReport, BagEvalSettings
 from zoedepth_ros.evaluation.corpus import pooled_corpus
 from zoedepth_ros.metrics import METRIC_KEYS
+from zoedepth_ros.names import CAMERA_NAME_RULE, is_camera_name, repeated
 
-_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 _KEYS = {'depth': 'depth', 'info': 'camera_info', 'sparse': 'sparse'}
 
 
@@ -44,9 +43,9 @@ def parse_camera(text: str) -> CameraTopics:
     """
     head, *rest = text.split(',')
     name, _, image = head.partition('=')
-    if not _NAME.match(name):
-        raise ConfigError(f'--camera {text!r}: {name!r} is not a camera name (a letter, then '
-                          'letters, digits or underscores)')
+    if not is_camera_name(name):
+        raise ConfigError(f'--camera {text!r}: {name!r} is not a camera name '
+                          f'({CAMERA_NAME_RULE})')
     if not image.startswith('/'):
         raise ConfigError(f'--camera {text!r}: expected NAME=/image/topic first')
     values: dict[str, str] = {}
@@ -63,7 +62,7 @@ def check_cameras(cameras: list[CameraTopics]) -> list[CameraTopics]:
     """The cameras, with distinct names and image topics (ConfigError otherwise)."""
     for what, values in (('name', [c.name for c in cameras]),
                          ('image topic', [c.image for c in cameras])):
-        twice = sorted({value for value in values if values.count(value) > 1})
+        twice = repeated(values)
         if twice:
             raise ConfigError(f'--camera: {what} {", ".join(twice)} given twice')
     return cameras
