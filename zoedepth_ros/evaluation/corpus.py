@@ -83,10 +83,10 @@ def _expand(entry: str, base: Path) -> list[Path]:
 def bag_identity(bag: Path) -> dict[str, Any]:
     """What identifies a bag's content cheaply: each file's name, size and modification time
     (nanoseconds). A bag rewritten in place changes at least one of them."""
-    files = sorted(p for p in bag.iterdir() if p.is_file())
+    stats = sorted((p.name, p.stat()) for p in bag.iterdir() if p.is_file())
     return {'path': str(bag), 'files': [
-        {'name': p.name, 'size': p.stat().st_size, 'mtime_ns': p.stat().st_mtime_ns}
-        for p in files]}
+        {'name': name, 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+        for name, stat in stats]}
 
 
 def bag_size(bag: Path) -> int:
@@ -117,12 +117,13 @@ def model_identity(name: str, path: str | None) -> dict[str, Any]:
 def balance(bags: Sequence[Path], ranks: int) -> list[list[Path]]:
     """Bags per rank, balanced by size: the largest first, each to the least loaded rank
     (ties to the lowest rank). The same for every rank that computes it."""
+    sizes = {bag: bag_size(bag) for bag in bags}
     loads = [0] * ranks
     shares: list[list[Path]] = [[] for _ in range(ranks)]
-    for bag in sorted(bags, key=lambda b: (-bag_size(b), str(b))):
+    for bag in sorted(bags, key=lambda b: (-sizes[b], str(b))):
         rank = min(range(ranks), key=lambda r: (loads[r], r))
         shares[rank].append(bag)
-        loads[rank] += bag_size(bag)
+        loads[rank] += sizes[bag]
     return shares
 
 

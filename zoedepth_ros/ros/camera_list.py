@@ -12,6 +12,7 @@ CAMERA_OVERRIDES = ('frame_id', 'fov_deg', 'min_range', 'max_range', 'input_tran
                     'anchor.extrinsic.qy', 'anchor.extrinsic.qz', 'anchor.extrinsic.qw')
 """Node parameters a camera can override as ``<camera>.<parameter>`` (read-only)."""
 
+
 def check_camera_names(names: list[str]) -> tuple[str, ...]:
     """The camera names, each a valid ROS name token, none twice (ConfigError otherwise)."""
     for name in names:

@@ -71,9 +71,8 @@ def declare_cameras(node: Node) -> dict[str, dict[str, Any]]:
             declared = descriptor(spec)
             declared.name, declared.read_only = f'{camera}.{name}', True
             declared.description = f"{camera}: {spec.description} (default: the node's {name})"
-            parameter: Parameter = node.declare_parameter(f'{camera}.{name}',
-                                               Parameter.Type.from_parameter_value(spec.default),
-                                               declared)
+            parameter: Parameter = node.declare_parameter(
+                f'{camera}.{name}', Parameter.Type.from_parameter_value(spec.default), declared)
             if parameter.type_ != Parameter.Type.NOT_SET:
                 cameras[camera][name] = parameter.value
     return cameras
