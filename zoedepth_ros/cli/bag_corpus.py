@@ -16,8 +16,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import time
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from zoedepth_ros.cli.corpus_progress import CorpusProgress
@@ -144,9 +146,9 @@ def wait_for_ranks(rank: int, output: Path) -> bool:
     try:
         dist.barrier()
     except RuntimeError:  # a rank ended (killed, lost node) before the merge
-        logger.error('rank %d: another rank ended before the merge (its connection closed). '
-                     'The bags of rank %d are stored in %s: run the same command again to '
-                     'evaluate what is missing', rank, rank, output)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the launcher's stop: said here, once
+        _rank_ended(rank, output, 'another rank ended before the merge (its connection '
+                    'closed)')
         return False
     return True
 
@@ -174,10 +176,29 @@ def run_corpus(args: argparse.Namespace, bags: list[Path], settings: BagEvalSett
             args.threads = max(1, (os.cpu_count() or 1) // int(
                 os.environ.get('LOCAL_WORLD_SIZE', str(world))))
     info = init_distributed('cuda' if cuda else 'cpu')
+    if world > 1:  # the launcher stops the other ranks with SIGTERM when one ends
+        signal.signal(signal.SIGTERM, _stopped)
     try:
         return _run(args, bags, settings, estimator_factory, info.rank, info.world_size)
+    except RankStopped:  # the bag in hand is left unwritten (its staging removed)
+        _rank_ended(info.rank, args.output, 'stopped by SIGTERM: another rank ended before '
+                    'the merge, or the run was stopped')
+        return 1
     finally:
         shutdown_distributed()
+
+
+class RankStopped(BaseException):
+    """SIGTERM in a rank (not an Exception: no handler for errors catches it)."""
+
+
+def _stopped(number: int, frame: FrameType | None) -> None:
+    raise RankStopped
+
+
+def _rank_ended(rank: int, output: Path, why: str) -> None:
+    logger.error('rank %d: %s. The bags of rank %d finished so far are stored in %s: run the '
+                 'same command again to evaluate what is missing', rank, why, rank, output)
 
 
 def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,

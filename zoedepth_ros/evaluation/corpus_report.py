@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zoedepth_ros.evaluation.report import plot_error_vs_depth, plot_histogram
-from zoedepth_ros.io.atomic import write_json, write_text
+from zoedepth_ros.io.atomic import atomic_path, write_json, write_text
 
 CORPUS_PLOTS = {'error vs depth, all bags': 'plots/error_vs_depth.png',
                 'signed error, all bags': 'plots/error_histogram.png',
@@ -35,12 +35,14 @@ def write_corpus_report(output: Path, rows: list[dict[str, Any]], failed: list[d
         import matplotlib
 
         matplotlib.use('Agg')
-        (output / 'plots').mkdir(exist_ok=True)
-        paths = list(CORPUS_PLOTS.values())
-        plot_error_vs_depth(pixel_stats, f'Relative error vs depth, {len(rows)} bags ({model})',
-                            output / paths[0])
-        plot_histogram(pixel_stats, output / paths[1])
-        plot_per_bag(rows, pooled['overall'], output / paths[2])
+        stats = pixel_stats
+        draw = [lambda path: plot_error_vs_depth(
+                    stats, f'Relative error vs depth, {len(rows)} bags ({model})', path),
+                lambda path: plot_histogram(stats, path),
+                lambda path: plot_per_bag(rows, pooled['overall'], path)]
+        for plot, name in zip(draw, CORPUS_PLOTS.values()):
+            with atomic_path(output / name) as staged:  # PNG under a temporary name
+                plot(staged)
     write_text(output / 'report.md',
                corpus_markdown(rows, failed, pooled, model, anchored, plots))
 
@@ -73,7 +75,7 @@ def plot_per_bag(rows: list[dict[str, Any]], overall: dict[str, Any], path: Path
     figure.suptitle('Per bag (colour: the head that served most frames; blue indoor, '
                     'orange outdoor)', fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format='png')
     plt.close(figure)
 
 

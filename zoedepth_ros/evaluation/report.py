@@ -211,7 +211,7 @@ def _plot_alignment(report: BagEvalReport, path: Path) -> None:
     bottom.set_xlabel('time since first frame (s, header stamps)')
     top.set_title('Metric anchoring: fitted scale over time')
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format='png')
     plt.close(figure)
 
 
@@ -237,7 +237,7 @@ def plot_error_vs_depth(stats: Mapping[str, Any], title: str, path: Path) -> Non
     twin.set_ylabel('pixels')
     axis.set_title(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format='png')
     plt.close(figure)
 
 
@@ -256,7 +256,7 @@ def _plot_over_time(report: BagEvalReport, path: Path) -> None:
     bottom.set_xlabel('time since first frame (s, header stamps)')
     top.set_title('Per-frame delta1 and REL (gaps: frames without ground truth)')
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format='png')
     plt.close(figure)
 
 
@@ -272,7 +272,7 @@ def plot_histogram(stats: Mapping[str, Any], path: Path) -> None:
     axis.set_ylabel('share of valid pixels')
     axis.set_title('Signed relative error, all evaluated pixels')
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format='png')
     plt.close(figure)
 
 
@@ -292,7 +292,7 @@ def _plot_domain(report: BagEvalReport, path: Path) -> None:
     axis.legend(loc='upper center', ncols=2, fontsize=8)
     axis.set_title('Router domain over time')
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format='png')
     plt.close(figure)
 
 
