@@ -19,15 +19,23 @@ from node_harness import REPO, wait_until
 from zoedepth_ros.ros.entry import EXIT_REPORT_S
 
 NODE = """
-import sys, threading, time
+import os, signal, sys, threading, time
 from rclpy.node import Node
 from zoedepth_ros.ros.entry import run_node
 
 HANG_S = float(sys.argv[1])
 EXIT_HANG = sys.argv[2:] == ['exit-hang']
+LATE_SIGNAL = sys.argv[2:] == ['late-signal']
 
 def held_at_exit():
     time.sleep(600)  # a thread that the interpreter's exit waits for
+
+def late_signal(context):
+    # rclpy's deferred signal thread shuts the context down; the Python half of the same
+    # SIGINT reaches the main thread late, as on a loaded machine.
+    context.shutdown()
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGINT)
 
 class Slow(Node):
     def __init__(self):
@@ -39,6 +47,8 @@ class Slow(Node):
     def serving(self):
         print('serving', flush=True)
         self.timer.cancel()
+        if LATE_SIGNAL:
+            threading.Thread(target=late_signal, args=(self.context,)).start()
 
     def destroy_node(self):
         print('stopping', flush=True)
@@ -84,6 +94,17 @@ def test_a_third_signal_ends_a_node_that_hangs() -> None:
     assert process.returncode == 128 + signal.SIGTERM, output
     assert 'SIGTERM: signal 3 while stopping, forced exit' in output
     assert 'Traceback' not in output, output
+
+
+@pytest.mark.parametrize('hang_s', [1.0, 0.0], ids=['during-cleanup', 'after-cleanup'])
+def test_a_signal_counted_after_rclpy_stopped_the_spin_is_a_clean_stop(hang_s: float) -> None:
+    """The context is shut down first and the Python handler runs later: while the node is
+    destroyed (it must not raise into the cleanup) or after (the stop still names it)."""
+    process = _start(hang_s, 'late-signal')
+    output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert 'stopped by SIGINT: finished cleanly' in output, output
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
 
 
 def test_a_hung_interpreter_exit_prints_the_threads_stacks() -> None:

@@ -14,6 +14,10 @@ from zoedepth_ros.errors import ZoeDepthError
 from zoedepth_ros.pipeline.predict import keep_freed_memory
 from zoedepth_ros.ros.signals import StopSignals
 
+SIGNAL_SETTLE_S = 0.5
+"""Seconds to wait, after the context was shut down from outside, for the Python half of the
+signal that did it (see :class:`~zoedepth_ros.ros.signals.StopSignals`)."""
+
 EXIT_REPORT_S = 8.0
 """Seconds of a hung interpreter exit before the stacks are printed (launch sends SIGTERM,
 ignored by then, after 5 s and SIGKILL after 10 s)."""
@@ -47,21 +51,29 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         executor = SingleThreadedExecutor()
         node = factory()
         executor.add_node(node)
-        executor.spin()
+        try:
+            executor.spin()
+        finally:
+            signals.raising = False
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ZoeDepthError, ParameterException) as err:
+        signals.raising = False
         rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
         code = 2
     except Exception:
+        signals.raising = False
         if rclpy.ok() and signals.count == 0:
             code = 1
             raise
         # SIGINT/SIGTERM during start-up: rclpy shut the context down under the constructor.
     finally:
+        signals.raising = False  # a late signal is counted, never raised into the cleanup
         logger = node.get_logger() if node is not None else rclpy.logging.get_logger('depth_node')
         if node is not None:
             node.destroy_node()
+        if code == 0 and signals.first is None and not rclpy.ok():
+            signals.settle(SIGNAL_SETTLE_S)  # rclpy's half of a signal may come first
         if code == 0:
             why = f'stopped by {signals.first}' if signals.first else 'context shut down'
             logger.info(f'{why}: finished cleanly')
