@@ -14,9 +14,10 @@ from zoedepth_ros.errors import ZoeDepthError
 from zoedepth_ros.pipeline.predict import keep_freed_memory
 from zoedepth_ros.ros.signals import StopSignals
 
-SIGNAL_SETTLE_S = 0.5
+SIGNAL_SETTLE_S = 2.0
 """Seconds to wait, after the context was shut down from outside, for the Python half of the
-signal that did it (see :class:`~zoedepth_ros.ros.signals.StopSignals`)."""
+signal that did it (see :class:`~zoedepth_ros.ros.signals.StopSignals`). Only a context shut
+down with no signal at all (``rclpy.shutdown`` from another thread) waits this long."""
 
 EXIT_REPORT_S = 8.0
 """Seconds of a hung interpreter exit before the stacks are printed (launch sends SIGTERM,
