@@ -219,8 +219,8 @@ def _run(args: argparse.Namespace, bags: list[Path], settings: BagEvalSettings,
     done = stored_results(output)
     out_bags = output_bags(bags, args.out_bag)
     # a stored result without the output bag asked for now is evaluated again
-    todo = [bag for bag in bags if keys[bag] not in done or bag in out_bags and not is_bag(
-        out_bags[bag])]
+    todo = [bag for bag in bags
+            if keys[bag] not in done or (bag in out_bags and not is_bag(out_bags[bag]))]
     if rank == 0:
         logger.info('%d bag(s): %d stored from an earlier run, %d to evaluate', len(bags),
                     len(bags) - len(todo), len(todo))

@@ -51,7 +51,7 @@ class CorpusProgress(ClosedOnExit):
         self.rank, self.world, self.total = rank, world, total
         self.done = 0
         self._folder = run_folder(output)
-        self.bar = Progress('bag eval corpus', total or None if world == 1 else None, 'frame',
+        self.bar = Progress('bag eval corpus', (total or None) if world == 1 else None, 'frame',
                             every_s=every_s, enabled=rank == 0, terminal=terminal)
         self._written = 0.0
         self._stop = threading.Event()

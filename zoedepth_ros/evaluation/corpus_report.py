@@ -9,6 +9,7 @@ signed error histogram over every evaluated pixel of the corpus, and REL and del
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,10 @@ def write_corpus_report(output: Path, rows: list[dict[str, Any]], failed: list[d
         import matplotlib
 
         matplotlib.use('Agg')
-        stats = pixel_stats
-        draw = [lambda path: plot_error_vs_depth(
-                    stats, f'Relative error vs depth, {len(rows)} bags ({model})', path),
-                lambda path: plot_histogram(stats, path),
-                lambda path: plot_per_bag(rows, pooled['overall'], path)]
+        draw = [partial(plot_error_vs_depth, pixel_stats,
+                        f'Relative error vs depth, {len(rows)} bags ({model})'),
+                partial(plot_histogram, pixel_stats),
+                partial(plot_per_bag, rows, pooled['overall'])]
         for plot, name in zip(draw, CORPUS_PLOTS.values()):
             with atomic_path(output / name) as staged:  # PNG under a temporary name
                 plot(staged)

@@ -45,31 +45,30 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
     node = None
     code = 0
     try:
-        keep_freed_memory()
-        rclpy.init(args=args)
-        # The executor exists before the node is visible in the graph, so a SIGTERM sent as
-        # soon as it appears cannot interrupt the executor's own construction.
-        executor = SingleThreadedExecutor()
-        node = factory()
-        executor.add_node(node)
         try:
+            keep_freed_memory()
+            rclpy.init(args=args)
+            # The executor exists before the node is visible in the graph, so a SIGTERM sent
+            # as soon as it appears cannot interrupt the executor's own construction.
+            executor = SingleThreadedExecutor()
+            node = factory()
+            executor.add_node(node)
             executor.spin()
         finally:
+            # Start-up or spin ended, however: before any handler below runs a Python call, a
+            # late signal is counted from here on, never raised into the error or the cleanup.
             signals.raising = False
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ZoeDepthError, ParameterException) as err:
-        signals.raising = False
         rclpy.logging.get_logger('depth_node').error(f'cannot start: {err}')
         code = 2
     except Exception:
-        signals.raising = False
         if rclpy.ok() and signals.count == 0:
             code = 1
             raise
         # SIGINT/SIGTERM during start-up: rclpy shut the context down under the constructor.
     finally:
-        signals.raising = False  # a late signal is counted, never raised into the cleanup
         logger = node.get_logger() if node is not None else rclpy.logging.get_logger('depth_node')
         if node is not None:
             node.destroy_node()
